@@ -1,0 +1,152 @@
+"""One checkpoint format for every family: config, weights, optimiser state, history, samples, card.
+
+Files are written with ``torch.save`` and read with ``torch.load(weights_only=True)``, which only
+rebuilds tensors and plain containers: a file crafted to run code on load is refused. Everything
+else that can be wrong with a file (size, truncation, another format, a config or weights that do
+not fit) becomes a ``CheckpointError`` with a one-line reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import io
+import os
+import pickle
+import platform
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from .models import FAMILIES, GenerativeModel, build_model
+
+FORMAT = "genlib-checkpoint"
+VERSION = 1
+MAX_BYTES = 200 * 2**20   # far above any model here (the largest is a few MB)
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable genlib checkpoint; the message says why in one line."""
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    model: GenerativeModel
+    card: dict[str, Any]
+    train_config: dict[str, Any]
+    history: dict[str, list[float]]
+    metrics: dict[str, list[float]]
+    samples: list[tuple[int, torch.Tensor]]   # (step, uint8 fixed-noise grid) along training
+    fixed_z: torch.Tensor | None = None
+    fixed_labels: torch.Tensor | None = None
+
+
+def model_card(model: GenerativeModel, trainer=None, **extra: Any) -> dict[str, Any]:
+    """What a reader needs to trust a checkpoint: data, steps, time, device, versions, sizes."""
+    card: dict[str, Any] = {
+        "family": model.family,
+        "steps": model.steps,
+        "parameters": model.network_sizes(),
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if trainer is not None:
+        d = trainer.data
+        card.update(dataset=d.name, split=d.split, images=len(d), data_note=d.note,
+                    epochs=round(trainer.epoch, 3), wall_time_s=round(trainer.elapsed, 2),
+                    device=str(trainer.device), seed=trainer.config.seed,
+                    batch_size=trainer.config.batch_size)
+    card.update(extra)
+    return card
+
+
+def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, trainer=None,
+                    **card: Any) -> None:
+    """Save ``model`` (and, when given, the trainer's history and fixed-noise samples)."""
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "family": model.family,
+        "config": model.config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizers": {k: o.state_dict() for k, o in model.optimizers().items()},
+        "steps": model.steps,
+        "card": model_card(model, trainer, **card),
+        "train_config": {}, "history": {}, "metrics": {}, "samples": [],
+    }
+    if trainer is not None:
+        snap = trainer.snapshot()
+        payload.update(
+            train_config=dataclasses.asdict(trainer.config), history=snap.history, metrics=snap.metrics,
+            samples=[{"step": s, "images": x} for s, x in snap.samples],
+            fixed_z=trainer.fixed_z.detach().cpu(),
+            fixed_labels=None if trainer.fixed_labels is None else trainer.fixed_labels.cpu())
+    if isinstance(path, (str, os.PathLike)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)      # never leave a half-written checkpoint behind
+    else:
+        torch.save(payload, path)
+
+
+def _read_payload(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int) -> dict[str, Any]:
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "upload"
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_file():
+            raise CheckpointError(f"{name}: no such file")
+        size = Path(source).stat().st_size
+        if size > max_bytes:
+            raise CheckpointError(f"{name}: {size / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB limit")
+        data = Path(source).read_bytes()
+    else:
+        data = source if isinstance(source, bytes) else source.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise CheckpointError(f"{name}: over the {max_bytes / 2**20:.0f} MB limit")
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{name}: refused: the file holds objects other than tensors and plain "
+                              f"data, which could run code ({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+        raise CheckpointError(f"{name}: not a readable checkpoint (corrupt or truncated file: "
+                              f"{type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: not a genlib checkpoint (no '{FORMAT}' header)")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{name}: checkpoint version {payload.get('version')!r} is not supported "
+                              f"(this genlib reads version {VERSION})")
+    return payload
+
+
+def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO, *, device: str | torch.device = "cpu",
+                    max_bytes: int = MAX_BYTES) -> Checkpoint:
+    """Load a checkpoint without executing anything it contains; rebuild its model on ``device``."""
+    payload = _read_payload(source, max_bytes)
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "upload"
+    family = payload.get("family")
+    if family not in FAMILIES:
+        raise CheckpointError(f"{name}: unknown model family {family!r}")
+    try:
+        model = build_model(family, dict(payload.get("config") or {}))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{name}: invalid {family} config: {e}") from None
+    model.to(device)   # before the optimisers load, so their state lands on the same device
+    try:
+        model.load_state_dict(payload["model"])
+        for k, opt in model.optimizers().items():
+            if k in payload.get("optimizers", {}):
+                opt.load_state_dict(payload["optimizers"][k])
+    except (KeyError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"{name}: weights do not match the config ({first[:200]})") from None
+    model.steps = int(payload.get("steps", 0))
+    model.eval()
+    return Checkpoint(
+        model=model, card=dict(payload.get("card") or {}), train_config=dict(payload.get("train_config") or {}),
+        history=dict(payload.get("history") or {}), metrics=dict(payload.get("metrics") or {}),
+        samples=[(int(s["step"]), s["images"]) for s in payload.get("samples", [])],
+        fixed_z=payload.get("fixed_z"), fixed_labels=payload.get("fixed_labels"))

@@ -1,0 +1,212 @@
+"""Command line: ``python -m genlib {train,sample,info} ...``.
+
+Errors a user can cause (bad arguments, missing data, a bad checkpoint) end with a one-line reason
+and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DATASETS, DataNotFoundError, load_dataset
+from .models import PRESETS, config_class, preset_config, build_model
+from .trainer import Event, TrainConfig, Trainer
+
+
+class UsageError(ValueError):
+    """A bad command-line value; reported as one line."""
+
+
+def parse_overrides(family: str, items: Sequence[str]) -> dict[str, Any]:
+    """``['lr=1e-3', 'hidden=256,128', 'skip=true']`` -> typed values, by the config field's default."""
+    fields = {f.name: f for f in dataclasses.fields(config_class(family))}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise UsageError(f"--set expects key=value, got {item!r}")
+        if key not in fields:
+            raise UsageError(f"--set {key}: not a {family} setting; known: {', '.join(sorted(fields))}")
+        default = fields[key].default
+        try:
+            if isinstance(default, bool):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                out[key] = raw.lower() in ("true", "1", "yes")
+            elif isinstance(default, tuple):
+                out[key] = tuple(int(v) for v in raw.split(",") if v.strip())
+            else:
+                out[key] = type(default)(raw)
+        except ValueError:
+            raise UsageError(f"--set {key}={raw!r}: expected a {type(default).__name__}") from None
+    return out
+
+
+def _print_event(ev: Event, total: int) -> None:
+    if ev.kind == "progress":
+        losses = "  ".join(f"{k} {v:.4g}" for k, v in ev.losses.items())
+        eta = f"{ev.eta:.0f}s" if ev.eta == ev.eta else "?"
+        print(f"step {ev.step:>6}/{total}  epoch {ev.epoch:6.2f}  {losses}  |  "
+              f"{ev.images_per_s:,.0f} img/s  ETA {eta}", file=sys.stderr, flush=True)
+    elif ev.kind in ("error", "done", "stopped"):
+        print(ev.message, file=sys.stderr, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    data = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    if data.note:
+        print(f"note: {data.note}", file=sys.stderr)
+    family = PRESETS[args.model][0]
+    overrides = parse_overrides(family, args.set)
+    torch.manual_seed(args.seed)
+    _, config = preset_config(args.model, data.shape, data.num_classes, **overrides)
+    model = build_model(family, config)
+    steps = args.steps or max(1, round(args.epochs * data.steps_per_epoch(args.batch_size)))
+    tcfg = TrainConfig(steps=steps, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
+                       sample_every=args.sample_every, threads=args.threads)
+    trainer = Trainer(model, data, tcfg, device=args.device,
+                      callbacks=[] if args.quiet else [lambda ev: _print_event(ev, steps)])
+    sizes = ", ".join(f"{k} {v:,}" for k, v in model.network_sizes().items())
+    print(f"training {args.model} on {data.name} ({data.split}, {len(data):,} images) for {steps} steps "
+          f"on {trainer.device}; parameters: {sizes}", file=sys.stderr)
+    trainer.start()
+    try:
+        while trainer.is_alive:
+            trainer.join(0.2)
+    except KeyboardInterrupt:
+        trainer.stop()
+        trainer.join()
+        print("interrupted: saving what was trained", file=sys.stderr)
+    out = Path(args.out or f"runs/{args.model}-{args.dataset}.pt")
+    command = "python -m genlib " + " ".join(shlex.quote(a) for a in args.argv)
+    save_checkpoint(out, model, trainer, preset=args.model, command=command)
+    print(f"saved {out}", file=sys.stderr)
+    return 1 if trainer.state == "error" else 0
+
+
+def _parse_labels(text: str | None, n: int) -> torch.Tensor | None:
+    if text is None:
+        return None
+    try:
+        classes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--labels expects class numbers like 8 or 2,5, got {text!r}") from None
+    if not classes:
+        raise UsageError("--labels is empty")
+    return torch.tensor(classes).repeat(n // len(classes) + 1)[:n]
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise UsageError(f"--n must be >= 1, got {args.n}")
+    ckpt = load_checkpoint(args.checkpoint, device=args.device or "cpu")
+    model = ckpt.model
+    labels = _parse_labels(args.labels, args.n)
+    if labels is not None and not model.config.conditional:
+        raise UsageError("--labels needs a conditional model (cgan, cvae)")
+    if labels is None:
+        labels = model.default_labels(args.n)
+    torch.manual_seed(args.seed)
+    x = model.sample(args.n, labels=labels).cpu()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        arrays: dict[str, np.ndarray] = {}
+        if model.config.is_image:
+            img = (x * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+            arrays["x"] = img[:, 0] if img.shape[1] == 1 else img    # N x H x W for grey, N x C x H x W for colour
+        else:
+            arrays["x"] = x.numpy().astype(np.float32)
+        if labels is not None:
+            arrays["y"] = labels.cpu().numpy().astype(np.int64)
+        np.savez_compressed(out, **arrays)
+    elif out.suffix == ".png":
+        if not model.config.is_image:
+            raise UsageError("a .png grid needs an image model; use .npz for 2-D points")
+        from torchvision.utils import save_image
+        save_image(x, out, nrow=max(1, int(args.n ** 0.5)), padding=1)
+    else:
+        raise UsageError(f"--out must end in .npz or .png, got {out.name!r}")
+    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    info = {"card": ckpt.card, "config": ckpt.model.config.to_dict(), "train_config": ckpt.train_config,
+            "steps": ckpt.model.steps, "samples_along_training": [s for s, _ in ckpt.samples],
+            "final_losses": {k: v[-1] for k, v in ckpt.history.items() if k != "step" and v}}
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m genlib", description="Train and sample generative image models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t.add_argument("--model", default="vae", choices=list(PRESETS),
+                   help="; ".join(f"{k}: {v[2]}" for k, v in PRESETS.items()))
+    t.add_argument("--dataset", default="digits", choices=list(DATASETS))
+    t.add_argument("--split", default="train", choices=["train", "test"])
+    t.add_argument("--data-dir", default=None, help="data root (default: $GENLIB_DATA_DIR or ~/.cache/genlib/data)")
+    t.add_argument("--download", action=argparse.BooleanOptionalAction, default=None,
+                   help="download missing data (default: try when missing)")
+    length = t.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None)
+    length.add_argument("--epochs", type=float, default=None)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = automatic)")
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--sample-every", type=int, default=250)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model setting, e.g. --set latent_dim=2 --set beta=4")
+    t.add_argument("--out", default=None, help="checkpoint path (default runs/MODEL-DATASET.pt)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a checkpoint into .npz or a .png grid")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--out", required=True, help="file ending in .npz (x uint8, y labels) or .png (grid)")
+    s.add_argument("--labels", default=None, help="conditional models: class(es) to draw, e.g. 8 or 2,5")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default=None)
+    s.set_defaults(func=cmd_sample)
+
+    i = sub.add_parser("info", help="print a checkpoint's model card and config as JSON")
+    i.add_argument("checkpoint")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)   # argparse itself exits 2 with a usage line on bad syntax
+    args.argv = argv
+    if args.command == "train":
+        if args.steps is None and args.epochs is None:
+            args.steps = 1000
+        if (args.steps is not None and args.steps < 1) or (args.epochs is not None and args.epochs <= 0):
+            parser.error("--steps / --epochs must be positive")
+        if args.batch_size < 1:
+            parser.error("--batch-size must be >= 1")
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, DataNotFoundError, CheckpointError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

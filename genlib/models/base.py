@@ -1,0 +1,150 @@
+"""The one interface every model family implements.
+
+The Trainer, the metrics, the latent tools and the dashboard only use what is defined here:
+
+- ``config``: a dataclass that rebuilds the model (saved inside checkpoints);
+- ``training_step(x, y) -> dict[str, Tensor]``: one optimisation step on a batch, named losses back
+  as detached 0-d tensors (no host sync: the caller decides when to read them);
+- ``sample(n, labels=None, z=None)``: data in the data's range ([0, 1] images, raw 2-D points);
+- ``prior(n)``: latent codes z ~ p(z) with the model's latent shape;
+- ``encode(x, labels=None)``: posterior means, only where the family has an encoder;
+- ``network_sizes()``: parameters per network.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass
+class BaseConfig:
+    """Fields every family shares. Subclasses add their own, each with a comment on its default."""
+
+    data_shape: tuple[int, ...] = (1, 28, 28)  # (C, H, W) for images, (2,) for 2-D toy points
+    num_classes: int = 10                      # labels available in the data (used when conditional)
+    conditional: bool = False                  # feed the class label to the networks
+    arch: str = "mlp"                          # 'mlp' or 'conv' (DCGAN-style, side divisible by 4)
+    hidden: tuple[int, ...] = (512, 256)       # MLP hidden sizes, input side first
+    width: int = 64                            # conv: channels of the first stage (doubled in the second)
+    latent_dim: int = 64                       # size of z
+
+    def __post_init__(self) -> None:
+        self.data_shape = tuple(int(s) for s in self.data_shape)
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.validate()
+
+    # Each rule names its field, so a UI or CLI can point at the culprit.
+    def validate(self) -> None:
+        if not self.data_shape or any(s < 1 for s in self.data_shape):
+            raise ValueError(f"data_shape must be positive sizes, got {self.data_shape}")
+        if len(self.data_shape) not in (1, 3):
+            raise ValueError(f"data_shape must be (C, H, W) or (D,), got {self.data_shape}")
+        _check(self.num_classes >= 0, "num_classes", self.num_classes, ">= 0")
+        _check(not self.conditional or self.num_classes >= 2, "num_classes", self.num_classes,
+               ">= 2 for a conditional model")
+        _check(self.arch in ("mlp", "conv"), "arch", self.arch, "'mlp' or 'conv'")
+        _check(self.arch == "mlp" or self.is_image and self.data_shape[1] % 4 == 0 == self.data_shape[2] % 4,
+               "arch", self.arch, "'mlp' for this data (conv needs images with sides divisible by 4)")
+        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
+               "one or more positive sizes")
+        _check(self.width >= 1, "width", self.width, ">= 1")
+        _check(self.latent_dim >= 1, "latent_dim", self.latent_dim, ">= 1")
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.data_shape) == 3
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BaseConfig":
+        """Strict: unknown fields are an error (a config from another family or version)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _check(ok: bool, field: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{field}={value!r} is invalid: must be {rule}")
+
+
+class GenerativeModel(nn.Module):
+    family: ClassVar[str]
+    config_class: ClassVar[type[BaseConfig]]
+    has_encoder: ClassVar[bool] = False
+
+    def __init__(self, config: BaseConfig):
+        super().__init__()
+        self.config = config
+        self.steps = 0  # optimisation steps taken; drives schedules (KL annealing, n_critic)
+
+    # --- the interface ------------------------------------------------------------------------
+    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"{self.family} has no encoder")
+
+    def network_sizes(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    # --- shared helpers -----------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
+
+    def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
+        return torch.randn(n, *self.latent_shape, generator=generator, device=self.device)
+
+    def default_labels(self, n: int) -> torch.Tensor | None:
+        """Labels 0, 1, ..., K-1, 0, 1, ... for a conditional model (one row per class in a grid)."""
+        if not self.config.conditional:
+            return None
+        return torch.arange(n, device=self.device) % self.config.num_classes
+
+    def _check_sample_args(self, n: int, labels, z):
+        if z is None:
+            z = self.prior(n)
+        z = z.to(self.device)
+        if z.shape[1:] != self.latent_shape:
+            raise ValueError(f"z must have shape (n, {self.config.latent_dim}), got {tuple(z.shape)}")
+        if self.config.conditional:
+            labels = self.default_labels(z.shape[0]) if labels is None else labels.to(self.device).long()
+            if labels.shape != (z.shape[0],):
+                raise ValueError(f"labels must have shape ({z.shape[0]},), got {tuple(labels.shape)}")
+            if labels.min() < 0 or labels.max() >= self.config.num_classes:
+                raise ValueError(f"labels must lie in 0..{self.config.num_classes - 1}")
+        else:
+            labels = None
+        return z, labels
+
+    def to_data_range(self, out: torch.Tensor) -> torch.Tensor:
+        """Identity; image families override (sigmoid or tanh) to return [0, 1]."""
+        return out
+
+    def num_parameters(self) -> int:
+        return sum(self.network_sizes().values())
+
+    def size_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.parameters())
+

@@ -1,0 +1,238 @@
+"""Generative adversarial networks: vanilla / DCGAN / WGAN / WGAN-GP / hinge, optionally conditional.
+
+One class, one training step in two labelled phases (as in pytorch/examples dcgan): (1) update the
+discriminator (critic) on real and detached fake data, (2) every ``n_critic`` steps update the
+generator. Which formula each phase minimises is the ``loss`` field; the functions live in
+``genlib.losses``.
+
+Images come in as [0, 1] and are mapped to [-1, 1] for the networks (tanh output); ``sample``
+maps back to [0, 1]. 2-D toy points are used raw with a linear output.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
+from .base import BaseConfig, GenerativeModel, _check
+
+LOSSES = ("nonsaturating", "minimax", "wgan", "wgan-gp", "hinge")
+
+
+@dataclasses.dataclass
+class GANConfig(BaseConfig):
+    latent_dim: int = 64               # 64 is plenty for 28x28; DCGAN used 100
+    loss: str = "nonsaturating"        # one of LOSSES
+    n_critic: int = 1                  # D steps per G step; WGAN papers use 5
+    gp_weight: float = 10.0            # lambda of the gradient penalty (Gulrajani et al. 2017)
+    clip: float = 0.01                 # WGAN weight clipping bound (Arjovsky et al. 2017)
+    lr_g: float = 2e-4                 # DCGAN's rate
+    lr_d: float = 2e-4                 # TTUR (Heusel et al. 2017): lr_d > lr_g, e.g. 4e-4 / 1e-4
+    beta1: float = 0.5                 # DCGAN: 0.9 oscillates; WGAN-GP uses 0.0 with beta2 0.9
+    beta2: float = 0.999
+    optimizer: str = "adam"            # 'adam' or 'rmsprop' (WGAN with clipping: momentum hurts)
+    spectral_norm: bool = False        # spectral normalisation of D (Miyato et al. 2018)
+    label_smoothing: float = 0.0       # one-sided: real target 1 - s (Salimans et al. 2016), e.g. 0.1
+    ema: float = 0.0                   # decay of an exponential moving average of G; 0 = off, 0.999 typical
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.loss in LOSSES, "loss", self.loss, "one of " + ", ".join(LOSSES))
+        _check(self.n_critic >= 1, "n_critic", self.n_critic, ">= 1")
+        _check(self.gp_weight >= 0, "gp_weight", self.gp_weight, ">= 0")
+        _check(self.clip > 0, "clip", self.clip, "> 0")
+        _check(self.lr_g > 0, "lr_g", self.lr_g, "> 0")
+        _check(self.lr_d > 0, "lr_d", self.lr_d, "> 0")
+        _check(0 <= self.beta1 < 1, "beta1", self.beta1, "in [0, 1)")
+        _check(0 <= self.beta2 < 1, "beta2", self.beta2, "in [0, 1)")
+        _check(self.optimizer in ("adam", "rmsprop"), "optimizer", self.optimizer, "'adam' or 'rmsprop'")
+        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "in [0, 0.5)")
+        _check(0 <= self.ema < 1, "ema", self.ema, "in [0, 1)")
+
+    @property
+    def probabilistic(self) -> bool:
+        """True when D outputs a logit of P(real), False for critics that output a score."""
+        return self.loss in ("nonsaturating", "minimax")
+
+
+class Discriminator(nn.Module):
+    """D(x, y) -> (B,) logit or score.
+
+    Conditional: the MLP reads the one-hot label beside the pixels (Mirza & Osindero 2014); the conv
+    net uses a projection (Miyato & Koyama 2018): score = w.h + embed(y).h, so the label interacts
+    with the features instead of only shifting the score.
+    """
+
+    def __init__(self, c: GANConfig):
+        super().__init__()
+        self.conditional, self.arch = c.conditional, c.arch
+        k = c.num_classes if c.conditional and c.arch == "mlp" else 0
+        self.trunk = Trunk(c.arch, c.data_shape, c.hidden, c.width, in_extra=k)
+        self.head = nn.Linear(self.trunk.out_dim, 1)
+        self.num_classes = c.num_classes
+        if c.conditional and c.arch == "conv":
+            self.embed = nn.Embedding(c.num_classes, self.trunk.out_dim)
+            nn.init.normal_(self.embed.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.conditional:
+            return self.head(self.trunk(x)).squeeze(1)
+        if self.arch == "mlp":
+            return self.head(self.trunk(x, one_hot(labels, self.num_classes))).squeeze(1)
+        h = self.trunk(x)                                                    # (B, F)
+        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+
+
+class Generator(nn.Module):
+    """G(z, y) -> data in the network range ([-1, 1] images via tanh, raw points)."""
+
+    def __init__(self, c: GANConfig):
+        super().__init__()
+        self.conditional, self.num_classes, self.is_image = c.conditional, c.num_classes, c.is_image
+        k = c.num_classes if c.conditional else 0
+        self.net = Decoder(c.arch, c.latent_dim + k, c.data_shape, c.hidden, c.width, batch_norm=True)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional:
+            z = torch.cat([z, one_hot(labels, self.num_classes)], 1)
+        out = self.net(z)
+        return torch.tanh(out) if self.is_image else out
+
+
+class GAN(GenerativeModel):
+    family = "gan"
+    config_class = GANConfig
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        c = config
+        self.generator = Generator(c)
+        self.discriminator = Discriminator(c)
+        if c.spectral_norm:
+            apply_spectral_norm(self.discriminator)
+        # A frozen moving average of G, used for sampling when ema > 0 (Yazici et al. 2019).
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if c.ema else None
+        if c.optimizer == "adam":
+            self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=(c.beta1, c.beta2))
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2))
+        else:
+            self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=c.lr_g)
+            self.opt_d = torch.optim.RMSprop(self.discriminator.parameters(), lr=c.lr_d)
+        self._last_g_loss = torch.tensor(float("nan"))
+
+    # [0, 1] images -> [-1, 1], the generator's tanh range
+    def to_net_range(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 - 1 if self.config.is_image else x
+
+    def to_data_range(self, out: torch.Tensor) -> torch.Tensor:
+        return (out + 1) / 2 if self.config.is_image else out
+
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+        loss = self.config.loss
+        if loss in ("nonsaturating", "minimax"):
+            return losses.d_loss_bce(real_out, fake_out, real_target=1.0 - self.config.label_smoothing)
+        if loss == "hinge":
+            return losses.d_loss_hinge(real_out, fake_out)
+        return losses.d_loss_wasserstein(real_out, fake_out)
+
+    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
+        loss = self.config.loss
+        if loss == "nonsaturating":
+            return losses.g_loss_nonsaturating(fake_out)
+        if loss == "minimax":
+            return losses.g_loss_minimax(fake_out)
+        return losses.g_loss_wasserstein(fake_out)
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.config
+        labels = y if c.conditional else None
+        real = self.to_net_range(x)
+        update_g = self.steps % c.n_critic == 0   # G moves on the first step, then every n_critic
+        z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
+        with torch.set_grad_enabled(update_g):   # the fake's graph is only needed for G's update
+            fake = self.generator(z, labels)
+
+        # (1) update D: maximise log D(x) + log(1 - D(G(z)))  (or the critic objective)
+        real_out = self.discriminator(real, labels)
+        fake_out = self.discriminator(fake.detach(), labels)
+        d_loss = self.d_loss(real_out, fake_out)
+        out = {}
+        if c.loss == "wgan-gp":
+            gp = losses.gradient_penalty(self.discriminator, real, fake.detach(), labels)
+            out["gp"] = gp.detach()
+            d_total = d_loss + c.gp_weight * gp
+        else:
+            d_total = d_loss
+        self.opt_d.zero_grad(set_to_none=True)
+        d_total.backward()
+        self.opt_d.step()
+        if c.loss == "wgan":
+            with torch.no_grad():
+                for p in self.discriminator.parameters():
+                    p.clamp_(-c.clip, c.clip)
+
+        # (2) update G: minimise -log D(G(z)) (or log(1 - D(G(z))), or -critic(G(z)))
+        if update_g:
+            self.discriminator.requires_grad_(False)   # no D weight gradients needed here
+            g_loss = self.g_loss(self.discriminator(fake, labels))
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+            self.discriminator.requires_grad_(True)
+            self._last_g_loss = g_loss.detach()
+            if self.generator_ema is not None:
+                self._update_ema()
+        self.steps += 1
+
+        real_out, fake_out = real_out.detach(), fake_out.detach()
+        if c.probabilistic:  # report D(x) and D(G(z)) as probabilities
+            real_out, fake_out = torch.sigmoid(real_out), torch.sigmoid(fake_out)
+        out.update(d_loss=d_loss.detach(), g_loss=self._last_g_loss,
+                   d_real=real_out.mean(), d_fake=fake_out.mean())
+        if c.loss in ("wgan", "wgan-gp"):
+            out["wasserstein"] = -d_loss.detach()   # critic's estimate of W(p_data, p_g)
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.config.ema
+        ema_params = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1 - decay)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+
+    @property
+    def sampler(self) -> Generator:
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        z, labels = self._check_sample_args(n, labels, z)
+        g = self.sampler
+        was_training = g.training
+        g.eval()
+        try:
+            return self.to_data_range(g(z, labels))
+        finally:
+            g.train(was_training)
+
+    @torch.no_grad()
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's output on data in the data range: P(real) for probabilistic losses, else the score."""
+        if self.config.conditional:
+            if labels is None:
+                raise ValueError("a conditional discriminator needs labels")
+            labels = labels.to(self.device).long()
+        out = self.discriminator(self.to_net_range(x.to(self.device)), labels if self.config.conditional else None)
+        return torch.sigmoid(out) if self.config.probabilistic else out
+
+    def network_sizes(self) -> dict[str, int]:
+        return {"generator": count_parameters(self.generator),
+                "discriminator": count_parameters(self.discriminator)}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}

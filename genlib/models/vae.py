@@ -1,0 +1,151 @@
+"""Variational autoencoder (Kingma & Welling, 2014), optionally conditional (Sohn et al., 2015).
+
+Images come in as [0, 1]; the decoder outputs logits whose sigmoid is the mean image, which is what
+``sample`` returns (the smooth, blurry VAE sample). 2-D toy data uses a Gaussian decoder with raw
+outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..nets import Decoder, Trunk, count_parameters, one_hot
+from .base import BaseConfig, GenerativeModel, _check
+
+
+@dataclasses.dataclass
+class VAEConfig(BaseConfig):
+    hidden: tuple[int, ...] = (400,)   # the classic 784-400-20 VAE of pytorch/examples
+    width: int = 32                    # conv: 32 then 64 channels, enough for 28x28 digits
+    latent_dim: int = 20               # 2 for the latent-space scatter plots
+    likelihood: str = "bernoulli"      # 'bernoulli' (binary-ish pixels) or 'gaussian' (fixed sigma)
+    sigma: float = 0.1                 # gaussian likelihood std; smaller weighs reconstruction more
+    beta: float = 1.0                  # weight of the KL term (beta-VAE, Higgins et al. 2017); 1 = ELBO
+    kl_schedule: str = "none"          # 'none', 'linear' warm-up, or 'cyclical' (Fu et al. 2019)
+    anneal_steps: int = 2000           # linear: warm-up length; cyclical: one cycle's length
+    free_bits: float = 0.0             # nats per latent dim not penalised (Kingma et al. 2016); 0 = off
+    skip: bool = False                 # feed z to every decoder layer (Dieng et al. 2019)
+    lr: float = 1e-3                   # Adam; 1e-3 is the pytorch/examples VAE rate
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.likelihood in ("bernoulli", "gaussian"), "likelihood", self.likelihood,
+               "'bernoulli' or 'gaussian'")
+        _check(self.likelihood == "gaussian" or self.is_image, "likelihood", self.likelihood,
+               "'gaussian' for non-image data")
+        _check(self.sigma > 0, "sigma", self.sigma, "> 0")
+        _check(self.beta >= 0, "beta", self.beta, ">= 0")
+        _check(self.kl_schedule in ("none", "linear", "cyclical"), "kl_schedule", self.kl_schedule,
+               "'none', 'linear' or 'cyclical'")
+        _check(self.anneal_steps >= 1, "anneal_steps", self.anneal_steps, ">= 1")
+        _check(self.free_bits >= 0, "free_bits", self.free_bits, ">= 0")
+        _check(self.lr > 0, "lr", self.lr, "> 0")
+
+
+def kl_weight(cfg: VAEConfig, step: int) -> float:
+    """beta times the annealing factor at ``step``.
+
+    linear: 0 -> 1 over ``anneal_steps`` (Bowman et al. 2016). cyclical: within each cycle of
+    ``anneal_steps``, 0 -> 1 over the first half, then 1 (Fu et al. 2019, R = 0.5).
+    """
+    if cfg.kl_schedule == "linear":
+        factor = min(1.0, step / cfg.anneal_steps)
+    elif cfg.kl_schedule == "cyclical":
+        factor = min(1.0, (step % cfg.anneal_steps) / (0.5 * cfg.anneal_steps))
+    else:
+        factor = 1.0
+    return cfg.beta * factor
+
+
+class VAE(GenerativeModel):
+    family = "vae"
+    config_class = VAEConfig
+    has_encoder = True
+
+    def __init__(self, config: VAEConfig):
+        super().__init__(config)
+        c = config
+        k = c.num_classes if c.conditional else 0
+        self.encoder = Trunk(c.arch, c.data_shape, c.hidden, c.width, in_extra=k, act=nn.ReLU)
+        self.to_stats = nn.Linear(self.encoder.out_dim + (k if c.arch == "conv" else 0), 2 * c.latent_dim)
+        self.decoder = Decoder(c.arch, c.latent_dim + k, c.data_shape, c.hidden, c.width,
+                               batch_norm=c.arch == "conv", skip=c.skip)
+        self.opt = torch.optim.Adam(self.parameters(), lr=c.lr)
+
+    # q(z | x, y) = N(mu, diag(exp(logvar)))
+    def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        y = one_hot(labels, self.config.num_classes) if self.config.conditional else None
+        h = self.encoder(x, y)                              # (B, F)
+        if y is not None and self.config.arch == "conv":
+            h = torch.cat([h, y], 1)
+        mu, logvar = self.to_stats(h).chunk(2, dim=1)       # (B, D) each
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw decoder output: logits for images, means for points."""
+        if self.config.conditional:
+            z = torch.cat([z, one_hot(labels, self.config.num_classes)], 1)
+        return self.decoder(z)
+
+    def to_data_range(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(out) if self.config.is_image else out
+
+    def reconstruction_nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.config.likelihood == "bernoulli":
+            return losses.bernoulli_nll(out, x)
+        return losses.gaussian_nll(self.to_data_range(out), x, self.config.sigma)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        """Returns (raw output, mu, logvar) with z drawn by the reparameterisation trick."""
+        mu, logvar = self.posterior(x, labels)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return self.decode(z, labels), mu, logvar
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        labels = y if self.config.conditional else None
+        out, mu, logvar = self(x, labels)
+        recon = self.reconstruction_nll(out, x)
+        kl_dim = losses.kl_normal_per_dim(mu, logvar)                     # (B, D)
+        kl = kl_dim.sum(1).mean()
+        beta = kl_weight(self.config, self.steps)
+        kl_term = losses.free_bits_kl(kl_dim, self.config.free_bits) if self.config.free_bits else kl
+        loss = recon + beta * kl_term
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.steps += 1
+        # 'neg_elbo' = recon + KL whatever beta is: the quantity to compare across runs.
+        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(),
+                "neg_elbo": (recon + kl).detach(), "beta": torch.tensor(beta)}
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Posterior means mu(x), shape (B, latent_dim)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.posterior(x.to(self.device), None if labels is None else labels.to(self.device))[0]
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder means for z ~ N(0, I) (or the given z): (n, *data_shape)."""
+        z, labels = self._check_sample_args(n, labels, z)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.to_data_range(self.decode(z, labels))
+        finally:
+            self.train(was_training)
+
+    def network_sizes(self) -> dict[str, int]:
+        return {"encoder": count_parameters(self.encoder) + count_parameters(self.to_stats),
+                "decoder": count_parameters(self.decoder)}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+

@@ -1,0 +1,392 @@
+"""Tests for genlib.data: real files from the shared folder, tiny files written here, no network."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genlib import data as D
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers that write datasets in their real on-disk formats
+
+
+def write_idx(path: Path, arr: np.ndarray, *, gz: bool = True) -> Path:
+    """An IDX file of uint8 `arr` (magic 0x0000 08 ndim, big-endian dims)."""
+    header = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
+    raw = header + arr.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def write_mnist_split(folder: Path, split: str, n: int = 20, *, gz: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Tiny MNIST-format images/labels for `split` in `folder`; returns what was written."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n, dtype=np.uint8) % 10
+    prefix = "train" if split == "train" else "t10k"
+    write_idx(folder / f"{prefix}-images-idx3-ubyte", images, gz=gz)
+    write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, gz=gz)
+    return images, labels
+
+
+CIFAR_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer",
+               b"dog", b"frog", b"horse", b"ship", b"truck"]
+
+
+def write_cifar(folder: Path, n: int = 6, protocol: int = pickle.DEFAULT_PROTOCOL) -> dict[str, np.ndarray]:
+    """Small batches in the real cifar-10-batches-py layout; returns each file's labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for i, fname in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        labels = (np.arange(n) + i) % 10
+        data = np.full((n, 3072), 0, dtype=np.uint8)
+        data[:, :1024] = labels[:, None] * 20  # red plane encodes the label
+        batch = {b"batch_label": fname.encode(), b"labels": labels.tolist(), b"data": data,
+                 b"filenames": [f"{k}.png".encode() for k in range(n)]}
+        with (folder / fname).open("wb") as f:
+            pickle.dump(batch, f, protocol=protocol)
+        written[fname] = labels
+    with (folder / "batches.meta").open("wb") as f:
+        pickle.dump({b"label_names": CIFAR_NAMES, b"num_cases_per_batch": n}, f, protocol=protocol)
+    return written
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data from the shared folder
+
+
+def test_mnist_train_falls_back_to_test_split(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if (shared_data / "MNIST/raw/train-images-idx3-ubyte.gz").exists():
+        pytest.skip("this machine has the MNIST training split; nothing to fall back from")
+    monkeypatch.setattr(D, "_fetch", _no_network)  # download=None must not go online here
+    ds = D.load_dataset("mnist", split="train", root=shared_data)
+    assert ds.split == "test"
+    assert "test split" in ds.note and str(shared_data / "MNIST" / "raw") in ds.note
+    assert len(ds) == 10_000 and ds.shape == (1, 28, 28) and ds.is_image
+    assert ds.x.dtype == torch.uint8 and int(ds.x.max()) == 255 and int(ds.x.min()) == 0
+    assert ds.y.dtype == torch.int64 and set(ds.y.tolist()) == set(range(10))
+    assert ds.class_names == [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize("split, n", [("train", 60_000), ("test", 10_000)])
+def test_fashion_mnist_both_splits(shared_data: Path, split: str, n: int) -> None:
+    from torchvision.datasets import FashionMNIST
+
+    ds = D.load_dataset("fashion-mnist", split=split, root=shared_data, download=False)
+    assert (ds.split, len(ds), ds.shape, ds.note) == (split, n, (1, 28, 28), "")
+    assert ds.class_names == FashionMNIST.classes and ds.num_classes == 10
+    assert set(ds.y.unique().tolist()) == set(range(10))
+
+
+def _no_network(*args: object, **kwargs: object) -> None:
+    raise AssertionError("tried to download")
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX parsing
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_read_idx_round_trip(tmp_path: Path, gz: bool) -> None:
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = write_idx(tmp_path / "x-idx3-ubyte", arr, gz=gz)
+    np.testing.assert_array_equal(D.read_idx(path), arr)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_load_mnist_from_tiny_files(tmp_path: Path, gz: bool) -> None:
+    images, labels = write_mnist_split(tmp_path / "MNIST" / "raw", "test", gz=gz)
+    ds = D.load_dataset("mnist", split="test", root=tmp_path, download=False)
+    np.testing.assert_array_equal(ds.x[:, 0].numpy(), images)
+    assert ds.y.tolist() == labels.tolist() and ds.note == ""
+
+
+def test_read_idx_rejects_bad_magic_and_truncation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad-idx3-ubyte"
+    bad.write_bytes(b"\x12\x34\x08\x01" + bytes(8))
+    with pytest.raises(ValueError, match="magic"):
+        D.read_idx(bad)
+    short = write_idx(tmp_path / "short", np.zeros((4, 4), np.uint8), gz=False)
+    short.write_bytes(short.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        D.read_idx(short)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-10 pickles
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL])
+def test_cifar_loads_real_format(tmp_path: Path, protocol: int) -> None:
+    labels = write_cifar(tmp_path / "cifar-10-batches-py", n=6, protocol=protocol)
+    train = D.load_dataset("cifar10", split="train", root=tmp_path, download=False)
+    assert len(train) == 30 and train.shape == (3, 32, 32) and train.x.dtype == torch.uint8
+    expected = np.concatenate([labels[f"data_batch_{k}"] for k in range(1, 6)])
+    assert train.y.tolist() == expected.tolist()
+    assert (train.x[:, 0, 0, 0] == train.y * 20).all() and (train.x[:, 1:] == 0).all()
+    assert train.class_names == [n.decode() for n in CIFAR_NAMES]
+    test = D.load_dataset("cifar10", split="test", root=tmp_path, download=False)
+    assert test.y.tolist() == labels["test_batch"].tolist()
+
+
+class _Hostile:
+    """Unpickling this calls open(marker, 'w'), i.e. runs code chosen by the file's author."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_cifar_refuses_hostile_pickle(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({b"data": _Hostile(marker), b"labels": [0]}, protocol=2)
+    (folder / "test_batch").write_bytes(payload)
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        D.load_dataset("cifar10", split="test", root=tmp_path, download=False)
+    assert not marker.exists()
+    pickle.loads(payload)[b"data"].close()  # the payload is real: a plain unpickler runs it
+    assert marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Missing files and downloads (no network: file:// URLs and a refused local port)
+
+
+def test_missing_files_error_names_folder_and_files(tmp_path: Path) -> None:
+    with pytest.raises(D.DataNotFoundError) as err:
+        D.load_dataset("mnist", split="train", root=tmp_path, download=False)
+    msg = str(err.value)
+    assert str(tmp_path / "MNIST" / "raw") in msg
+    assert "train-images-idx3-ubyte" in msg and "train-labels-idx1-ubyte" in msg
+    assert "download=True" in msg
+    assert isinstance(err.value, FileNotFoundError)
+    with pytest.raises(D.DataNotFoundError, match="cifar-10-batches-py"):
+        D.load_dataset("cifar10", root=tmp_path, download=False)
+
+
+def test_unreachable_download_is_data_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(D.MIRRORS, "mnist", ["http://127.0.0.1:9/", (tmp_path / "nowhere").as_uri() + "/"])
+    monkeypatch.setitem(D.RESOURCES, "mnist", [("t10k-images-idx3-ubyte.gz", None),
+                                               ("t10k-labels-idx1-ubyte.gz", None)])
+    with pytest.raises(D.DataNotFoundError, match="Download failed") as err:
+        D.load_dataset("mnist", split="test", root=tmp_path / "root", download=True)
+    assert str(tmp_path / "root" / "MNIST" / "raw") in str(err.value)
+
+
+def _serve_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, good_md5: bool = True) -> np.ndarray:
+    """Put tiny MNIST test files behind a file:// mirror; returns the images."""
+    src = tmp_path / "mirror"
+    images, _ = write_mnist_split(src, "test", n=30)
+    files = sorted(p.name for p in src.iterdir())
+    monkeypatch.setitem(D.MIRRORS, "mnist", [src.as_uri() + "/"])
+    monkeypatch.setitem(D.RESOURCES, "mnist",
+                        [(f, md5(src / f) if good_md5 else "0" * 32) for f in files])
+    return images
+
+
+def test_download_via_file_url_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    images = _serve_mnist(tmp_path, monkeypatch)
+    calls: list[tuple[int, int | None, str]] = []
+    ds = D.load_dataset("mnist", split="test", root=tmp_path / "root", download=True,
+                        progress=lambda done, total, msg: calls.append((done, total, msg)))
+    np.testing.assert_array_equal(ds.x[:, 0].numpy(), images)
+    raw = tmp_path / "root" / "MNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    finished = [c for c in calls if c[1] is not None and c[0] == c[1]]
+    assert len(finished) == 2 and any("md5" in c[2] for c in calls)
+
+
+def test_download_with_wrong_md5_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _serve_mnist(tmp_path, monkeypatch, good_md5=False)
+    with pytest.raises(D.DataNotFoundError, match="md5"):
+        D.load_dataset("mnist", split="test", root=tmp_path / "root", download=True)
+    assert not any((tmp_path / "root" / "MNIST" / "raw").iterdir())  # no partial files left
+
+
+def test_cifar_download_extracts_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_cifar(tmp_path / "build" / "cifar-10-batches-py", n=2)
+    archive = tmp_path / "mirror" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "build" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setitem(D.MIRRORS, "cifar10", [archive.parent.as_uri() + "/"])
+    monkeypatch.setitem(D.RESOURCES, "cifar10", [(archive.name, md5(archive))])
+    ds = D.load_dataset("cifar10", split="all", root=tmp_path / "root")  # download=None: nothing on disk
+    assert len(ds) == 12 and ds.split == "all"
+
+
+def test_env_var_sets_the_only_search_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENLIB_DATA_DIR", str(tmp_path))
+    assert D.data_root() == tmp_path and D.search_roots() == [tmp_path]
+    write_mnist_split(tmp_path / "MNIST" / "raw", "test", n=7)
+    ds = D.load_dataset("mnist", split="test", download=False)
+    assert len(ds) == 7 and ds.meta["source"] == str(tmp_path / "MNIST" / "raw")
+    assert D.search_roots(tmp_path / "explicit") == [tmp_path / "explicit"]  # explicit root wins
+
+
+def test_default_search_roots_include_repo_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GENLIB_DATA_DIR", raising=False)
+    repo = Path(D.__file__).resolve().parents[1]
+    assert D.search_roots() == [Path.home() / ".cache/genlib/data", repo / "data",
+                                repo.parent / "shared" / "data"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bundled digits and 2-D toys
+
+
+def test_digits() -> None:
+    full = D.load_dataset("digits", split="all")
+    train, test = D.load_dataset("digits"), D.load_dataset("digits", split="test")
+    assert len(full) == 1797 and len(train) + len(test) == 1797
+    assert full.shape == (1, 8, 8) and full.num_classes == 10 and full.x.dtype == torch.uint8
+    assert int(full.x.max()) == 255
+
+
+@pytest.mark.parametrize("name, k", [("ring", 8), ("grid", 25), ("moons", None), ("spiral", None)])
+def test_toys_shape_determinism_and_modes(name: str, k: int | None) -> None:
+    a = D.load_dataset(name, n=500, seed=3)
+    assert a.shape == (2,) and not a.is_image and a.x.dtype == torch.float32 and a.x.shape == (500, 2)
+    assert torch.equal(a.x, D.load_dataset(name, n=500, seed=3).x)
+    assert not torch.equal(a.x, D.load_dataset(name, n=500, seed=4).x)
+    assert a.meta["std"] > 0
+    if k is None:
+        assert a.meta["modes"] is None and a.num_classes == 2
+    else:
+        assert a.meta["modes"].shape == (k, 2) and a.num_classes == k
+        nearest = torch.cdist(a.x, a.meta["modes"]).argmin(1)
+        assert (nearest == a.y).float().mean() > 0.99  # labels are the mixture components
+
+
+def test_ring_points_lie_near_unit_circle() -> None:
+    ds = D.load_dataset("ring", n=2000)
+    radius = ds.x.norm(dim=1)
+    assert (radius - 1).abs().max() < 0.3 and abs(radius.mean().item() - 1) < 0.01
+    assert torch.allclose(ds.meta["modes"].norm(dim=1), torch.ones(8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching
+
+
+def _numbered_images(n: int = 12) -> D.Dataset:
+    """Images whose pixels and labels both equal the example's index, to track each one."""
+    x = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+    return D.Dataset("test", "all", x, torch.arange(n), [str(i) for i in range(n)])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batches_cover_each_example_once_per_epoch(device: str) -> None:
+    ds = _numbered_images(12).to(device)
+    assert ds.steps_per_epoch(4) == 3
+    it = ds.batches(4)
+    epochs = []
+    for _ in range(5):
+        batches = [next(it) for _ in range(3)]
+        for x, y in batches:
+            assert x.device == ds.device and y.device == ds.device
+            assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+            assert torch.allclose(x[:, 0, 0, 0] * 255, y.float())  # images stay with their labels
+        order = torch.cat([y for _, y in batches]).cpu()
+        assert sorted(order.tolist()) == list(range(12))
+        epochs.append(order.tolist())
+    assert len({tuple(e) for e in epochs}) > 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_seeded_batches_repeat(device: str) -> None:
+    ds = _numbered_images(12).to(device)
+
+    def first_labels(seed: int) -> list[int]:
+        it = ds.batches(5, generator=torch.Generator(device=device).manual_seed(seed))
+        return torch.cat([next(it)[1] for _ in range(6)]).tolist()
+
+    assert first_labels(1) == first_labels(1) != first_labels(2)
+
+
+def test_batch_size_larger_than_dataset_and_bad_arguments() -> None:
+    ds = _numbered_images(5)
+    assert ds.steps_per_epoch(64) == 1 and next(ds.batches(64))[0].shape[0] == 5
+    with pytest.raises(ValueError):
+        ds.batches(0)
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="generator"):
+            ds.batches(2, generator=torch.Generator(device="cuda"))
+
+
+def test_toy_get_returns_raw_floats_and_subset_is_reproducible() -> None:
+    ds = D.load_dataset("ring", n=100)
+    x, y = ds.get(torch.tensor([0, 5]))
+    assert torch.equal(x, ds.x[[0, 5]]) and torch.equal(y, ds.y[[0, 5]])
+    sub = ds.subset(10, seed=1)
+    assert len(sub) == 10 and torch.equal(sub.x, ds.subset(10, seed=1).x)
+    assert sub.meta["modes"] is ds.meta["modes"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders
+
+
+def _make_folder(root: Path) -> Path:
+    (root / "cat").mkdir(parents=True)
+    (root / "dog").mkdir()
+    Image.new("L", (10, 20), 200).save(root / "cat" / "a.png")
+    Image.new("RGB", (30, 30), (255, 0, 0)).save(root / "cat" / "b.png")
+    Image.new("RGBA", (16, 8), (0, 0, 255, 128)).save(root / "dog" / "c.png")
+    Image.new("P", (5, 5), 3).save(root / "dog" / "d.png")
+    (root / "cat" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_folder_with_class_subfolders(tmp_path: Path, channels: int) -> None:
+    ds = D.load_dataset("folder", path=_make_folder(tmp_path / "imgs"), size=16, channels=channels)
+    assert ds.class_names == ["cat", "dog"] and ds.y.tolist() == [0, 0, 1, 1]
+    assert ds.shape == (channels, 16, 16) and ds.x.dtype == torch.uint8
+    assert ds.meta["skipped"] == 1 and ds.split == "all"
+    if channels == 3:
+        assert ds.x[1, :, 8, 8].tolist() == [255, 0, 0]  # the red square stays red
+
+
+def test_flat_folder_and_empty_folder(tmp_path: Path) -> None:
+    for i in range(3):
+        Image.new("L", (12, 12), 40 * i).save(tmp_path / f"{i}.png")
+    ds = D.load_dataset("folder", path=tmp_path)
+    assert ds.class_names == ["all"] and len(ds) == 3 and ds.shape == (1, 28, 28)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no readable images"):
+        D.load_dataset("folder", path=tmp_path / "empty")
+
+
+def test_unknown_name_and_split() -> None:
+    with pytest.raises(ValueError, match="unknown dataset"):
+        D.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="split"):
+        D.load_dataset("ring", split="validation")
+    assert set(D.DATASETS) >= {"mnist", "fashion-mnist", "cifar10", "digits", "ring", "grid",
+                               "moons", "spiral", "folder"}
