@@ -131,7 +131,7 @@ def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO, *, device: str
     if family not in FAMILIES:
         raise CheckpointError(f"{name}: unknown model family {family!r}")
     try:
-        model = build_model(family, dict(payload.get("config") or {}))
+        model = build_model(family, dict(payload.get("config") or {}), require_all=True)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{name}: invalid {family} config: {e}") from None
     model.to(device)   # before the optimisers load, so their state lands on the same device

@@ -19,14 +19,16 @@ import codecs
 import dataclasses
 import gzip
 import http.client
+import io
 import os
 import pickle
 import tarfile
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -44,7 +46,7 @@ DATASETS: dict[str, str] = {
     "grid": "2-D toy: 5x5 grid of Gaussians, harder mode-coverage test.",
     "moons": "2-D toy: two interleaving half circles (scikit-learn make_moons).",
     "spiral": "2-D toy: two-arm spiral, a thin curved manifold.",
-    "folder": "Your own images: a folder with one subfolder per class, or a flat folder.",
+    "folder": "Your own images: a folder (or .zip) with one subfolder per class, or flat.",
 }
 
 # Download sources, injectable so an offline mirror (or a test's file:// URL) can stand in for the
@@ -646,29 +648,27 @@ def _image_files(path: Path) -> tuple[list[tuple[Path, int]], list[str], int]:
     return files, [d.name for d in classes], stray
 
 
-def _read_image(path: Path, size: int, mode: str) -> np.ndarray | None:
+def _read_image(source: Path | IO[bytes], size: int, mode: str) -> np.ndarray | None:
     """The image centre-cropped to a square and resized (so faces are not squashed), or None."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
+            if img.width * img.height > _MAX_PIXELS:   # a decompression bomb in one image
+                return None
             img = ImageOps.fit(img.convert(mode), (size, size), Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
 
 
-def _load_folder(path: str | os.PathLike | None = None, size: int = 28, channels: int = 1) -> Dataset:
-    if path is None:
-        raise ValueError("dataset 'folder' needs path=<directory of images>")
+def _stack_images(items: Iterator[tuple[Any, int]], class_names: list[str], skipped: int,
+                  size: int, channels: int, source: str) -> Dataset:
+    """Read (image source, class) pairs into a Dataset; unreadable files are skipped and counted."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a directory")
-    files, class_names, skipped = _image_files(folder)
     images, labels = [], []
-    for f, label in files:
+    for f, label in items:
         arr = _read_image(f, size, "L" if channels == 1 else "RGB")
         if arr is None:
             skipped += 1
@@ -676,12 +676,76 @@ def _load_folder(path: str | os.PathLike | None = None, size: int = 28, channels
         images.append(arr.reshape(size, size, channels))
         labels.append(label)
     if not images:
-        raise ValueError(f"no readable images in {folder} ({skipped} other files); expected image "
+        raise ValueError(f"no readable images in {source} ({skipped} other files); expected image "
                          "files, either directly or in one subfolder per class")
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
     y = torch.tensor(labels, dtype=torch.int64)
-    return Dataset("folder", "all", x, y, class_names,
-                   meta={"source": str(folder), "skipped": skipped})
+    return Dataset("folder", "all", x, y, class_names, meta={"source": source, "skipped": skipped})
+
+
+def _load_folder(path: str | os.PathLike | bytes | IO[bytes] | None = None, size: int = 28,
+                 channels: int = 1) -> Dataset:
+    if path is None:
+        raise ValueError("dataset 'folder' needs path=<directory of images, or a .zip of one>")
+    if not 4 <= size <= 128:
+        raise ValueError(f"size must be between 4 and 128 pixels, got {size}")
+    if isinstance(path, (bytes, bytearray)) or hasattr(path, "read"):
+        return _load_zip(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path, size, channels, "upload")
+    folder = Path(path).expanduser()
+    if folder.is_file() and zipfile.is_zipfile(folder):
+        with open(folder, "rb") as fh:
+            return _load_zip(fh, size, channels, str(folder))
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a directory or a zip file")
+    files, class_names, skipped = _image_files(folder)
+    return _stack_images(iter(files), class_names, skipped, size, channels, str(folder))
+
+
+# Guards for archives a user uploads: a zip bomb expands a few kB into gigabytes.
+_ZIP_MAX_MEMBERS = 100_000
+_ZIP_MAX_TOTAL = 1 << 30           # 1 GiB uncompressed in all
+_ZIP_MAX_RATIO = 200               # uncompressed / compressed, per member (images rarely exceed 10)
+_MAX_PIXELS = 4096 * 4096          # per image, before resizing
+
+
+def _load_zip(fh: IO[bytes], size: int, channels: int, source: str) -> Dataset:
+    """Images from a zip, read in memory (nothing is extracted, so member names cannot escape).
+
+    Classes are the first folder of each member's path (after a single shared top folder, as
+    zipping a folder produces); members with absolute or '..' paths are refused and counted.
+    """
+    try:
+        zf = zipfile.ZipFile(fh)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{source} is not a valid zip file") from None
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if len(infos) > _ZIP_MAX_MEMBERS:
+            raise ValueError(f"{source}: {len(infos):,} files is over the {_ZIP_MAX_MEMBERS:,} limit")
+        total = sum(i.file_size for i in infos)
+        if total > _ZIP_MAX_TOTAL:
+            raise ValueError(f"{source}: {total / 2**20:,.0f} MB uncompressed is over the "
+                             f"{_ZIP_MAX_TOTAL / 2**20:,.0f} MB limit (zip bomb?)")
+        for i in infos:
+            if i.compress_size and i.file_size / i.compress_size > _ZIP_MAX_RATIO and i.file_size > 1 << 20:
+                raise ValueError(f"{source}: member {i.filename!r} expands {i.file_size / i.compress_size:,.0f}x "
+                                 "(zip bomb?)")
+        unsafe = [i for i in infos if i.filename.startswith(("/", "\\")) or ".." in Path(i.filename).parts
+                  or ":" in i.filename.split("/")[0]]
+        parts = [PurePosixPath(i.filename).parts for i in infos if i not in unsafe]
+        members = [(i, p) for i, p in zip([i for i in infos if i not in unsafe], parts)
+                   if not any(q.startswith(".") or q == "__MACOSX" for q in p)]
+        if members and len({p[0] for _, p in members}) == 1 and all(len(p) > 1 for _, p in members):
+            members = [(i, p[1:]) for i, p in members]   # strip the single top folder
+        dirs = sorted({p[0] for _, p in members if len(p) > 1})
+        if dirs:
+            stray = [m for m in members if len(m[1]) == 1]
+            members = [m for m in members if len(m[1]) > 1]
+            class_names, labels = dirs, [dirs.index(p[0]) for _, p in members]
+        else:
+            stray, class_names, labels = [], ["all"], [0] * len(members)
+        items = ((io.BytesIO(zf.read(i)), y) for (i, _), y in zip(members, labels))
+        return _stack_images(items, class_names, len(unsafe) + len(stray), size, channels, source)
 
 
 # --------------------------------------------------------------------------------------------

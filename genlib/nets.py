@@ -115,8 +115,11 @@ class Decoder(nn.Module):
 
 
 def one_hot(labels: torch.Tensor | None, num_classes: int) -> torch.Tensor | None:
+    """Int labels (B,) -> one-hot (B, K); class weights (B, K) (soft labels) pass through as floats."""
     if labels is None or num_classes == 0:
         return None
+    if labels.dim() == 2:
+        return labels.float()
     return F.one_hot(labels, num_classes).float()
 
 

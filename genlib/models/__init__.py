@@ -42,12 +42,13 @@ def config_class(family: str) -> type[BaseConfig]:
     return FAMILIES[family].config_class
 
 
-def build_model(family: str, config: BaseConfig | dict[str, Any]) -> GenerativeModel:
+def build_model(family: str, config: BaseConfig | dict[str, Any], require_all: bool = False) -> GenerativeModel:
+    """The model of ``family`` for ``config`` (a dataclass, or a dict as saved in checkpoints)."""
     cls = FAMILIES.get(family)
     if cls is None:
         raise ValueError(f"unknown model family {family!r}; choose from {', '.join(FAMILIES)}")
     if isinstance(config, dict):
-        config = cls.config_class.from_dict(config)
+        config = cls.config_class.from_dict(config, require_all=require_all)
     return cls(config)
 
 

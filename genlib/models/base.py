@@ -6,6 +6,7 @@ The Trainer, the metrics, the latent tools and the dashboard only use what is de
 - ``training_step(x, y) -> dict[str, Tensor]``: one optimisation step on a batch, named losses back
   as detached 0-d tensors (no host sync: the caller decides when to read them);
 - ``sample(n, labels=None, z=None)``: data in the data's range ([0, 1] images, raw 2-D points);
+  conditional models take int labels (n,) or class weights (n, K) (a soft label, rows summing to 1);
 - ``prior(n)``: latent codes z ~ p(z) with the model's latent shape;
 - ``encode(x, labels=None)``: posterior means, only where the family has an encoder;
 - ``network_sizes()``: parameters per network.
@@ -62,12 +63,16 @@ class BaseConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BaseConfig":
-        """Strict: unknown fields are an error (a config from another family or version)."""
+    def from_dict(cls, d: dict[str, Any], require_all: bool = False) -> "BaseConfig":
+        """Unknown fields are an error (a config from another family or version); with
+        ``require_all`` (checkpoints) so are missing ones, rather than silently taking defaults."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        missing = sorted(names - set(d))
+        if require_all and missing:
+            raise ValueError(f"{cls.__name__} field(s) missing: {', '.join(missing)}")
         return cls(**d)
 
 
@@ -80,6 +85,7 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str]
     config_class: ClassVar[type[BaseConfig]]
     has_encoder: ClassVar[bool] = False
+    lr_fields: ClassVar[dict[str, str]] = {}   # optimiser name -> config field holding its rate
 
     def __init__(self, config: BaseConfig):
         super().__init__()
@@ -104,6 +110,20 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     # --- shared helpers -----------------------------------------------------------------------
+    def set_learning_rates(self, **rates: float) -> None:
+        """Change learning rates mid-run, e.g. to resume after divergence: ``set_learning_rates(lr_g=1e-4)``.
+
+        The config is rebuilt (and so validated) first; nothing changes if a value is invalid.
+        """
+        unknown = set(rates) - set(self.lr_fields.values())
+        if unknown:
+            raise ValueError(f"{self.family} has no learning rate {', '.join(sorted(unknown))}; "
+                             f"use {', '.join(self.lr_fields.values())}")
+        self.config = dataclasses.replace(self.config, **rates)
+        for name, opt in self.optimizers().items():
+            for group in opt.param_groups:
+                group["lr"] = getattr(self.config, self.lr_fields[name])
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -128,7 +148,9 @@ class GenerativeModel(nn.Module):
         z = z.to(self.device)
         if z.shape[1:] != self.latent_shape:
             raise ValueError(f"z must have shape (n, {self.config.latent_dim}), got {tuple(z.shape)}")
-        if self.config.conditional:
+        if self.config.conditional and labels is not None and labels.dim() == 2:
+            labels = self._check_soft_labels(labels.to(self.device).float(), z.shape[0])
+        elif self.config.conditional:
             labels = self.default_labels(z.shape[0]) if labels is None else labels.to(self.device).long()
             if labels.shape != (z.shape[0],):
                 raise ValueError(f"labels must have shape ({z.shape[0]},), got {tuple(labels.shape)}")
@@ -137,6 +159,20 @@ class GenerativeModel(nn.Module):
         else:
             labels = None
         return z, labels
+
+    def _check_soft_labels(self, weights: torch.Tensor, n: int) -> torch.Tensor:
+        """Class weights (n, K), each row a convex combination, e.g. 0.5 * onehot(2) + 0.5 * onehot(5).
+
+        The networks read them where they would read a one-hot label (``nets.one_hot``).
+        """
+        k = self.config.num_classes
+        if weights.shape != (n, k):
+            raise ValueError(f"soft labels must have shape ({n}, {k}), got {tuple(weights.shape)}")
+        if not torch.isfinite(weights).all() or weights.min() < 0:
+            raise ValueError("soft labels must be finite and >= 0")
+        if not torch.allclose(weights.sum(1), torch.ones(n, device=weights.device), atol=1e-4):
+            raise ValueError("soft labels must sum to 1 in each row")
+        return weights
 
     def to_data_range(self, out: torch.Tensor) -> torch.Tensor:
         """Identity; image families override (sigmoid or tanh) to return [0, 1]."""

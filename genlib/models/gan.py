@@ -106,6 +106,7 @@ class Generator(nn.Module):
 class GAN(GenerativeModel):
     family = "gan"
     config_class = GANConfig
+    lr_fields = {"opt_g": "lr_g", "opt_d": "lr_d"}
 
     def __init__(self, config: GANConfig):
         super().__init__(config)

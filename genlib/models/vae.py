@@ -64,6 +64,7 @@ class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
     has_encoder = True
+    lr_fields = {"opt": "lr"}
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
