@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
@@ -25,6 +26,13 @@ from .trainer import Event, TrainConfig, Trainer
 
 class UsageError(ValueError):
     """A bad command-line value; reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (exit 2), not usage plus error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def parse_overrides(family: str, items: Sequence[str]) -> dict[str, Any]:
@@ -152,7 +160,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m genlib", description="Train and sample generative image models.")
+    p = _Parser(prog="python -m genlib", description="Train and sample generative image models.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
@@ -207,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--batch-size must be >= 1")
     try:
         return args.func(args)
-    except (UsageError, ValueError, DataNotFoundError, CheckpointError, FileNotFoundError, OSError) as e:
+    except (UsageError, ValueError, DataNotFoundError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not a user error: still one line unless debugging
+        if os.environ.get("GENLIB_DEBUG"):
+            raise
+        print(f"error: internal {type(e).__name__}: {e} (set GENLIB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3

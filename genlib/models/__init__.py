@@ -29,10 +29,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any], str]] = {
     "cgan": ("gan", {"conditional": True}, "conditional MLP GAN: label fed to G and D"),
 }
 
-# 2-D toy points: small nets, Gaussian VAE likelihood, conv impossible.
+# 2-D toy points: small nets, Gaussian VAE likelihood. Conv presets need arch="mlp" here, said explicitly.
 TOY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "vae": {"hidden": (128, 128), "latent_dim": 2, "likelihood": "gaussian", "arch": "mlp"},
-    "gan": {"hidden": (128, 128), "latent_dim": 8, "arch": "mlp"},
+    "vae": {"hidden": (128, 128), "latent_dim": 2, "likelihood": "gaussian"},
+    "gan": {"hidden": (128, 128), "latent_dim": 8},
 }
 
 

@@ -1,0 +1,320 @@
+"""Hostile files, bad input, divergence and long runs against genlib and its CLI.
+
+Every bad input goes through the ``bad_input`` fixture, which tallies it; the run ends with a line
+"robustness: N bad inputs tried, N handled with a clear error".
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genlib
+from genlib.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from genlib.cli import main as cli_main
+from genlib.data import load_dataset
+from genlib.models import GenerativeModel, make_model
+from genlib.trainer import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def good_ckpt(tmp_path_factory, digits):
+    torch.manual_seed(0)
+    model = make_model("dcgan", digits)
+    trainer = Trainer(model, digits, TrainConfig(steps=3, log_every=1, sample_every=3))
+    trainer.run()
+    path = tmp_path_factory.mktemp("ckpt") / "good.pt"
+    save_checkpoint(path, model, trainer)
+    return path
+
+
+def _payload(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+class _Payload:
+    """Runs code when unpickled: creates the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def test_code_executing_pickle_is_refused_and_runs_nothing(tmp_path, bad_input):
+    marker = tmp_path / "pwned"
+    as_torch = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "version": 1, "x": _Payload(marker)}, as_torch)
+    as_pickle = tmp_path / "evil.pkl"
+    as_pickle.write_bytes(pickle.dumps(_Payload(marker)))
+    for path in (as_torch, as_pickle):
+        with bad_input(f"code-executing pickle ({path.suffix})", CheckpointError, match="refused"):
+            load_checkpoint(path)
+    assert not marker.exists(), "the payload ran"
+    # the payload is real: plain pickle would have run it
+    pickle.loads(as_pickle.read_bytes())
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("what, make", [
+    ("truncated checkpoint", lambda b: b[: len(b) // 2]),
+    ("random bytes", lambda b: np.random.default_rng(0).bytes(5000)),
+    ("empty file", lambda b: b""),
+    ("a text file", lambda b: b"hello, I am not a checkpoint\n"),
+])
+def test_corrupt_files_give_a_clear_error(tmp_path, good_ckpt, bad_input, what, make):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(make(good_ckpt.read_bytes()))
+    with bad_input(what, CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+
+
+def _edited(tmp_path: Path, good: Path, edit) -> Path:
+    payload = _payload(good)
+    edit(payload)
+    path = tmp_path / "edited.pt"
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize("what, edit, match", [
+    ("foreign torch file", lambda p: p.pop("format"), "not a genlib checkpoint"),
+    ("future format version", lambda p: p.update(version=99), "version 99"),
+    ("unknown family", lambda p: p.update(family="diffusion"), "unknown model family"),
+    ("other family's config", lambda p: p.update(family="vae"), "invalid vae config"),
+    ("unknown config field", lambda p: p["config"].update(colour="red"), "unknown GANConfig field.*colour"),
+    ("missing config field", lambda p: p["config"].pop("latent_dim"), "missing: latent_dim"),
+    ("out-of-range config value", lambda p: p["config"].update(n_critic=0), "n_critic"),
+    ("weights of another architecture", lambda p: p["config"].update(arch="mlp"), "weights do not match"),
+    ("weights of another size", lambda p: p["config"].update(width=16), "weights do not match"),
+])
+def test_mismatched_checkpoints_give_a_clear_error(tmp_path, good_ckpt, bad_input, what, edit, match):
+    path = _edited(tmp_path, good_ckpt, edit)
+    with bad_input(what, CheckpointError, match=match):
+        load_checkpoint(path)
+
+
+def test_a_list_instead_of_a_checkpoint(tmp_path, bad_input):
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    with bad_input("a tensor file holding a list", CheckpointError, match="not a genlib"):
+        load_checkpoint(path)
+
+
+def test_size_limit(good_ckpt, bad_input):
+    with bad_input("file over the size limit", CheckpointError, match="over the"):
+        load_checkpoint(good_ckpt, max_bytes=1000)
+    with bad_input("upload over the size limit", CheckpointError, match="over the"):
+        load_checkpoint(io.BytesIO(good_ckpt.read_bytes()), max_bytes=1000)
+    assert load_checkpoint(good_ckpt.read_bytes()).model.family == "gan"  # bytes uploads work
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["info", "{missing}"], "CLI: missing checkpoint"),
+    (["info", "{bad}"], "CLI: corrupt checkpoint"),
+    (["sample", "--checkpoint", "{good}", "--n", "4", "--out", "{tmp}/x.txt"], "CLI: unknown output type"),
+    (["sample", "--checkpoint", "{good}", "--n", "0", "--out", "{tmp}/x.npz"], "CLI: n = 0"),
+    (["sample", "--checkpoint", "{good}", "--labels", "8", "--out", "{tmp}/x.npz"], "CLI: labels, unconditional model"),
+    (["train", "--model", "gan", "--set", "bogus=1"], "CLI: unknown setting"),
+    (["train", "--model", "gan", "--set", "lr_g=fast"], "CLI: badly typed setting"),
+    (["train", "--model", "gan", "--set", "lr_g=-1", "--steps", "1"], "CLI: negative lr"),
+    (["train", "--model", "gan", "--set", "lr_g"], "CLI: --set without ="),
+    (["train", "--steps", "0"], "CLI: zero steps"),
+    (["train", "--batch-size", "0"], "CLI: zero batch"),
+    (["train", "--model", "diffusion"], "CLI: unknown model"),
+    (["train", "--dataset", "mnist", "--data-dir", "{tmp}/empty", "--no-download", "--steps", "1"], "CLI: data missing offline"),
+    (["train", "--model", "dcgan", "--dataset", "ring", "--steps", "1"], "CLI: conv on 2-D points"),
+    (["frobnicate"], "CLI: unknown command"),
+    ([], "CLI: no command"),
+])
+def test_cli_bad_arguments_exit_nonzero_with_one_line(tmp_path, good_ckpt, capsys, bad_input, argv, what):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(missing=tmp_path / "nope.pt", bad=bad, good=good_ckpt, tmp=tmp_path) for a in argv]
+    with bad_input(what, SystemExit, match="^[1-9]"):   # a non-zero exit code
+        code = cli_main(argv)
+        raise SystemExit(code)   # argparse exits itself; our own errors return a code
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [i for i, line in enumerate(err) if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    # one line, except the missing-data message, which also says where to put the files
+    assert len(err) - errors[0] == (3 if "data missing" in what else 1), err
+    assert not any("Traceback" in line for line in err)
+    assert not list(tmp_path.glob("x.*")), "a failed command left an output file"
+
+
+def test_cli_exit_codes_are_nonzero(tmp_path):
+    assert cli_main(["info", str(tmp_path / "nope.pt")]) != 0
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train", "--steps", "0"])
+    assert e.value.code != 0
+
+
+# --- hyperparameters ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset, field, value", [
+    ("vae", "lr", 0.0), ("vae", "lr", -1e-3), ("vae", "latent_dim", 0), ("vae", "beta", -0.5),
+    ("vae", "free_bits", -1.0), ("vae", "anneal_steps", 0), ("vae", "kl_schedule", "sometimes"),
+    ("gan", "lr_g", 0.0), ("gan", "lr_d", -1.0), ("gan", "latent_dim", 0), ("wgan-gp", "n_critic", 0),
+    ("gan", "loss", "magic"), ("gan", "ema", 1.0), ("gan", "label_smoothing", 0.7),
+    ("gan", "hidden", (0,)), ("dcgan", "width", 0),
+])
+def test_out_of_range_config_is_rejected_naming_the_field(digits, bad_input, preset, field, value):
+    with bad_input(f"config {preset}.{field}={value!r}", ValueError, match=field):
+        make_model(preset, digits, **{field: value})
+
+
+@pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("log_every", 0),
+                                          ("n_fixed", 0), ("metric_every", -1)])
+def test_out_of_range_train_config_is_rejected(bad_input, field, value):
+    with bad_input(f"train config {field}={value}", ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+# --- custom datasets ---------------------------------------------------------------------------
+
+def _png(mode="L", size=(12, 12), colour=128) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_path_traversal_is_not_extracted_and_is_counted(tmp_path, bad_input):
+    data = _zip({"cats/a.png": _png(), "dogs/b.png": _png(), "../../evil.png": _png(),
+                 "/abs/evil.png": _png()})
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        ds = load_dataset("folder", path=data)
+    finally:
+        os.chdir(cwd)
+    assert ds.class_names == ["cats", "dogs"] and len(ds) == 2
+    assert ds.meta["skipped"] == 2
+    assert not any(tmp_path.parent.rglob("evil.png"))
+    bad_input.record("zip members with ../ and absolute paths (refused and counted)", True)
+
+
+def test_zip_bomb_is_refused(bad_input):
+    bomb = _zip({"a/zeros.png": b"\0" * (20 << 20)})      # 20 MB of zeros, ~20 kB compressed
+    assert len(bomb) < 100_000
+    with bad_input("zip bomb", ValueError, match="zip bomb"):
+        load_dataset("folder", path=bomb)
+
+
+def test_zip_non_images_mixed_sizes_and_modes(bad_input):
+    data = _zip({
+        "a/grey.png": _png("L", (10, 14)), "a/rgba.png": _png("RGBA", (40, 20), (1, 2, 3, 4)),
+        "b/palette.png": _png("P", (28, 28), 3), "b/rgb.jpg": _jpeg(), "b/notes.txt": b"not an image",
+        "b/fake.png": b"\x89PNG but not really",
+    })
+    ds = load_dataset("folder", path=data, size=16)
+    assert ds.shape == (1, 16, 16) and len(ds) == 4 and ds.meta["skipped"] == 2
+    ds3 = load_dataset("folder", path=data, size=16, channels=3)
+    assert ds3.shape == (3, 16, 16)
+    bad_input.record("non-image files in an archive (skipped and counted)", True)
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_empty_archive_one_class_and_not_a_zip(bad_input):
+    with bad_input("empty archive", ValueError, match="no readable images"):
+        load_dataset("folder", path=_zip({}))
+    with bad_input("archive of text files only", ValueError, match="no readable images"):
+        load_dataset("folder", path=_zip({"a/x.txt": b"x"}))
+    with bad_input("random bytes as a zip", ValueError, match="not a valid zip"):
+        load_dataset("folder", path=b"PK\x03\x04 definitely broken")
+    one = load_dataset("folder", path=_zip({"cats/a.png": _png(), "cats/b.png": _png()}))
+    assert len(one) == 2 and one.num_classes == 1
+    # a one-class dataset trains an unconditional model, and refuses a conditional one clearly
+    make_model("gan", one)
+    with bad_input("conditional model on one class", ValueError, match="num_classes"):
+        make_model("cgan", one)
+
+
+def test_missing_data_offline_says_what_to_do(tmp_path, bad_input):
+    with bad_input("dataset missing offline", genlib.DataNotFoundError, match="(?s)train-images.*Put the files in"):
+        load_dataset("mnist", root=tmp_path, download=False)
+
+
+# --- divergence --------------------------------------------------------------------------------
+
+def test_divergence_stops_keeps_last_good_weights_and_resumes_with_new_lr(digits):
+    torch.manual_seed(0)
+    model = make_model("vae", digits, lr=1e4)     # absurd: the KL overflows within a few steps
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, digits, TrainConfig(steps=60, log_every=5))
+    assert trainer.run() == "error"
+    assert "diverged" in trainer.message and "learning rate" in trainer.message
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+    assert trainer.step == 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.set_learning_rates(lr=1e-3)
+    assert trainer.run() == "done" and trainer.step == 60
+    assert all(np.isfinite(v) for v in trainer.losses.values())
+
+
+# --- long runs ---------------------------------------------------------------------------------
+
+class _Tiny(GenerativeModel):
+    """The cheapest possible model, to run 100k trainer steps in seconds."""
+
+    family = "gan"
+
+    def __init__(self):
+        from genlib.models import GANConfig
+        super().__init__(GANConfig(data_shape=(2,), num_classes=0, hidden=(1,), latent_dim=1))
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.opt = torch.optim.SGD([self.w], lr=0.0)
+
+    def training_step(self, x, y):
+        self.steps += 1
+        return {"loss": x.mean(), "other": x.std()}
+
+    def sample(self, n, labels=None, z=None):
+        return torch.zeros(n, 2)
+
+    def network_sizes(self):
+        return {"w": 1}
+
+    def optimizers(self):
+        return {"opt": self.opt}
+
+
+def test_100k_steps_keep_memory_bounded():
+    data = load_dataset("ring", n=512)
+    cfg = TrainConfig(steps=100_000, batch_size=8, log_every=10, sample_every=500, history_points=200,
+                      max_snapshots=20)
+    trainer = Trainer(_Tiny(), data, cfg)
+    assert trainer.run() == "done"
+    snap = trainer.snapshot()
+    assert len(snap.history["step"]) < 2 * 200 and len(snap.history["loss"]) == len(snap.history["step"])
+    assert len(snap.samples) <= 20
+    assert snap.history["step"][-1] > 99_000 and snap.samples[-1][0] == 100_000
