@@ -1,8 +1,38 @@
-"""Generative models lab: the Streamlit entry point (`streamlit run dashboard/app.py`)."""
+"""Generative models lab: the Streamlit entry point (`streamlit run dashboard/app.py`).
+
+The shell only builds the sidebar (device, dataset, model picker) and the navigation; each page is
+a file in dashboard/app_pages/ and reads the sidebar's choice with ``dashboard.state.context()``.
+
+The folder is deliberately not called ``pages/``: Streamlit treats a ``pages/`` folder beside the
+entry script as its older multipage layout, and then a deep link (``/train`` on a fresh server) or
+``AppTest.switch_page`` runs the page file alone, without this script, its sidebar or its context.
+"""
+import sys
+from pathlib import Path
+
 import streamlit as st
 
-import genlib
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:      # `streamlit run` puts dashboard/ on the path, not the repo
+    sys.path.insert(0, str(HERE.parent))
 
-st.set_page_config(page_title="Generative models lab", layout="wide")
-st.title("Generative models lab")
-st.write("Train and explore VAEs and GANs. Devices here:", ", ".join(genlib.available_devices()))
+from dashboard import ui  # noqa: E402
+
+# (file in app_pages/, title, icon). A page whose file does not exist yet is left out of the menu.
+PAGES = [
+    ("overview.py", "Overview / compare", ":material/grid_view:"),
+    ("train.py", "Train live", ":material/model_training:"),
+    ("conditional.py", "Conditional generation", ":material/filter_9_plus:"),
+    ("latent.py", "Latent space", ":material/scatter_plot:"),
+    ("interpolate.py", "Interpolate & traverse", ":material/linear_scale:"),
+    ("ood.py", "Out-of-distribution", ":material/explore_off:"),
+    ("mode_collapse.py", "Mode collapse lab", ":material/blur_on:"),
+]
+
+st.set_page_config(page_title="Generative models lab", page_icon=":material/auto_awesome:", layout="wide")
+pages = [st.Page(HERE / "app_pages" / f, title=t, icon=i, default=(f == "overview.py"))
+         for f, t, i in PAGES if (HERE / "app_pages" / f).is_file()]
+page = st.navigation(pages)
+st.sidebar.title("Generative models lab")
+ui.sidebar()
+page.run()

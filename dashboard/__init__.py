@@ -1,0 +1,1 @@
+"""The Streamlit dashboard over genlib: `streamlit run dashboard/app.py`."""

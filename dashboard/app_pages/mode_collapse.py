@@ -1,0 +1,90 @@
+"""Mode collapse lab: a vanilla GAN and a WGAN-GP on a 2-D mixture, side by side, live."""
+import streamlit as st
+
+import genlib
+from dashboard import measure, state, ui
+
+ctx = state.context()
+runs = state.session_runs()
+st.title("Mode collapse lab")
+ui.explain("""
+The real data (grey) is a mixture of small Gaussian blobs ("modes"). A GAN whose generator puts all
+its samples (red) on a few blobs still fools its discriminator there: that is **mode collapse**.
+- **Heat-map**: the discriminator's opinion over the plane. Vanilla GAN: P(real), blue = "real",
+  red = "fake". WGAN-GP: the critic's score, higher = more real; only differences matter.
+  The generator moves its points uphill on this map.
+- **Modes covered**: blobs holding at least a fifth of their fair share of good samples.
+  **High-quality share**: samples within 3 standard deviations of a blob centre.
+- WGAN-GP makes 5 critic updates per generator update, so at equal steps its generator has moved
+  5× less. Watch the coverage and quality curves, not only the last picture.
+""")
+
+c = st.columns(4)
+toy = c[0].segmented_control("2-D data", ["ring", "grid"], default="ring", key="mc_toy", required=True,
+                             persist_state="session")
+steps = c[1].select_slider("Steps each", [500, 1000, 2000, 3000, 5000, 10000], value=2000, key="mc_steps",
+                           persist_state="session")
+lr = c[2].select_slider("Learning rate (both)", ui.LRS[3:11], value=1e-3, format_func=lambda v: f"{v:g}",
+                        key="mc_lr", persist_state="session")
+vanilla_loss = c[3].selectbox("Vanilla GAN loss", ["nonsaturating", "minimax"], key="mc_loss",
+                              persist_state="session")
+data = state.load_data(toy)
+external = measure.toy_metric_fn(data) is not None
+st.caption(f"{genlib.DATASETS[toy]} Both models train on the CPU, batch 128. Coverage metrics: "
+           + ("genlib.metrics." if external else "computed in this page (dashboard/measure.py)."))
+
+if st.button("Start both", type="primary", key="mc_start"):
+    pair = []
+    for preset, extra in (("gan", {"loss": vanilla_loss}), ("wgan-gp", {"arch": "mlp"})):
+        model = genlib.make_model(preset, data, lr_g=lr, lr_d=lr, **extra)
+        probe = measure.ToyProbe(data)
+        cfg = genlib.TrainConfig(steps=steps, batch_size=128, log_every=10, sample_every=max(1, steps // 40),
+                                 n_fixed=500, metric_every=max(1, steps // 40))
+        trainer = genlib.Trainer(model, data, cfg, device="cpu", metric_fn=probe)
+        run = runs.add(state.Run(runs.new_name(f"{preset} · {toy}"), preset, toy, trainer, page="toy", probe=probe))
+        run.start()
+        pair.append(run.name)
+    st.session_state["mc_pair"] = pair
+
+pair = [runs.runs[n] for n in st.session_state.get("mc_pair", []) if n in runs.runs]
+if pair:
+    alive = any(r.alive for r in pair)
+    st.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.trainer.stop() for r in pair])
+    real = state.load_data(pair[0].dataset).subset(1000).x
+
+    @st.fragment(run_every=0.7 if alive else None)
+    def live(was_alive: bool) -> None:
+        for i, (col, run) in enumerate(zip(st.columns(2), pair)):
+            snap, heat = run.snapshot(), run.probe.heat()
+            with col:
+                st.markdown(f"**{run.name}** — {snap.state}, step {snap.step:,} / {snap.total_steps:,}")
+                fake = snap.samples[-1][1] if snap.samples else None
+                label = "P(real)" if run.model.config.probabilistic else "critic score"
+                st.plotly_chart(ui.points_figure(real, fake, "Real (grey) vs generated (red) points",
+                                                 None if heat is None else (run.probe.ticks, heat[1]), label),
+                                key=f"mc_pts_{i}")
+                if snap.metrics.get("step"):
+                    st.plotly_chart(ui.metric_figure(snap.metrics, "Coverage over training"), key=f"mc_met_{i}")
+        if was_alive and not any(r.alive for r in pair):
+            st.rerun()
+
+    live(alive)
+
+st.divider()
+st.subheader("Images: which classes does a GAN draw along training?")
+st.caption("The classifier labels each saved fixed-noise grid of an image GAN; a GAN that collapses "
+           "piles its samples into a few classes.")
+gans = [m for m in ctx.models if m.model.family == "gan" and m.samples] if ctx.data is not None and ctx.data.is_image else []
+clf = measure.classifier_for(ctx.dataset) if gans else None
+if not gans:
+    st.info("Pick an image dataset in the sidebar and a GAN that saved samples during training (a pretrained "
+            "GAN, or one you trained on the Train page).")
+elif clf is None:
+    st.info(f"No classifier for **{ctx.dataset}**: build one with `python -m genlib.classifier build`.")
+else:
+    labels = [m.label for m in gans]
+    chosen = gans[labels.index(st.selectbox("GAN", labels, key="mc_gan"))]
+    steps_, shares = measure.class_histogram(chosen.samples, clf, ctx.data.num_classes)
+    st.plotly_chart(ui.class_share_figure(steps_, shares, ctx.data.class_names), key="mc_hist")
+    st.caption(f"Judge: the {ctx.dataset} classifier ({measure.classifier_accuracy_note(clf)}). A uniform "
+               f"model puts {100 / ctx.data.num_classes:.0f} % in each class.")

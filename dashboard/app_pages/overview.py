@@ -1,0 +1,47 @@
+"""Overview / compare: the same random seed through every model available on one dataset."""
+import streamlit as st
+
+from dashboard import measure, state, ui
+
+ctx = state.context()
+data = ui.need_data(ctx)
+st.title("Overview: compare models")
+st.caption(f"Every model available for **{ctx.dataset}**, each drawing 25 samples from the same seed.")
+ui.explain("""
+Each grid shows 25 samples: random latent vectors z ~ N(0, I) pushed through a model's generator
+(GAN) or decoder (VAE). The same seed is used for every model, but models with different latent
+sizes read different numbers, so compare the *look* of the grids, not image by image.
+- **VAE** samples tend to be smooth and blurry: the decoder outputs the *mean* image for a code.
+- **GAN** samples tend to be sharper, but a GAN may cover only some kinds of images (mode collapse).
+
+The table lists the parameters of each network, how long the model was trained and, when the metrics
+module is available, **classifier-FID**: the Fréchet distance between features of real and generated
+images taken from a small classifier trained on this dataset. Lower is better. It is *not* the
+Inception FID of papers, so its numbers cannot be compared with published ones.
+""")
+
+if not ctx.models:
+    ui.no_model_note(ctx)
+    st.stop()
+
+seed = st.number_input("Seed (the same for every model)", 0, 1_000_000, 0, key="ov_seed")
+cols = st.columns(min(3, len(ctx.models)))
+for i, entry in enumerate(ctx.models):
+    with cols[i % len(cols)]:
+        st.markdown(f"**{entry.name}** · {entry.source}")
+        x = ui.draw(entry.model, 25 if data.is_image else 1000, seed)
+        if data.is_image:
+            st.image(ui.image_grid(x, nrow=5), caption=f"{entry.model.family.upper()} samples, seed {seed}")
+        else:
+            st.plotly_chart(ui.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts_{i}")
+
+metrics = {}
+if measure.optional_module("metrics") is None:
+    st.info("Quality metrics (classifier-FID, coverage) appear here once `genlib.metrics` is installed.")
+elif st.toggle("Compute quality metrics (a few seconds per model)", key="ov_metrics"):
+    with st.spinner("Measuring…"):
+        metrics = {e.label: measure.quick_metrics(e.model, data) or {} for e in ctx.models}
+st.subheader("The models")
+st.dataframe(ui.model_rows(ctx.models, metrics), hide_index=True)
+st.caption("params = trainable parameters per network. steps, epochs and train time come from each model's "
+           "card (time excludes pauses). Metrics, when shown, are computed on this machine now.")

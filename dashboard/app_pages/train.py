@@ -1,0 +1,115 @@
+"""Train live: configure a model, train it on a background thread, watch it learn."""
+import streamlit as st
+
+import genlib
+from dashboard import measure, state, ui
+
+ctx = state.context()
+data = ui.need_data(ctx)
+runs = state.session_runs()
+st.title("Train live")
+ui.explain("""
+Training runs on a background thread; you can switch pages and come back, it keeps going (closing
+the tab pauses it, and stops it two minutes later).
+- **Loss curves.** A VAE minimises reconstruction error plus β × KL (how far the codes stray from
+  N(0, I)). A GAN is a game: D learns to tell real from generated, G learns to fool D. GAN losses do
+  not fall steadily; a healthy run hovers, with D(x) and D(G(z)) near 0.5. D(G(z)) stuck at 0 means D
+  wins outright; G's samples then stop improving.
+- **Fixed-noise grid.** The same noise vectors z are decoded every few steps, so you see one set of
+  samples evolve. The history slider scrubs back through them.
+- A learning rate that is too high makes the loss non-finite: the run stops with a message and the
+  weights from the last good point; lower the rate and resume.
+""")
+
+with st.expander("New run", expanded=not runs.of_page("train")):
+    st.caption(f"Trains on **{ctx.dataset}** ({len(data):,} examples) on **{ctx.device}**; change both in "
+               "the sidebar. Defaults come from the preset.")
+    preset = st.selectbox("Model", list(genlib.PRESETS), key="tr_preset", persist_state="session",
+                          format_func=lambda p: f"{p}: {genlib.PRESETS[p][2]}")
+    overrides, train_cfg = ui.train_settings(preset, data)
+    if st.button("Start training", type="primary", key="tr_start"):
+        metric_fn = measure.live_metric_fn(data)
+        try:
+            model = genlib.make_model(preset, data, **overrides)
+            cfg = genlib.TrainConfig(**train_cfg, metric_every=max(1, train_cfg["steps"] // 10) if metric_fn else 0)
+            trainer = genlib.Trainer(model, data, cfg, device=ctx.device, metric_fn=metric_fn)
+        except ValueError as e:
+            st.error(f"Cannot build this model: {e}")
+        else:
+            run = runs.add(state.Run(runs.new_name(f"{preset} · {ctx.dataset}"), preset, ctx.dataset, trainer))
+            run.start()
+            st.session_state["tr_run"] = run.name
+
+train_runs = [r.name for r in runs.of_page("train")]
+if not train_runs:
+    st.info("No run yet: set the hyperparameters above and press **Start training**.")
+    st.stop()
+if st.session_state.get("tr_run") not in train_runs:
+    st.session_state["tr_run"] = train_runs[-1]
+run = runs.runs[st.selectbox("Run", train_runs, key="tr_run")]
+family, loss = run.model.family, getattr(run.model.config, "loss", "")
+snap = run.snapshot()
+
+# --- controls: callbacks run before the next script run, so the buttons below see the new state --
+b = st.columns(6)
+b[0].button("Pause", on_click=run.trainer.pause, disabled=snap.state != "running", key="tr_pause")
+b[1].button("Resume", on_click=run.start, disabled=snap.state not in ("paused", "stopped"), key="tr_resume")
+b[2].button("Step once", on_click=run.step_once, disabled=snap.state in ("running", "error"), key="tr_step")
+b[3].button("Stop", on_click=run.trainer.stop, disabled=not run.alive, key="tr_stop")
+more = b[4].number_input("More steps", 10, 100_000, 500, step=100, key="tr_more", label_visibility="collapsed")
+if b[5].button(f"Train {more:,} more", disabled=run.alive or snap.state == "error", key="tr_extend"):
+    run.trainer.extend(int(more))
+    run.start()
+    st.rerun()
+if snap.state == "error":
+    rates = {f: run.model.config.__dict__[f] for f in run.model.lr_fields.values()}
+    st.error(snap.message)
+    cols = st.columns(len(rates) + 1)
+    new = {f: cols[i].select_slider(f"New {f}", ui.LRS, value=min(ui.LRS, key=lambda v: abs(v - r / 10)),
+                                    format_func=lambda v: f"{v:g}", key=f"tr_fix_{f}") for i, (f, r) in enumerate(rates.items())}
+    if cols[-1].button("Resume with the new learning rate", type="primary", key="tr_fix"):
+        run.model.set_learning_rates(**new)
+        run.start()
+        st.rerun()
+
+
+@st.fragment(run_every=0.7 if run.alive else None)
+def live(was_alive: bool) -> None:
+    snap = run.snapshot()
+    st.progress(min(1.0, snap.step / snap.total_steps), text=ui.progress_text(snap))
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(ui.loss_figure(snap.history, family, loss), key="tr_loss")
+        if len(snap.metrics.get("step", [])):
+            st.plotly_chart(ui.metric_figure(snap.metrics, "Live quality metric (genlib.metrics)"), key="tr_metric")
+    with right:
+        if snap.samples and data.is_image:
+            step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
+            st.image(ui.image_grid(x, nrow=8), caption=f"The same {len(x)} noise vectors, decoded at step {step:,}")
+        elif snap.samples:
+            step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
+            st.plotly_chart(ui.points_figure(data.subset(1000).x, x, f"Generated points at step {step:,}"),
+                            key="tr_points")
+    if was_alive and not run.alive:
+        st.rerun()          # the run ended: redraw the buttons and downloads
+
+
+live(run.alive)
+
+if not run.alive and run.snapshot().samples:
+    entry = run.entry()
+    snap = run.snapshot()
+    st.subheader("Keep the result")
+    d = st.columns(4)
+    d[0].button("Use this model on the other pages", key="tr_use",
+                on_click=lambda: st.session_state.update(model=entry.label))
+    d[1].download_button("Checkpoint (.pt)", key="tr_dl_ckpt", file_name=f"{run.preset}-{run.dataset}.pt",
+                         data=lambda: ui.checkpoint_bytes(entry.model, run.trainer, preset=run.preset),
+                         mime="application/octet-stream")
+    if data.is_image:
+        d[2].download_button("Latest grid (.png)", ui.png_bytes(ui.image_grid(snap.samples[-1][1], nrow=8)),
+                             file_name=f"{run.preset}-grid.png", mime="image/png", key="tr_dl_png")
+        d[3].download_button("Training (.gif)", lambda: ui.gif_bytes(snap.samples), key="tr_dl_gif",
+                             file_name=f"{run.preset}-training.gif", mime="image/gif")
+    st.caption("The model is also in the sidebar's picker as "
+               f"“{entry.label}”, for the other pages.")

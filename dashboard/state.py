@@ -1,0 +1,351 @@
+"""Session and run management for the dashboard.
+
+Each browser session owns a ``SessionRuns`` (kept in ``st.session_state``): its training runs, the
+checkpoints it uploaded and its sidebar context. Two sessions never share a trainer. A run trains on
+its own ``genlib.Trainer`` thread, which never calls ``st.*``; pages poll ``run.snapshot()``.
+
+When the tab closes, Streamlit disconnects the session, keeps it for a reconnect window and then
+drops it. A per-process ``SessionWatchdog`` asks Streamlit's runtime every second whether each
+session is still connected: after ``PAUSE_AFTER_S`` disconnected its running trainers are paused
+(the CPU is free again; a reconnect resumes them), after ``STOP_AFTER_S`` they are stopped. A
+``weakref.finalize`` on ``SessionRuns`` also stops them when the session's state is garbage
+collected, which covers runtimes without a server (AppTest, ``python app.py``).
+
+Datasets and pretrained checkpoints are cached with ``st.cache_resource`` and shared read-only
+between sessions: training never touches them; a session trains its own model, and pages sample
+from a frozen CPU copy of a session model (``Run.frozen_model``), never from a model a thread is
+training.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import logging
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+import torch
+
+import genlib
+from genlib.checkpoint import Checkpoint, model_card
+
+REPO = Path(__file__).resolve().parents[1]
+PRETRAINED_DIR = REPO / "pretrained"
+UPLOAD_LIMIT_MB = 50                    # checkpoints here are a few MB; 50 leaves room for CIFAR models
+PAUSE_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_PAUSE_AFTER_S", 5))   # a reload reconnects in ~1 s
+STOP_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_STOP_AFTER_S", 120))   # Streamlit keeps a session 2 min
+
+# A child of Streamlit's logger, so its lines appear in the server console with Streamlit's format.
+log = logging.getLogger("streamlit.genlib_dashboard")
+
+
+# --- cached, shared, read-only resources -------------------------------------------------------
+@st.cache_resource(show_spinner="Loading dataset…")
+def load_data(name: str) -> genlib.Dataset:
+    """A dataset on the CPU, loaded once per process; never downloads (see ``download_data``)."""
+    return genlib.load_dataset(name, download=False)
+
+
+def download_data(name: str, progress: Callable[[int, int | None, str], None]) -> genlib.Dataset:
+    """Fetch a missing dataset (needs internet), then load it through the cache."""
+    genlib.load_dataset(name, download=True, progress=progress)
+    load_data.clear()
+    return load_data(name)
+
+
+@st.cache_resource(show_spinner="Loading pretrained model…", max_entries=64)
+def _load_pretrained(path: str, mtime: float) -> Checkpoint:
+    return genlib.load_checkpoint(path)
+
+
+def pretrained_checkpoints() -> dict[str, Checkpoint | genlib.CheckpointError]:
+    """Every ``pretrained/*.pt`` (the classifiers live in a subfolder and are not listed)."""
+    out: dict[str, Checkpoint | genlib.CheckpointError] = {}
+    for path in sorted(PRETRAINED_DIR.glob("*.pt")):
+        try:
+            out[path.stem] = _load_pretrained(str(path), path.stat().st_mtime)
+        except genlib.CheckpointError as e:
+            out[path.stem] = e
+    return out
+
+
+# --- models the pages can use ------------------------------------------------------------------
+@dataclasses.dataclass(eq=False)
+class ModelEntry:
+    """A model a page may sample from (never one a thread is training), with what is known of it."""
+
+    name: str
+    source: str                                   # 'pretrained', 'session' or 'upload'
+    model: genlib.GenerativeModel
+    card: dict[str, Any]
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    metrics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    samples: list[tuple[int, torch.Tensor]] = dataclasses.field(default_factory=list)
+    preset: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.source})"
+
+    @classmethod
+    def from_checkpoint(cls, name: str, source: str, ckpt: Checkpoint) -> "ModelEntry":
+        return cls(name, source, ckpt.model, ckpt.card, ckpt.history, ckpt.metrics, ckpt.samples,
+                   preset=str(ckpt.card.get("preset", "")))
+
+
+def matches_dataset(card: dict[str, Any], model: genlib.GenerativeModel, data: genlib.Dataset) -> bool:
+    """A model fits a dataset when its card names it, or (no name) when the shapes agree."""
+    if card.get("dataset"):
+        return card["dataset"] == data.name and tuple(model.config.data_shape) == data.shape
+    return tuple(model.config.data_shape) == data.shape
+
+
+# --- runs --------------------------------------------------------------------------------------
+@dataclasses.dataclass(eq=False)
+class Run:
+    """One training run of this session: a model, its data and the Trainer thread that trains it."""
+
+    name: str
+    preset: str
+    dataset: str
+    trainer: genlib.Trainer
+    page: str = "train"                 # which page started it ('train', 'toy')
+    probe: Any = None                   # an optional object the metric_fn fills (toy heat-maps)
+    started: float = dataclasses.field(default_factory=time.time)
+    _frozen: tuple[int, genlib.GenerativeModel] | None = None
+
+    @property
+    def model(self) -> genlib.GenerativeModel:
+        return self.trainer.model
+
+    @property
+    def alive(self) -> bool:
+        return self.trainer.is_alive
+
+    def snapshot(self) -> genlib.Snapshot:
+        return self.trainer.snapshot()
+
+    def start(self) -> None:
+        """Start or continue (after a stop, an error or the end: call ``trainer.extend`` first)."""
+        if self.alive:
+            self.trainer.resume()
+            return
+        self.trainer.resume()                # a stop while paused leaves the pause flag set
+        self.trainer.start()
+
+    def step_once(self) -> None:
+        if self.trainer.step >= self.trainer.config.steps:
+            self.trainer.extend(1)
+        self.trainer.step_once()
+        if not self.alive:
+            self.trainer.start()
+
+    def frozen_model(self) -> genlib.GenerativeModel | None:
+        """A CPU copy of the model for pages to sample from; None while a thread is training it."""
+        if self.alive:
+            return None
+        model = self.trainer.model
+        if self._frozen is None or self._frozen[0] != model.steps:
+            frozen = copy.deepcopy(model).cpu().eval()
+            self._frozen = (model.steps, frozen)
+        return self._frozen[1]
+
+    def entry(self) -> ModelEntry | None:
+        model = self.frozen_model()
+        if model is None:
+            return None
+        snap = self.snapshot()
+        card = model_card(model, self.trainer, preset=self.preset)
+        return ModelEntry(self.name, "session", model, card, snap.history, snap.metrics, snap.samples,
+                          preset=self.preset)
+
+
+def _stop_trainers(trainers: list[genlib.Trainer]) -> None:
+    for t in trainers:
+        t.stop()
+
+
+class SessionRuns:
+    """Everything one browser session owns. Stored in ``st.session_state``; not shared."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, Run] = {}
+        self.uploads: dict[str, tuple[str, Checkpoint]] = {}   # content hash -> (file name, checkpoint)
+        self._trainers: list[genlib.Trainer] = []             # shared with the finalizer, not self
+        self.paused_by_watchdog: list[genlib.Trainer] = []
+        self._counter = 0
+        self._finalizer = weakref.finalize(self, _stop_trainers, self._trainers)
+
+    def new_name(self, base: str) -> str:
+        self._counter += 1
+        return f"{base} #{self._counter}"
+
+    def add(self, run: Run) -> Run:
+        self.runs[run.name] = run
+        self._trainers.append(run.trainer)
+        return run
+
+    def remove(self, name: str) -> None:
+        run = self.runs.pop(name, None)
+        if run is not None:
+            run.trainer.stop()
+            self._trainers.remove(run.trainer)
+
+    def of_page(self, page: str) -> list[Run]:
+        return [r for r in self.runs.values() if r.page == page]
+
+    def stop_all(self) -> None:
+        _stop_trainers(self._trainers)
+
+    def running(self) -> list[genlib.Trainer]:
+        return [t for t in self._trainers if t.is_alive and t.state == "running"]
+
+
+# --- stopping the runs of sessions that went away ------------------------------------------------
+def _runtime_says_active(session_id: str) -> bool:
+    """True while Streamlit's server has this session connected (always True without a server)."""
+    from streamlit.runtime import Runtime
+
+    if not Runtime.exists():
+        return True
+    return Runtime.instance().is_active_session(session_id)
+
+
+class SessionWatchdog:
+    """Pauses, then stops, the trainers of sessions whose browser has gone.
+
+    ``check()`` is one pass (tests call it with a fake ``is_active`` and clock); ``ensure_thread()``
+    runs it every ``poll_s`` on one daemon thread per process.
+    """
+
+    def __init__(self, is_active: Callable[[str], bool] = _runtime_says_active,
+                 pause_after: float = PAUSE_AFTER_S, stop_after: float = STOP_AFTER_S, poll_s: float = 1.0):
+        self.is_active, self.pause_after, self.stop_after, self.poll_s = is_active, pause_after, stop_after, poll_s
+        self._sessions: dict[str, weakref.ref[SessionRuns]] = {}
+        self._gone_since: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, session_id: str, runs: SessionRuns) -> None:
+        with self._lock:
+            self._sessions[session_id] = weakref.ref(runs)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def check(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            items = list(self._sessions.items())
+        for sid, ref in items:
+            runs = ref()
+            if runs is None:
+                self._forget(sid)
+                continue
+            if self.is_active(sid):
+                self._gone_since.pop(sid, None)
+                for t in runs.paused_by_watchdog:   # the browser came back: carry on
+                    t.resume()
+                runs.paused_by_watchdog.clear()
+                continue
+            gone = now - self._gone_since.setdefault(sid, now)
+            if gone >= self.stop_after:
+                runs.stop_all()
+                log.info("session %s gone for %.0f s: stopped its %d run(s)", sid, gone, len(runs.runs))
+                self._forget(sid)
+            elif gone >= self.pause_after:
+                for t in runs.running():
+                    t.pause()
+                    runs.paused_by_watchdog.append(t)
+                    log.info("session %s disconnected: paused a run at step %d", sid, t.step)
+
+    def _forget(self, sid: str) -> None:
+        with self._lock:
+            self._sessions.pop(sid, None)
+        self._gone_since.pop(sid, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.poll_s)
+            try:
+                self.check()
+            except Exception:       # a watchdog that dies silently would leak every later run
+                log.exception("session watchdog pass failed")
+
+    def ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="genlib-session-watchdog", daemon=True)
+                self._thread.start()
+
+
+_WATCHDOG = SessionWatchdog()
+
+
+def session_runs() -> SessionRuns:
+    """This session's runs (created on first use and registered with the watchdog)."""
+    runs = st.session_state.get("genlib_runs")
+    if runs is None:
+        runs = st.session_state["genlib_runs"] = SessionRuns()
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is not None:
+            _WATCHDOG.watch(ctx.session_id, runs)
+            _WATCHDOG.ensure_thread()
+    return runs
+
+
+def add_upload(file_name: str, data: bytes) -> Checkpoint:
+    """Load an uploaded checkpoint once per session (CheckpointError says why a file is refused)."""
+    runs = session_runs()
+    key = hashlib.sha256(data).hexdigest()
+    if key not in runs.uploads:
+        ckpt = genlib.load_checkpoint(data, max_bytes=UPLOAD_LIMIT_MB * 2**20)
+        runs.uploads[key] = (file_name, ckpt)
+    return runs.uploads[key][1]
+
+
+# --- what the sidebar chose, for the pages -------------------------------------------------------
+@dataclasses.dataclass(eq=False)
+class Context:
+    device: str
+    dataset: str
+    data: genlib.Dataset | None              # None when the dataset is missing (the sidebar says why)
+    models: list[ModelEntry]                 # every model usable on this dataset
+    model: ModelEntry | None                 # the one picked in the sidebar
+
+    def models_where(self, pred: Callable[[ModelEntry], bool]) -> list[ModelEntry]:
+        return [m for m in self.models if pred(m)]
+
+
+def available_models(data: genlib.Dataset) -> list[ModelEntry]:
+    """Pretrained models for ``data``, then this session's finished runs, then its uploads."""
+    out = [ModelEntry.from_checkpoint(name, "pretrained", c) for name, c in pretrained_checkpoints().items()
+           if isinstance(c, Checkpoint) and matches_dataset(c.card, c.model, data)]
+    runs = session_runs()
+    for run in runs.runs.values():
+        entry = run.entry() if run.dataset == data.name else None
+        if entry is not None:
+            out.append(entry)
+    for name, ckpt in runs.uploads.values():
+        if matches_dataset(ckpt.card, ckpt.model, data):
+            out.append(ModelEntry.from_checkpoint(name, "upload", ckpt))
+    return out
+
+
+def set_context(ctx: Context) -> None:
+    st.session_state["genlib_ctx"] = ctx
+
+
+def context() -> Context:
+    ctx = st.session_state.get("genlib_ctx")
+    if ctx is None:
+        raise RuntimeError("open the dashboard with `streamlit run dashboard/app.py`, not a page file")
+    return ctx
