@@ -7,6 +7,7 @@ can say so with one ``st.info`` instead of failing.
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 from types import ModuleType
 from typing import Any, Callable
@@ -62,44 +63,60 @@ def class_histogram(samples: list[tuple[int, torch.Tensor]], classifier, num_cla
 
 
 # --- quality metrics (genlib.metrics) -------------------------------------------------------------
-def quick_metrics(model, data, **kw: Any) -> dict[str, float] | None:
-    """``genlib.metrics.quick_metrics`` (classifier-FID, coverage, ...) or None when absent."""
+def has_quality_metrics(data: genlib.Dataset) -> bool:
+    """True when genlib.metrics can judge this dataset (images need the dataset's classifier)."""
     mod = optional_module("metrics")
     if mod is None or not hasattr(mod, "quick_metrics"):
-        return None
-    return dict(mod.quick_metrics(model, data, **kw))
+        return False
+    return classifier_for(data.name) is not None if data.is_image else data.meta.get("modes") is not None
 
 
-def live_metric_fn(data) -> Callable[[Any], dict[str, float]] | None:
+def quick_metrics(model, data: genlib.Dataset, n: int = 1000) -> dict[str, float]:
+    """``genlib.metrics.quick_metrics`` (classifier-FID, classes covered, ...); {} when unavailable."""
+    if not has_quality_metrics(data):
+        return {}
+    return dict(optional_module("metrics").quick_metrics(model, data.name, n))
+
+
+def live_metric_fn(data: genlib.Dataset) -> Callable[[Any], dict[str, float]] | None:
     """A cheap metric for the Trainer's ``metric_fn`` (from ``genlib.metrics``), or None."""
-    mod = optional_module("metrics")
-    if mod is None or not hasattr(mod, "live_metric_fn"):
+    if not has_quality_metrics(data):
         return None
-    return mod.live_metric_fn(data)
+    return optional_module("metrics").live_metric_fn(data.name)
 
 
 # --- 2-D toys: mode coverage and the discriminator's map -------------------------------------------
 def toy_mode_stats(points: torch.Tensor, modes: torch.Tensor, std: float) -> tuple[int, float]:
-    """(modes covered, high-quality share) of generated 2-D ``points`` for a Gaussian mixture.
+    """(modes covered, high-quality share) of generated 2-D ``points`` on a Gaussian mixture: the
+    fallback for when ``genlib.metrics.toy_mode_metrics`` is absent, with the same rule.
 
-    A sample is *high quality* when it lies within 3 standard deviations of its nearest mode
-    (Srivastava et al. 2017, VEEGAN, sec. 5.1). A mode is *covered* when it holds at least a fifth of
-    its fair share (N / K) of high-quality samples; PacGAN (Lin et al. 2018) counts a mode as lost
-    below 20 of the 100 samples it would get on average, the same 1/5.
+    A sample is *high quality* when within 3 standard deviations of its nearest mode (VEEGAN,
+    Srivastava et al. 2017); a mode is *covered* when at least 20 high-quality samples per 2,500
+    drawn sit at it (PacGAN, Lin et al. 2018), scaled to len(points).
     """
+    min_count = max(1, math.ceil(20 * len(points) / 2500))
     d = torch.cdist(points.float(), modes.float())                  # (N, K)
     nearest, which = d.min(1)                                        # (N,), (N,)
-    hq = nearest < 3 * std                                           # (N,)
+    hq = nearest <= 3 * std                                          # (N,)
     counts = torch.bincount(which[hq], minlength=len(modes))          # (K,)
-    covered = int((counts >= len(points) / len(modes) / 5).sum())
-    return covered, float(hq.float().mean())
+    return int((counts >= min_count).sum()), float(hq.float().mean())
 
 
-def toy_metric_fn(data) -> Callable[[Any], dict[str, float]] | None:
-    """genlib.metrics' toy metric when it exists, else None (the caller uses ``ToyProbe``)."""
+def toy_metrics_source() -> str:
     mod = optional_module("metrics")
-    fn = getattr(mod, "toy_metric_fn", None) if mod is not None else None
-    return fn(data) if fn is not None else None
+    return ("genlib.metrics.toy_mode_metrics" if mod is not None and hasattr(mod, "toy_mode_metrics")
+            else "dashboard.measure.toy_mode_stats")
+
+
+def toy_metrics(points: torch.Tensor, data: genlib.Dataset) -> dict[str, float]:
+    """Modes covered and high-quality share, by ``toy_metrics_source()``."""
+    modes, std = data.meta["modes"], float(data.meta["std"])
+    mod = optional_module("metrics")
+    if mod is not None and hasattr(mod, "toy_mode_metrics"):
+        m = mod.toy_mode_metrics(points, modes, std)
+        return {"toy_modes_covered": float(m["toy_modes_covered"]), "toy_high_quality": float(m["toy_high_quality"])}
+    covered, hq = toy_mode_stats(points, modes, std)
+    return {"toy_modes_covered": float(covered), "toy_high_quality": hq}
 
 
 class ToyProbe:
@@ -111,24 +128,18 @@ class ToyProbe:
     def __init__(self, data: genlib.Dataset, n: int = 1000, grid: int = 60, lim: float = 1.6, seed: int = 0):
         if data.meta.get("modes") is None:
             raise ValueError(f"{data.name} has no modes to cover (use ring or grid)")
-        self.modes, self.std = data.meta["modes"].cpu(), float(data.meta["std"])
-        self.n, self.seed = n, seed
+        self.data, self.n, self.seed = data.to("cpu"), n, seed
         ticks = torch.linspace(-lim, lim, grid)
         gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
         self.ticks = ticks
         self.plane = torch.stack([gx.flatten(), gy.flatten()], 1)     # (grid*grid, 2), row-major in y
-        self.external = toy_metric_fn(data)
         self._lock = threading.Lock()
         self._heat: tuple[int, torch.Tensor] | None = None
 
     def __call__(self, model) -> dict[str, float]:
         g = torch.Generator(device=model.device).manual_seed(self.seed)
         points = model.sample(self.n, z=model.prior(self.n, generator=g)).cpu()   # (n, 2)
-        if self.external is not None:
-            out = dict(self.external(model))
-        else:
-            covered, hq = toy_mode_stats(points, self.modes, self.std)
-            out = {"modes_covered": float(covered), "high_quality": hq}
+        out = toy_metrics(points, self.data)
         if hasattr(model, "discriminate"):
             d = model.discriminate(self.plane.to(model.device)).cpu()      # (grid*grid,)
             with self._lock:

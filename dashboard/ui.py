@@ -180,7 +180,13 @@ def loss_figure(history: dict[str, list[float]], family: str, loss: str = "") ->
     return fig
 
 
-METRIC_LABELS = {"modes_covered": "modes covered", "high_quality": "high-quality share (within 3σ of a mode)"}
+# Display names; "classifier-FID" is measured with the dataset's own small CNN, NOT Inception.
+METRIC_LABELS = {
+    "toy_modes_covered": "modes covered", "toy_high_quality": "high-quality share (within 3σ of a mode)",
+    "classifier_fid": "classifier-FID ↓ (own CNN, not Inception FID)", "kid": "classifier-KID ↓",
+    "classes_covered": "classes covered", "mean_confidence": "classifier confidence",
+    "label_accuracy": "label accuracy", "precision": "precision", "recall": "recall",
+}
 
 
 def metric_figure(metrics: dict[str, list[float]], title: str, labels: dict[str, str] | None = None) -> go.Figure:
@@ -244,7 +250,9 @@ def model_rows(entries: list[state.ModelEntry], metrics: dict[str, dict[str, flo
         row.update({"steps": card.get("steps", e.model.steps), "epochs": card.get("epochs"),
                     "train time": fmt_duration(card["wall_time_s"]) if "wall_time_s" in card else "?",
                     "trained on": f"{card.get('dataset', '?')} ({card.get('split', '?')}) · {card.get('device', '?')}"})
-        row.update((metrics or {}).get(e.label, {}))
+        measured = (metrics or {}).get(e.label) or card.get("metrics") or {}
+        row.update({METRIC_LABELS[k]: round(float(v), 3) for k, v in measured.items()
+                    if k in METRIC_LABELS and isinstance(v, (int, float))})
         rows.append(row)
     return rows
 
@@ -346,9 +354,12 @@ def _lr(label: str, key: str, default: float, help: str) -> float:
 def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tuple[dict[str, Any], dict[str, Any]]:
     """Widgets for a preset's hyperparameters, seeded with the preset's defaults. Every widget's range
     keeps the config valid. Returns (model config overrides, TrainConfig fields)."""
-    family, base = preset_config(preset, data.shape, data.num_classes)
+    # 2-D points cannot go through convolutions: the conv presets become MLPs there.
+    ov: dict[str, Any] = {"arch": "mlp"} if not data.is_image and PRESETS[preset][1].get("arch") == "conv" else {}
+    family, base = preset_config(preset, data.shape, data.num_classes, **ov)
+    if ov:
+        st.caption(f"On 2-D points **{preset}** uses MLP networks (convolutions need images).")
     k = f"{prefix}_{preset}_"
-    ov: dict[str, Any] = {}
     c1, c2, c3 = st.columns(3)
     with c1:
         steps = st.number_input("Training steps", 10, 100_000, 500 if data.is_image else 2000, step=100,

@@ -36,12 +36,15 @@ for i, entry in enumerate(ctx.models):
             st.plotly_chart(ui.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts_{i}")
 
 metrics = {}
-if measure.optional_module("metrics") is None:
-    st.info("Quality metrics (classifier-FID, coverage) appear here once `genlib.metrics` is installed.")
-elif st.toggle("Compute quality metrics (a few seconds per model)", key="ov_metrics"):
+if not measure.has_quality_metrics(data):
+    st.info(f"No quality metrics for **{ctx.dataset}** here: they need `genlib.metrics` and, for images, "
+            "the dataset's classifier (`python -m genlib.classifier build`).")
+elif st.toggle("Measure every model now (1,000 samples each; a few seconds per model)", key="ov_metrics"):
     with st.spinner("Measuring…"):
-        metrics = {e.label: measure.quick_metrics(e.model, data) or {} for e in ctx.models}
+        metrics = {e.label: measure.quick_metrics(e.model, data) for e in ctx.models}
 st.subheader("The models")
 st.dataframe(ui.model_rows(ctx.models, metrics), hide_index=True)
 st.caption("params = trainable parameters per network. steps, epochs and train time come from each model's "
-           "card (time excludes pauses). Metrics, when shown, are computed on this machine now.")
+           "card (time excludes pauses). Metrics come from the card (measured when a pretrained model was "
+           "built) unless you measure now. classifier-FID uses this dataset's small CNN classifier, not "
+           "the Inception network of published FIDs: compare it only within this table.")

@@ -1,0 +1,283 @@
+"""The dashboard under Streamlit's AppTest: every page renders on the offline default, and the live
+interactions work (a run advances, survives page switches, stops; divergence can be resumed;
+the conditional page follows the class; the mode-collapse lab trains two models).
+
+Plus the pieces the pages stand on: session cleanup (watchdog, finalizer) and the UI helpers.
+Waits poll a condition with a generous deadline; nothing asserts a speed.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import genlib  # noqa: E402
+from dashboard import measure, state, ui  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGES = ["app_pages/overview.py", "app_pages/train.py", "app_pages/conditional.py", "app_pages/mode_collapse.py"]
+
+
+def wait_until(cond, timeout: float = 20.0, poll: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(poll)
+    return cond()
+
+
+def runs_of(at: AppTest) -> state.SessionRuns:
+    return at.session_state["genlib_runs"]
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.fixture
+def app():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    yield at
+    if "genlib_runs" in at.session_state:      # never leave a trainer thread behind
+        runs = runs_of(at)
+        runs.stop_all()
+        for run in runs.runs.values():
+            run.trainer.join(10)
+
+
+def start_training(at: AppTest, preset: str, steps: int) -> state.Run:
+    at.switch_page("app_pages/train.py").run()
+    at.selectbox(key="tr_preset").set_value(preset).run()
+    at.number_input(key="tr_steps").set_value(steps)
+    at.select_slider(key="tr_batch").set_value(32)
+    at.button(key="tr_start").click().run()
+    assert_clean(at)
+    return list(runs_of(at).runs.values())[-1]
+
+
+# --- pages ---------------------------------------------------------------------------------------
+def test_every_page_renders_on_the_offline_default(app):
+    assert app.selectbox(key="dataset").value == "digits"
+    assert app.selectbox(key="device").options == genlib.available_devices()
+    for page in PAGES:
+        app.switch_page(page).run()
+        assert_clean(app)
+        assert app.title, f"{page} has no title"
+        assert app.expander, f"{page} explains nothing"     # every page has a "what am I looking at"
+
+
+def test_a_missing_dataset_is_explained_and_the_app_keeps_working(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("GENLIB_DATA_DIR", str(tmp_path))      # an empty data folder: cifar10 is missing
+    app.selectbox(key="dataset").set_value("cifar10").run()
+    assert not app.exception
+    assert any("CIFAR-10 files not found" in e.value for e in app.error)
+    assert any("Download cifar10" in b.label for b in app.button)
+    app.switch_page("app_pages/train.py").run()
+    assert not app.exception and app.info                    # the page points back to the sidebar
+    app.selectbox(key="dataset").set_value("digits").run()
+    assert_clean(app)
+
+
+def test_training_advances_survives_page_switches_and_stops(app):
+    run = start_training(app, "vae", 100_000)
+    assert wait_until(lambda: run.snapshot().step > 0)
+    assert run.alive and app.get("progress")
+    app.switch_page("app_pages/overview.py").run()            # leave mid-run...
+    assert_clean(app)
+    step = run.snapshot().step
+    assert wait_until(lambda: run.snapshot().step > step)     # ...it keeps training
+    app.switch_page("app_pages/train.py").run()               # come back: the same live run
+    assert_clean(app)
+    assert list(runs_of(app).runs.values()) == [run] and run.alive
+    assert app.selectbox(key="tr_run").value == run.name
+    assert "running" in app.get("progress")[0].proto.text
+    app.button(key="tr_pause").click().run()
+    assert wait_until(lambda: run.snapshot().state == "paused")
+    paused_at = run.snapshot().step
+    app.button(key="tr_step").click().run()
+    assert wait_until(lambda: run.snapshot().step == paused_at + 1)
+    app.button(key="tr_stop").click().run()
+    run.trainer.join(10)
+    assert run.snapshot().state == "stopped" and not run.alive
+    app.run()
+    assert_clean(app)
+    # the stopped model joins the picker, with its downloads
+    assert f"{run.name} (session)" in app.selectbox(key="model").options
+    assert {"tr_dl_ckpt", "tr_dl_png", "tr_dl_gif"} <= {d.key for d in app.get("download_button")}
+
+
+def test_a_diverged_run_shows_why_and_resumes_with_a_new_learning_rate(app):
+    run = start_training(app, "gan", 100_000)
+    model = run.model
+    real_step = type(model).training_step
+    model.training_step = lambda x, y: {"d_loss": torch.tensor(math.nan)}     # blow up from the next step
+    assert wait_until(lambda: run.snapshot().state == "error")
+    app.run()
+    assert any("diverged" in e.value for e in app.error)
+    model.training_step = real_step.__get__(model)
+    app.select_slider(key="tr_fix_lr_g").set_value(1e-5)
+    app.button(key="tr_fix").click().run()
+    assert model.config.lr_g == 1e-5 and model.opt_g.param_groups[0]["lr"] == 1e-5
+    step = run.snapshot().step
+    assert wait_until(lambda: run.snapshot().step > step and run.snapshot().state == "running")
+
+
+def test_conditional_page_follows_the_chosen_class(app):
+    run = start_training(app, "cgan", 20)
+    run.trainer.join(30)
+    app.switch_page("app_pages/conditional.py").run()
+    app.selectbox(key="model").set_value(f"{run.name} (session)").run()
+    assert_clean(app)
+    app.selectbox(key="cond_class").set_value(8).run()
+    assert_clean(app)
+    assert any("class “8”" in c for img in app.get("image") for c in img.captions)
+
+
+def test_conditional_page_says_when_a_model_is_not_conditional(app):
+    run = start_training(app, "vae", 10)
+    run.trainer.join(30)
+    app.switch_page("app_pages/conditional.py").run()
+    app.selectbox(key="model").set_value(f"{run.name} (session)").run()
+    assert not app.exception
+    assert any("not conditional" in w.value for w in app.warning)
+
+
+def test_mode_collapse_lab_trains_both_models_and_measures_coverage(app):
+    app.switch_page("app_pages/mode_collapse.py").run()
+    app.select_slider(key="mc_steps").set_value(500)
+    app.button(key="mc_start").click().run()
+    assert_clean(app)
+    pair = [runs_of(app).runs[n] for n in app.session_state["mc_pair"]]
+    assert [r.preset for r in pair] == ["gan", "wgan-gp"]
+    assert wait_until(lambda: all(r.snapshot().metrics.get("toy_modes_covered") for r in pair))
+    assert all(r.probe.heat() is not None for r in pair)
+    app.run()
+    assert_clean(app)
+    assert len(app.get("plotly_chart")) >= 4                   # two scatter/heat-maps, two coverage curves
+    app.button(key="mc_stop").click().run()
+    for r in pair:
+        r.trainer.join(10)
+        assert not r.alive
+
+
+# --- session cleanup -----------------------------------------------------------------------------
+def _tiny_run(runs: state.SessionRuns) -> state.Run:
+    data = state.load_data("digits")
+    trainer = genlib.Trainer(genlib.make_model("vae", data), data, genlib.TrainConfig(steps=10**6, batch_size=16))
+    return runs.add(state.Run(runs.new_name("vae"), "vae", "digits", trainer))
+
+
+def test_watchdog_pauses_then_stops_the_runs_of_a_disconnected_session():
+    connected = {"s1": True}
+    dog = state.SessionWatchdog(is_active=lambda sid: connected[sid], pause_after=5, stop_after=60)
+    runs = state.SessionRuns()
+    run = _tiny_run(runs)
+    run.start()
+    dog.watch("s1", runs)
+    try:
+        assert wait_until(lambda: run.snapshot().state == "running")
+        dog.check(now=0)
+        connected["s1"] = False                   # the tab closed
+        dog.check(now=1)
+        dog.check(now=3)
+        assert run.snapshot().state == "running"  # a reload reconnects within seconds: keep going
+        dog.check(now=7)
+        assert wait_until(lambda: run.snapshot().state == "paused")
+        connected["s1"] = True                    # it came back: resume
+        dog.check(now=8)
+        assert wait_until(lambda: run.snapshot().state == "running")
+        connected["s1"] = False
+        dog.check(now=10)
+        dog.check(now=71)
+        run.trainer.join(10)
+        assert not run.alive and run.snapshot().state == "stopped"
+        assert len(dog) == 0
+    finally:
+        runs.stop_all()
+
+
+def test_trainers_stop_when_the_session_state_is_garbage_collected():
+    runs = state.SessionRuns()
+    run = _tiny_run(runs)
+    run.start()
+    assert wait_until(lambda: run.snapshot().step > 0)
+    trainer = run.trainer
+    del runs, run
+    gc.collect()
+    trainer.join(10)
+    assert not trainer.is_alive
+
+
+def test_frozen_model_is_a_copy_and_only_exists_when_not_training():
+    runs = state.SessionRuns()
+    run = _tiny_run(runs)
+    run.trainer.config.steps = 5
+    run.start()
+    run.trainer.join(30)
+    frozen = run.frozen_model()
+    assert frozen is not run.model and frozen is run.frozen_model()
+    for a, b in zip(frozen.parameters(), run.model.parameters()):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def test_image_grid_places_every_image_and_upscales_whole_pixels():
+    x = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 1, 2, 2) * 40   # image i = 40 i
+    grid = ui.image_grid(x, nrow=3, pad=1, min_side=14)
+    assert grid.shape == (2 * 7, 2 * 10)          # (2 rows x 3 + pad) scaled x2 to reach >= 14 wide
+    for i in range(6):
+        r, c = divmod(i, 3)
+        assert grid[2 * (1 + 3 * r), 2 * (1 + 3 * c)] == 40 * i
+    assert ui.image_grid(torch.zeros(4, 3, 2, 2, dtype=torch.uint8)).ndim == 3     # colour stays RGB
+
+
+def test_gif_and_png_are_readable_images():
+    from io import BytesIO
+
+    from PIL import Image
+
+    samples = [(s, torch.randint(0, 255, (16, 1, 8, 8), dtype=torch.uint8)) for s in (0, 10, 20)]
+    gif = Image.open(BytesIO(ui.gif_bytes(samples)))
+    assert gif.format == "GIF" and gif.n_frames == 3
+    assert Image.open(BytesIO(ui.png_bytes(ui.image_grid(samples[0][1])))).format == "PNG"
+
+
+@pytest.mark.parametrize("family,loss,keys,prob_axis", [
+    ("vae", "", ["recon", "kl", "neg_elbo", "beta"], False),
+    ("gan", "nonsaturating", ["d_loss", "g_loss", "d_real", "d_fake"], True),
+    ("gan", "wgan-gp", ["d_loss", "g_loss", "gp", "wasserstein"], False),
+])
+def test_loss_figure_labels_its_axes(family, loss, keys, prob_axis):
+    history = {"step": [1, 2, 3], **{k: [0.1, 0.2, 0.3] for k in keys}}
+    fig = ui.loss_figure(history, family, loss)
+    assert fig.layout.xaxis.title.text == "training step"
+    assert all(ax.title.text for ax in (fig.layout.yaxis, fig.layout.yaxis2))
+    assert (fig.layout.yaxis2.title.text == "probability") == prob_axis
+    assert len(fig.data) >= len(keys) - 1
+
+
+def test_toy_mode_stats_counts_covered_modes_and_quality():
+    modes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    on_two = torch.cat([modes[0].expand(50, 2), modes[1].expand(50, 2)])                 # 2 of 3 modes
+    far = torch.full((100, 2), 5.0)                                                        # nowhere
+    assert measure.toy_mode_stats(torch.cat([on_two, far]), modes, 0.05) == (2, 0.5)
+
+
+def test_toy_probe_measures_and_maps_the_discriminator():
+    data = state.load_data("ring")
+    model = genlib.make_model("gan", data)
+    probe = measure.ToyProbe(data, n=200, grid=10)
+    out = probe(model)
+    assert set(out) == {"toy_modes_covered", "toy_high_quality"} and 0 <= out["toy_high_quality"] <= 1
+    step, heat = probe.heat()
+    assert heat.shape == (10, 10) and ((0 <= heat) & (heat <= 1)).all()                  # P(real)
