@@ -123,7 +123,7 @@ class GAN(GenerativeModel):
         else:
             self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=c.lr_g)
             self.opt_d = torch.optim.RMSprop(self.discriminator.parameters(), lr=c.lr_d)
-        self._last_g_loss = torch.tensor(float("nan"))
+        self._last_g_loss: torch.Tensor | None = None   # G loss at its last update, reported until the next
 
     # [0, 1] images -> [-1, 1], the generator's tanh range
     def to_net_range(self, x: torch.Tensor) -> torch.Tensor:
@@ -190,6 +190,8 @@ class GAN(GenerativeModel):
         self.steps += 1
 
         real_out, fake_out = real_out.detach(), fake_out.detach()
+        if self._last_g_loss is None:   # no G update yet in this process (e.g. resumed mid n_critic cycle)
+            self._last_g_loss = self.g_loss(fake_out)
         if c.probabilistic:  # report D(x) and D(G(z)) as probabilities
             real_out, fake_out = torch.sigmoid(real_out), torch.sigmoid(fake_out)
         out.update(d_loss=d_loss.detach(), g_loss=self._last_g_loss,
