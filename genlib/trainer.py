@@ -192,8 +192,11 @@ class Trainer:
             self._cond.notify_all()
 
     def stop(self) -> None:
+        """Stop after the current step. It also ends a pause, so a later run() or start() trains."""
         with self._cond:
             self._stop = True
+            self._paused = False
+            self._budget = 0
             self._cond.notify_all()
 
     def join(self, timeout: float | None = None) -> None:
