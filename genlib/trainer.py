@@ -74,11 +74,7 @@ class History:
         if len(self._pending) < self.stride:
             return
         pending, self._pending = self._pending, []
-        self.steps.append(pending[-1][0])
-        for key in set(self.values) | set(values):
-            vals = [v[key] for _, v in pending if key in v]
-            self.values.setdefault(key, [math.nan] * (len(self.steps) - 1))
-            self.values[key].append(sum(vals) / len(vals) if vals else math.nan)
+        self._add_point(self.steps, self.values, pending)
         if len(self.steps) >= 2 * self.max_points:
             self._halve()
 
@@ -87,8 +83,21 @@ class History:
         self.values = {k: [(a + b) / 2 for a, b in zip(v[0::2], v[1::2])] for k, v in self.values.items()}
         self.stride *= 2
 
+    @staticmethod
+    def _add_point(steps: list[float], values: dict[str, list[float]],
+                   group: list[tuple[int, dict[str, float]]]) -> None:
+        """Append the mean of ``group`` at its last step; a key new to ``values`` is NaN before it."""
+        steps.append(group[-1][0])
+        for key in set(values) | {k for _, v in group for k in v}:
+            vals = [v[key] for _, v in group if key in v]
+            values.setdefault(key, [math.nan] * (len(steps) - 1)).append(sum(vals) / len(vals) if vals else math.nan)
+
     def to_dict(self) -> dict[str, list[float]]:
-        return {"step": list(self.steps), **{k: list(v) for k, v in self.values.items()}}
+        """The stored points, then the group still filling up averaged so far: curves reach the last step."""
+        steps, values = list(self.steps), {k: list(v) for k, v in self.values.items()}
+        if self._pending:
+            self._add_point(steps, values, self._pending)
+        return {"step": steps, **values}
 
     @classmethod
     def from_dict(cls, d: dict[str, list[float]], max_points: int = 1000) -> "History":
