@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import losses
+from .device import default_threads
 
 Labels = int | torch.Tensor | None
 
@@ -179,12 +180,14 @@ TSNE_MAX_ITER = 500
 
 def project_2d(z, method: str = "auto", seed: int = 0, n_components: int = 2,
                cache: ProjectionCache | None = projection_cache, perplexity: float = TSNE_PERPLEXITY,
-               max_iter: int = TSNE_MAX_ITER) -> np.ndarray:
+               max_iter: int = TSNE_MAX_ITER, threads: int | None = None) -> np.ndarray:
     """Latents (n, D) -> float32 numpy (n, n_components) for a scatter plot (n_components 2 or 3).
 
     'identity': the first n_components dimensions (zero-padded when D is smaller); 'pca' and 'tsne'
     use scikit-learn; 'auto' is identity when D <= n_components, else t-SNE. Results are cached on
-    (bytes of z, method, seed, settings); ``cache=None`` recomputes.
+    (bytes of z, method, seed, settings); ``cache=None`` recomputes. ``threads`` caps t-SNE's OpenMP
+    threads (default ``genlib.device.default_threads()``, one core left free: on a busy 2-core
+    machine all cores made 2,000 points take 41 s instead of 10 s, see bench/tsne.py).
     """
     z = np.asarray(z.detach().cpu() if isinstance(z, torch.Tensor) else z, dtype=np.float32)
     if z.ndim != 2:
@@ -198,7 +201,9 @@ def project_2d(z, method: str = "auto", seed: int = 0, n_components: int = 2,
     key = ProjectionCache.key(z, method, seed, n_components, perplexity, max_iter)
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
-    out = _project(z, method, seed, n_components, perplexity, max_iter)
+    from threadpoolctl import threadpool_limits   # a scikit-learn dependency
+    with threadpool_limits(threads or default_threads(), user_api="openmp"):
+        out = _project(z, method, seed, n_components, perplexity, max_iter)
     if cache is not None:
         cache.put(key, out)
     return out
