@@ -1,0 +1,409 @@
+"""Contract tests for every model preset (one module, parametrised over genlib.models.PRESETS).
+
+Tiny data (a 256-image subset of the 8x8 digits, random 3x32x32 tensors, 2-D toy points), small
+batches, fixed seeds. Learning is checked per phase so that it cannot be luck: a VAE's negative
+ELBO falls; with G frozen, a GAN's D learns to score a fixed real batch above fixed fakes, and with
+D frozen, G learns to raise D's score of its samples (loss-agnostic, so a sign error fails).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import genlib
+from genlib.models import PRESETS, GANConfig, VAEConfig, make_model
+
+ALL = list(PRESETS)
+VAES = [p for p in ALL if PRESETS[p][0] == "vae"]
+GANS = [p for p in ALL if PRESETS[p][0] == "gan"]
+CONDITIONAL = [p for p in ALL if PRESETS[p][1].get("conditional")]
+CONV = [p for p in ALL if PRESETS[p][1].get("arch") == "conv"]
+TOY = ["vae", "gan", "cgan"]
+
+# Small networks keep the whole module fast; the preset still decides loss, optimiser, n_critic.
+SMALL = {"hidden": (64,), "width": 8}
+
+EXPECTED_KEYS = {
+    "vae": {"loss", "recon", "kl", "neg_elbo", "beta"},
+    "gan": {"d_loss", "g_loss", "d_real", "d_fake"},
+    "dcgan": {"d_loss", "g_loss", "d_real", "d_fake"},
+    "wgan": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein"},
+    "wgan-gp": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
+    "cgan": {"d_loss", "g_loss", "d_real", "d_fake"},
+}
+
+
+def expected_keys(preset: str) -> set[str]:
+    return EXPECTED_KEYS["vae"] if PRESETS[preset][0] == "vae" else EXPECTED_KEYS[preset]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    genlib.configure_threads()   # one thread on a 2-core machine: two oversubscribe badly under load
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return genlib.load_dataset("digits").subset(256, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ring():
+    return genlib.load_dataset("ring", n=512)
+
+
+def build(preset: str, data, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    return make_model(preset, data, **{**SMALL, **overrides})
+
+
+def batch(data, n: int = 16, start: int = 0):
+    return data.get(torch.arange(start, start + n))
+
+
+def assert_finite_scalars(out: dict[str, torch.Tensor]) -> None:
+    for k, v in out.items():
+        assert isinstance(v, torch.Tensor), k
+        assert v.dim() == 0, (k, v.shape)
+        assert not v.requires_grad, k
+        assert math.isfinite(float(v)), (k, float(v))
+
+
+# ---------------------------------------------------------------------------------------------
+# training_step
+
+
+@pytest.mark.parametrize("preset", ALL)
+def test_training_step_returns_named_finite_scalars(preset, digits):
+    model = build(preset, digits)
+    x, y = batch(digits)
+    for _ in range(2):   # the second step exercises the n_critic schedule (no G update for WGANs)
+        out = model.training_step(x, y)
+        assert set(out) == expected_keys(preset)
+        assert_finite_scalars(out)
+    assert model.steps == 2
+
+
+@pytest.mark.parametrize("preset", VAES)
+def test_vae_losses_compose(preset, digits):
+    model = build(preset, digits, kl_schedule="linear", anneal_steps=4, beta=2.0)
+    x, y = batch(digits)
+    for step in range(3):
+        out = model.training_step(x, y)
+        assert float(out["beta"]) == pytest.approx(2.0 * step / 4)
+        assert float(out["loss"]) == pytest.approx(float(out["recon"] + out["beta"] * out["kl"]), rel=1e-5)
+        assert float(out["neg_elbo"]) == pytest.approx(float(out["recon"] + out["kl"]), rel=1e-5)
+        assert float(out["kl"]) >= 0
+
+
+def test_wgan_clips_critic_and_reports_wasserstein(digits):
+    model = build("wgan", digits)
+    x, y = batch(digits)
+    out = model.training_step(x, y)
+    assert float(out["wasserstein"]) == pytest.approx(-float(out["d_loss"]))
+    clip = model.config.clip
+    assert all(p.abs().max() <= clip for p in model.discriminator.parameters())
+
+
+@pytest.mark.parametrize("preset", ["gan", "cgan", "dcgan"])
+def test_probabilistic_gans_report_probabilities(preset, digits):
+    out = build(preset, digits).training_step(*batch(digits))
+    assert 0 < float(out["d_real"]) < 1 and 0 < float(out["d_fake"]) < 1
+
+
+# Config options no preset uses, each a separate code path (projection D, conv conditional VAE,
+# skip decoder, free bits, EMA generator, spectral norm, label smoothing, hinge and minimax losses).
+VARIANTS = [
+    ("gan", {"loss": "hinge"}), ("gan", {"loss": "minimax"}),
+    ("gan", {"ema": 0.9, "spectral_norm": True, "label_smoothing": 0.1}),
+    ("dcgan", {"conditional": True}), ("wgan-gp", {"conditional": True}),
+    ("conv-vae", {"conditional": True, "skip": True}), ("vae", {"skip": True, "free_bits": 0.5}),
+]
+
+
+@pytest.mark.parametrize("preset,extra", VARIANTS, ids=[f"{p}-{'-'.join(e)}" for p, e in VARIANTS])
+def test_config_variants_train_and_sample(preset, extra, digits):
+    model = build(preset, digits, **extra)
+    x, y = batch(digits)
+    for _ in range(2):
+        out = model.training_step(x, y)
+    assert set(out) == expected_keys(preset) and model.steps == 2
+    assert_finite_scalars(out)
+    z = model.prior(4, generator=torch.Generator().manual_seed(0))
+    s = model.sample(4, z=z)
+    assert s.shape == (4, 1, 8, 8) and s.min() >= 0 and s.max() <= 1
+    if model.config.conditional:
+        assert not torch.allclose(model.sample(4, labels=torch.full((4,), 1), z=z),
+                                  model.sample(4, labels=torch.full((4,), 6), z=z))
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling
+
+
+@pytest.mark.parametrize("preset", ALL)
+def test_sample_shape_range_and_mode(preset, digits):
+    model = build(preset, digits)
+    model.train()
+    s = model.sample(5)
+    assert s.shape == (5, 1, 8, 8)
+    assert s.min() >= 0 and s.max() <= 1
+    assert model.training, "sample() must restore train mode"
+    z = model.prior(4, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (4, model.config.latent_dim)
+    labels = model.default_labels(4)
+    assert torch.equal(model.sample(4, labels=labels, z=z), model.sample(4, labels=labels, z=z))
+
+
+@pytest.mark.parametrize("preset", ALL)
+def test_sample_rejects_wrong_z_shape(preset, digits):
+    model = build(preset, digits)
+    d = model.config.latent_dim
+    for bad in (torch.randn(3, d + 1), torch.randn(d), torch.randn(3, d, 1)):
+        with pytest.raises(ValueError, match="z must have shape"):
+            model.sample(3, z=bad)
+
+
+@pytest.mark.parametrize("preset", CONDITIONAL)
+def test_conditional_sample_uses_labels(preset, digits):
+    model = build(preset, digits)
+    z = model.prior(6, generator=torch.Generator().manual_seed(0))
+    threes = model.sample(6, labels=torch.full((6,), 3), z=z)
+    sevens = model.sample(6, labels=torch.full((6,), 7), z=z)
+    assert threes.shape == (6, 1, 8, 8)
+    assert not torch.allclose(threes, sevens), "the label must change the sample"
+    assert torch.equal(model.default_labels(12), torch.arange(12) % 10)
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(6, labels=torch.full((6,), 10), z=z)      # class out of range
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(6, labels=torch.zeros(5, dtype=torch.long), z=z)
+
+
+@pytest.mark.parametrize("preset", sorted(set(ALL) - set(CONDITIONAL)))
+def test_unconditional_has_no_default_labels(preset, digits):
+    assert build(preset, digits).default_labels(4) is None
+
+
+@pytest.mark.parametrize("preset", CONV)
+def test_conv_presets_on_colour_32x32(preset):
+    torch.manual_seed(0)
+    model = make_model(preset, data_shape=(3, 32, 32), num_classes=10, width=8)
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(10, (4,))
+    out = model.training_step(x, y)
+    assert set(out) == expected_keys(preset)
+    assert_finite_scalars(out)
+    s = model.sample(2)
+    assert s.shape == (2, 3, 32, 32) and s.min() >= 0 and s.max() <= 1
+    if model.has_encoder:
+        assert model.encode(x).shape == (4, model.config.latent_dim)
+
+
+@pytest.mark.parametrize("preset", TOY)
+def test_toy_points(preset, ring):
+    model = build(preset, ring, seed=0)
+    assert model.config.data_shape == (2,) and model.config.arch == "mlp"
+    x, y = ring.get(torch.arange(32))
+    out = model.training_step(x, y)
+    assert set(out) == expected_keys(preset)
+    assert_finite_scalars(out)
+    s = model.sample(7)
+    assert s.shape == (7, 2) and torch.isfinite(s).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# learning
+
+
+@pytest.mark.parametrize("preset", VAES)
+def test_vae_neg_elbo_falls(preset, digits):
+    model = build(preset, digits)
+    batches = digits.batches(32, generator=torch.Generator().manual_seed(1))
+    values = [float(model.training_step(*next(batches))["neg_elbo"]) for _ in range(40)]
+    first, last = sum(values[:5]) / 5, sum(values[-5:]) / 5
+    assert last < 0.85 * first, (first, last)   # measured: about 45 -> 33 nats
+
+
+def _gan_scores(model, real, labels, z) -> tuple[float, float, float]:
+    """Mean raw D output (logit or critic score) on a fixed real batch and on G(fixed z), and the
+    mean |output| as the scale; no weights change. Independent of the loss function's definition."""
+    with torch.no_grad():
+        real_out = model.discriminator(model.to_net_range(real), labels)
+        fake_out = model.discriminator(model.generator(z, labels), labels)
+    scale = torch.cat([real_out, fake_out]).abs().mean()
+    return float(real_out.mean()), float(fake_out.mean()), float(scale)
+
+
+@pytest.mark.parametrize("preset", GANS)
+@pytest.mark.parametrize("phase", ["d", "g"])
+def test_gan_each_phase_learns(preset, phase, digits, monkeypatch):
+    """Freeze one network (its optimiser's step does nothing) and train with training_step.
+    D phase: D's outputs on a fixed real batch must rise relative to those on fixed fakes.
+    G phase: D's output on G(fixed z) must rise. Whatever the loss, D scores 'real' higher.
+    Catches sign errors in the losses, detached graphs, optimisers on the wrong network."""
+    # The G phase runs every step (n_critic=1) so that it gets 25 updates, not 5.
+    model = build(preset, digits, hidden=(128,), width=16, **({"n_critic": 1} if phase == "g" else {}))
+    frozen = model.opt_g if phase == "d" else model.opt_d
+    monkeypatch.setattr(frozen, "step", lambda *a, **k: None)
+    real, y = batch(digits, 64)
+    labels = y if model.config.conditional else None
+    z = model.prior(64, generator=torch.Generator().manual_seed(2))
+    batches = digits.batches(32, generator=torch.Generator().manual_seed(1))
+    model.training_step(*next(batches))     # WGAN clips D's weights on its first step: start after it
+    real0, fake0, scale = _gan_scores(model, real, labels, z)
+    for _ in range(25):
+        model.training_step(*next(batches))
+    real1, fake1, _ = _gan_scores(model, real, labels, z)
+    gain = (real1 - fake1) - (real0 - fake0) if phase == "d" else fake1 - fake0
+    # The WGAN critic's scores are ~1e-2 (weights clipped to 0.01), hence a margin relative to their size.
+    assert gain > 0.01 * scale, (gain, scale)   # measured (seeds 0, 1): WGAN-clip 0.02-0.045, others 0.4-14
+
+
+# ---------------------------------------------------------------------------------------------
+# save / load
+
+
+@pytest.mark.parametrize("preset,extra", [(p, {}) for p in ALL] + [("gan", {"ema": 0.9, "spectral_norm": True})])
+def test_checkpoint_round_trip(preset, extra, digits, tmp_path):
+    model = build(preset, digits, **extra)
+    batches = digits.batches(16, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):   # 3 is not a multiple of n_critic=5: the WGANs resume mid-cycle
+        model.training_step(*next(batches))
+    z = model.prior(6, generator=torch.Generator().manual_seed(3))
+    labels = model.default_labels(6)
+    model.eval()
+    expected = model.sample(6, labels=labels, z=z)
+
+    genlib.save_checkpoint(tmp_path / "m.pt", model, note="test")
+    ck = genlib.load_checkpoint(tmp_path / "m.pt")
+    loaded = ck.model
+    assert type(loaded) is type(model) and loaded.config == model.config
+    assert loaded.steps == model.steps == 3
+    assert ck.card["note"] == "test" and ck.card["steps"] == 3 and ck.card["family"] == model.family
+    assert torch.equal(loaded.sample(6, labels=labels, z=z), expected)
+    for name, opt in model.optimizers().items():
+        _assert_same_state(loaded.optimizers()[name].state_dict(), opt.state_dict())
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+    # Training continues from the checkpoint with finite losses (including mid-n_critic-cycle).
+    loaded.train()
+    out = loaded.training_step(*next(batches))
+    assert set(out) == expected_keys(preset)
+    assert_finite_scalars(out)
+    assert loaded.steps == 4
+
+
+def _assert_same_state(a, b) -> None:
+    assert a["param_groups"] == b["param_groups"]
+    assert a["state"].keys() == b["state"].keys() and len(a["state"]) > 0
+    for i in a["state"]:
+        for k, v in b["state"][i].items():
+            w = a["state"][i][k]
+            assert torch.equal(w, v) if isinstance(v, torch.Tensor) else w == v, (i, k)
+
+
+# ---------------------------------------------------------------------------------------------
+# sizes and encoders
+
+
+@pytest.mark.parametrize("preset", ALL)
+def test_network_sizes(preset, digits):
+    model = build(preset, digits)
+    sizes = model.network_sizes()
+    expected = {"encoder", "decoder"} if model.family == "vae" else {"generator", "discriminator"}
+    assert set(sizes) == expected and all(v > 0 for v in sizes.values())
+    assert model.num_parameters() == sum(sizes.values())
+    assert model.size_bytes() >= 4 * model.num_parameters()
+
+
+@pytest.mark.parametrize("preset", VAES)
+def test_vae_encode(preset, digits):
+    model = build(preset, digits)
+    x, y = batch(digits, 10)
+    labels = y if model.config.conditional else None
+    mu = model.encode(x, labels)
+    assert mu.shape == (10, model.config.latent_dim) and not mu.requires_grad
+    m2, logvar = model.posterior(x, labels)
+    assert torch.allclose(mu, m2.detach()) and logvar.shape == mu.shape
+    assert model.decode(mu, labels).shape == (10, 1, 8, 8)
+    assert model.has_encoder
+
+
+@pytest.mark.parametrize("preset", GANS)
+def test_gan_has_no_encoder(preset, digits):
+    model = build(preset, digits)
+    assert not model.has_encoder
+    with pytest.raises(NotImplementedError):
+        model.encode(batch(digits)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# configs
+
+
+@pytest.mark.parametrize("preset,overrides,field", [
+    ("vae", {"lr": 0.0}, "lr"),
+    ("conv-vae", {"lr": -1e-3}, "lr"),
+    ("gan", {"lr_g": 0.0}, "lr_g"),
+    ("dcgan", {"lr_d": -1.0}, "lr_d"),
+    ("vae", {"latent_dim": 0}, "latent_dim"),
+    ("wgan-gp", {"latent_dim": 0}, "latent_dim"),
+    ("wgan", {"n_critic": 0}, "n_critic"),
+    ("vae", {"beta": -0.5}, "beta"),
+    ("cvae", {"free_bits": -1.0}, "free_bits"),
+    ("vae", {"kl_schedule": "cosine"}, "kl_schedule"),
+    ("vae", {"likelihood": "poisson"}, "likelihood"),
+    ("gan", {"loss": "least-squares"}, "loss"),
+    ("gan", {"optimizer": "sgd"}, "optimizer"),
+    ("dcgan", {"beta1": 1.0}, "beta1"),
+    ("gan", {"label_smoothing": 0.5}, "label_smoothing"),
+    ("gan", {"hidden": ()}, "hidden"),
+    ("dcgan", {"data_shape": (1, 30, 30)}, "arch"),
+    ("cgan", {"num_classes": 1}, "num_classes"),
+])
+def test_config_validation_names_the_field(preset, overrides, field):
+    with pytest.raises(ValueError, match=rf"^{field}="):
+        make_model(preset, **{"data_shape": (1, 8, 8), "num_classes": 10, **overrides})
+
+
+@pytest.mark.parametrize("cls", [VAEConfig, GANConfig])
+def test_conv_on_points_is_rejected(cls):
+    with pytest.raises(ValueError, match=r"^arch="):
+        cls(data_shape=(2,), arch="conv")
+    with pytest.raises(ValueError, match=r"^arch="):
+        make_model("vae" if cls is VAEConfig else "gan", data_shape=(2,), num_classes=8, arch="conv")
+
+
+def test_bernoulli_likelihood_needs_images():
+    with pytest.raises(ValueError, match=r"^likelihood="):
+        VAEConfig(data_shape=(2,), likelihood="bernoulli")
+
+
+@pytest.mark.parametrize("preset", ALL)
+def test_config_dict_round_trip(preset, digits):
+    config = build(preset, digits).config
+    d = config.to_dict()
+    json.dumps(d)   # plain data: checkpoints and the CLI print it
+    again = type(config).from_dict(json.loads(json.dumps(d)))
+    assert again == config
+    assert type(config).from_dict(d, require_all=True) == config
+
+
+def test_from_dict_rejects_unknown_and_foreign_fields():
+    with pytest.raises(ValueError, match="unknown VAEConfig field.*bogus"):
+        VAEConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="unknown VAEConfig field.*n_critic"):
+        VAEConfig.from_dict(GANConfig().to_dict())
+    with pytest.raises(ValueError, match="unknown GANConfig field"):
+        GANConfig.from_dict(VAEConfig().to_dict())
+    with pytest.raises(ValueError, match="missing"):
+        GANConfig.from_dict({"latent_dim": 8}, require_all=True)
+
+
+def test_make_model_rejects_unknown_preset():
+    with pytest.raises(ValueError, match="unknown model"):
+        make_model("diffusion", data_shape=(1, 8, 8), num_classes=10)

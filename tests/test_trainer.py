@@ -1,0 +1,352 @@
+"""genlib.Trainer on the 8x8 digits with tiny models: events, thread control, determinism,
+divergence handling, bounded history, metrics and snapshots."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+import genlib
+from genlib import Event, TrainConfig, Trainer, make_model
+from genlib.trainer import History
+
+TIMEOUT = 20.0   # seconds; only reached when something is broken
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    genlib.configure_threads()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return genlib.load_dataset("digits")
+
+
+def tiny(preset: str, data, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    return make_model(preset, data, **{"hidden": (32,), "width": 4, "latent_dim": 4, **overrides})
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{"steps": 20, "batch_size": 16, "log_every": 5, "sample_every": 10, "n_fixed": 8, **kw})
+
+
+def wait_until(pred, timeout: float = TIMEOUT) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for the trainer")
+        time.sleep(0.002)
+
+
+class Recorder:
+    def __init__(self):
+        self.events: list[Event] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Event) -> None:
+        with self.lock:
+            self.events.append(ev)
+
+    def kinds(self) -> list[str]:
+        with self.lock:
+            return [e.kind for e in self.events]
+
+    def of(self, kind: str) -> list[Event]:
+        with self.lock:
+            return [e for e in self.events if e.kind == kind]
+
+
+# ---------------------------------------------------------------------------------------------
+# A plain blocking run
+
+
+@pytest.mark.parametrize("preset", ["vae", "cgan"])
+def test_events_in_order(preset, digits):
+    rec = Recorder()
+    model = tiny(preset, digits)
+    tr = Trainer(model, digits, cfg(), callbacks=[rec])
+    assert tr.run() == "done"
+    kinds = rec.kinds()
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert [k for k in kinds if k not in ("start", "done")] == [
+        "samples", "progress", "progress", "samples", "progress", "progress", "samples"]
+    progress = rec.of("progress")
+    assert [e.step for e in progress] == [5, 10, 15, 20]
+    keys = {"loss", "recon", "kl", "neg_elbo", "beta"} if model.family == "vae" else {"d_loss", "g_loss", "d_real", "d_fake"}
+    for e in progress:
+        assert set(e.losses) == keys and all(math.isfinite(v) for v in e.losses.values())
+        assert e.images_per_s > 0 and e.elapsed > 0
+        assert e.epoch == pytest.approx(e.step / digits.steps_per_epoch(16))
+    assert progress[-1].eta == 0
+    samples = rec.of("samples")
+    assert [e.step for e in samples] == [0, 10, 20]
+    for e in samples:
+        assert e.samples.dtype == torch.uint8 and e.samples.shape == (8, 1, 8, 8)
+    assert not torch.equal(samples[0].samples, samples[-1].samples)   # training changed the model
+    assert tr.state == "done" and tr.step == 20 and model.steps == 20
+    assert rec.of("done")[0].message == "done at step 20"
+
+
+def test_fixed_noise_is_fixed(digits):
+    """The sample grids come from the same fixed z (and labels): an untrained copy reproduces the first one."""
+    rec = Recorder()
+    model = tiny("cgan", digits)
+    tr = Trainer(model, digits, cfg(steps=5), callbacks=[rec])
+    fresh = tiny("cgan", digits)
+    first = genlib.trainer.to_uint8(fresh.sample(8, labels=tr.fixed_labels, z=tr.fixed_z))
+    tr.run()
+    assert torch.equal(rec.of("samples")[0].samples, first)
+    assert torch.equal(tr.fixed_labels, torch.arange(8))
+
+
+def test_seeds_make_runs_identical(digits):
+    def losses(preset, seed):
+        rec = Recorder()
+        Trainer(tiny(preset, digits), digits, cfg(steps=10, seed=seed, log_every=1), callbacks=[rec]).run()
+        return [e.losses for e in rec.of("progress")]
+
+    for preset in ("vae", "gan"):
+        a, b = losses(preset, 3), losses(preset, 3)
+        assert len(a) == 10 and a == b
+        assert losses(preset, 4) != a   # the seed matters (batch order, noise)
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="^steps="):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="^batch_size="):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="^metric_every="):
+        TrainConfig(metric_every=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Control from another thread
+
+
+def test_pause_step_once_resume_stop(digits):
+    rec = Recorder()
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=10**6, log_every=50, sample_every=10**6), callbacks=[rec])
+    tr.start()
+    try:
+        wait_until(lambda: tr.step >= 3)
+        assert tr.snapshot().state == "running"
+        tr.pause()
+        wait_until(lambda: tr.snapshot().state == "paused")
+        s = tr.step
+        time.sleep(0.05)
+        assert tr.step == s, "a paused trainer must not step"
+        assert rec.kinds().count("paused") == 1
+        with pytest.raises(RuntimeError, match="already running"):
+            tr.start()
+
+        tr.step_once()
+        wait_until(lambda: tr.step == s + 1 and tr.snapshot().state == "paused")
+        time.sleep(0.05)
+        assert tr.step == s + 1, "step_once runs exactly one step"
+        tr.step_once()
+        tr.step_once()
+        wait_until(lambda: tr.step == s + 3 and tr.snapshot().state == "paused")
+        time.sleep(0.05)
+        assert tr.step == s + 3
+
+        tr.resume()
+        wait_until(lambda: tr.step > s + 10)
+        assert tr.snapshot().state == "running"
+        assert "resumed" in rec.kinds()
+    finally:
+        tr.stop()
+        tr.join(TIMEOUT)
+    assert not tr.is_alive
+    snap = tr.snapshot()
+    assert snap.state == "stopped" and rec.kinds()[-1] == "stopped"
+    assert snap.step == tr.step and snap.message == f"stopped at step {tr.step}"
+    assert tr.model.steps == tr.step
+
+
+def test_stop_while_paused_then_start_again_runs(digits):
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=60, log_every=10))
+    tr.start()
+    wait_until(lambda: tr.step >= 2)
+    tr.pause()
+    wait_until(lambda: tr.snapshot().state == "paused")
+    tr.stop()
+    tr.join(TIMEOUT)
+    assert tr.state == "stopped"
+    s = tr.step
+    tr.start()   # a stop ends the pause: the new run trains, it does not sit paused
+    tr.join(5)
+    assert not tr.is_alive, "the restarted run stayed paused"
+    assert tr.state == "done" and tr.step == 60 > s
+
+
+def test_stop_then_run_continues_from_the_same_step(digits):
+    rec = Recorder()
+    tr = None
+
+    def stop_at_10(ev: Event) -> None:
+        if ev.kind == "progress" and ev.step == 10 and tr.state == "running" and "stopped" not in rec.kinds():
+            tr.stop()
+
+    tr = Trainer(tiny("gan", digits), digits, cfg(steps=25), callbacks=[rec, stop_at_10])
+    assert tr.run() == "stopped"
+    assert tr.step == 10 and tr.model.steps == 10
+    n_before = len(rec.events)
+    assert tr.run() == "done"
+    after = rec.events[n_before:]
+    assert after[0].kind == "start" and after[0].step == 10
+    assert [e.step for e in after if e.kind == "progress"] == [15, 20, 25]
+    assert all(e.step != 0 for e in after if e.kind == "samples"), "no second step-0 grid"
+    assert tr.step == 25 and tr.model.steps == 25
+    assert tr.snapshot().history["step"] == [5, 10, 15, 20, 25]
+
+
+def test_extend_continues_a_finished_run(digits):
+    rec = Recorder()
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=10), callbacks=[rec])
+    assert tr.run() == "done" and tr.step == 10
+    tr.extend(7)
+    assert tr.snapshot().total_steps == 17
+    assert tr.run() == "done"
+    assert tr.step == 17 and tr.model.steps == 17
+    assert [e.step for e in rec.of("progress")] == [5, 10, 15, 17]
+    assert [e.step for e in rec.of("done")] == [10, 17]
+
+
+# ---------------------------------------------------------------------------------------------
+# Divergence
+
+
+def test_nan_loss_stops_with_error_and_restores_last_good_weights(digits, monkeypatch):
+    model = tiny("gan", digits)
+    bad_step = 13   # inside the log interval (10, 15]
+    real_step = model.training_step
+    poisoned = []
+
+    def training_step(x, y):
+        out = real_step(x, y)
+        if model.steps == bad_step and not poisoned:
+            poisoned.append(model.steps)
+            out = {**out, "g_loss": torch.tensor(float("nan"))}
+        return out
+
+    monkeypatch.setattr(model, "training_step", training_step)
+    good = {}
+
+    def remember(ev: Event) -> None:
+        if ev.kind == "progress":
+            good[ev.step] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    rec = Recorder()
+    tr = Trainer(model, digits, cfg(steps=30), callbacks=[rec, remember])
+    assert tr.run() == "error"
+    assert rec.kinds()[-1] == "error"
+    assert [e.step for e in rec.of("progress")] == [5, 10]
+    snap = tr.snapshot()
+    assert snap.state == "error" and "g_loss" in snap.message and "diverged" in snap.message
+    assert "step 15" in snap.message and "step 10" in snap.message   # failed at, restored from
+    assert snap.step == 10 and model.steps == 10
+    assert snap.history["step"] == [5, 10]                            # no NaN in the curves
+    state = model.state_dict()
+    assert any(not torch.equal(state[k], v) for k, v in good[5].items())
+    for k, v in good[10].items():
+        assert torch.equal(state[k], v), k
+    # The restored model trains on: running again finishes (the poison fired once).
+    assert tr.run() == "done" and tr.step == 30 and model.steps == 30
+
+
+def test_exception_in_training_step_is_reported(digits, monkeypatch):
+    model = tiny("vae", digits)
+    monkeypatch.setattr(model, "training_step", lambda x, y: 1 / 0)
+    rec = Recorder()
+    tr = Trainer(model, digits, cfg(), callbacks=[rec])
+    tr.start()
+    tr.join(TIMEOUT)
+    snap = tr.snapshot()
+    assert snap.state == "error" and "ZeroDivisionError" in snap.message
+    assert rec.kinds()[-1] == "error"
+
+
+# ---------------------------------------------------------------------------------------------
+# History, metrics, snapshots
+
+
+def test_history_is_bounded_and_averages():
+    h = History(max_points=100)
+    for step in range(1, 10_001):
+        h.append(step, {"a": float(step), "b": 2.0 * step})
+        if step in (199, 200, 201, 5_000, 9_999):
+            assert len(h) < 200 and len(h.to_dict()["step"]) <= 200
+    d = h.to_dict()
+    assert 100 <= len(h) < 200 and len(d["a"]) == len(d["b"]) == len(d["step"]) <= 200
+    assert d["step"][-1] == 10_000, "the curve reaches the last step (a partial group is averaged so far)"
+    prev = 0
+    for step, a, b in zip(d["step"], d["a"], d["b"]):
+        covered = range(prev + 1, step + 1)            # each point averages the steps since the last one
+        assert a == pytest.approx(sum(covered) / len(covered))
+        assert b == pytest.approx(2 * a)
+        prev = step
+    widths = [j - i for i, j in zip([0] + d["step"], d["step"])]
+    assert len(set(widths[:len(h)])) == 1 and widths[-1] <= widths[0]   # equal groups, the last may be partial
+    assert widths[0] > 1
+
+
+def test_history_new_keys_are_padded():
+    h = History(max_points=10)
+    h.append(1, {"a": 1.0})
+    h.append(2, {"a": 2.0, "b": 5.0})
+    d = h.to_dict()
+    assert d["a"] == [1.0, 2.0] and math.isnan(d["b"][0]) and d["b"][1] == 5.0
+
+
+def test_metric_events(digits):
+    rec = Recorder()
+    calls = []
+
+    def metric_fn(model):
+        calls.append(model.steps)
+        model.eval()   # the trainer must put it back into train mode
+        return {"steps_seen": float(model.steps)}
+
+    model = tiny("vae", digits)
+    tr = Trainer(model, digits, cfg(steps=22, metric_every=5), callbacks=[rec], metric_fn=metric_fn)
+    tr.run()
+    assert calls == [5, 10, 15, 20, 22]
+    assert [e.step for e in rec.of("metric")] == [5, 10, 15, 20, 22]
+    assert rec.of("metric")[0].metrics == {"steps_seen": 5.0}
+    assert tr.snapshot().metrics == {"step": [5, 10, 15, 20, 22], "steps_seen": [5.0, 10.0, 15.0, 20.0, 22.0]}
+    assert model.training
+
+
+def test_snapshot_is_consistent_while_training(digits):
+    tr = Trainer(tiny("gan", digits), digits, cfg(steps=200, log_every=1, sample_every=7, max_snapshots=5,
+                                                   history_points=20))
+    snaps = []
+    tr.start()
+    while tr.is_alive:
+        snaps.append(tr.snapshot())
+        time.sleep(0.001)
+    tr.join(TIMEOUT)
+    snaps.append(tr.snapshot())
+    assert len(snaps) > 5
+    for s in snaps:
+        assert s.state in ("idle", "running", "done") and s.total_steps == 200
+        hist = s.history
+        n = len(hist["step"])
+        assert all(len(v) == n for v in hist.values())
+        assert hist["step"] == sorted(set(hist["step"])) and (n == 0 or hist["step"][-1] <= s.step)
+        assert n <= 2 * 20
+        steps = [k for k, _ in s.samples]
+        assert steps == sorted(steps) and len(steps) <= 5 and (not steps or steps[-1] <= s.step)
+        assert all(x.dtype == torch.uint8 and x.shape == (8, 1, 8, 8) for _, x in s.samples)
+    final = snaps[-1]
+    assert final.state == "done" and final.step == 200 and final.eta == 0
+    assert [k for k, _ in final.samples][0] == 0 and final.samples[-1][0] == 200   # first and newest kept
+    assert final.history["step"][-1] == 200
+    assert final.losses.keys() == set(final.history) - {"step"}
