@@ -4,6 +4,12 @@ from pathlib import Path
 
 import pytest
 
+import genlib
+
+# torch's default (one thread per core) oversubscribes a 2-core CI box running small models;
+# genlib's own choice is what the app and CLI use, so the tests run with it too.
+genlib.configure_threads()
+
 
 @pytest.fixture
 def shared_data() -> Path:

@@ -78,6 +78,7 @@ class VAE(GenerativeModel):
 
     # q(z | x, y) = N(mu, diag(exp(logvar)))
     def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        self._require_labels(labels)
         y = one_hot(labels, self.config.num_classes) if self.config.conditional else None
         h = self.encoder(x, y)                              # (B, F)
         if y is not None and self.config.arch == "conv":
@@ -87,12 +88,17 @@ class VAE(GenerativeModel):
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Raw decoder output: logits for images, means for points."""
+        self._require_labels(labels)
         if self.config.conditional:
             z = torch.cat([z, one_hot(labels, self.config.num_classes)], 1)
         return self.decoder(z)
 
     def to_data_range(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out) if self.config.is_image else out
+
+    def _require_labels(self, labels: torch.Tensor | None) -> None:
+        if self.config.conditional and labels is None:
+            raise ValueError("a conditional VAE needs labels to encode or decode")
 
     def reconstruction_nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.config.likelihood == "bernoulli":
