@@ -1,4 +1,4 @@
-"""Command line: ``python -m genlib {train,sample,info} ...``.
+"""Command line: ``python -m genlib {train,sample,info,evaluate,compare} ...``.
 
 Errors a user can cause (bad arguments, missing data, a bad checkpoint) end with a one-line reason
 and a non-zero exit code, never a traceback.
@@ -159,6 +159,38 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .metrics import default_cache_dir, evaluate_checkpoint   # lazy: metrics loads the classifiers
+    t0 = time.perf_counter()
+    result = evaluate_checkpoint(args.checkpoint, args.n, dataset=args.dataset, root=args.data_dir,
+                                 cache_dir=default_cache_dir())
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    print(json.dumps(result, indent=2))   # classifier_fid: genlib's CNN features, not the Inception FID
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .metrics import default_cache_dir, evaluate_checkpoint, write_table
+    if Path(args.out).suffix not in (".csv", ".json"):
+        raise UsageError(f"--out must end in .csv or .json, got {args.out!r}")
+    rows = []
+    for path in args.checkpoints:
+        t0 = time.perf_counter()
+        rows.append(evaluate_checkpoint(path, args.n, dataset=args.dataset, root=args.data_dir,
+                                        cache_dir=default_cache_dir()))
+        rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+        print(f"evaluated {path} in {rows[-1]['seconds']:.1f}s", file=sys.stderr)
+    keys = ["classifier_fid", "kid", "classifier_is", "classes_covered", "precision", "recall", "label_accuracy",
+            "neg_elbo", "toy_modes_covered", "parameters"]
+    keys = [k for k in keys if any(k in r for r in rows)]
+    print("\t".join(["checkpoint"] + keys))   # classifier_fid is NOT the Inception FID
+    for r in rows:
+        print("\t".join([r["checkpoint"]] + [f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, ""))
+                                             for k in keys]))
+    print(f"wrote {write_table(rows, args.out)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m genlib", description="Train and sample generative image models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -198,6 +230,22 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a checkpoint's model card and config as JSON")
     i.add_argument("checkpoint")
     i.set_defaults(func=cmd_info)
+
+    e = sub.add_parser("evaluate", help="print a checkpoint's sample-quality metrics as JSON "
+                                        "(classifier-FID, KID, IS, coverage, precision/recall, ELBO...)")
+    e.add_argument("checkpoint")
+    e.add_argument("--n", type=int, default=5000, help="samples to draw (default 5000)")
+    e.add_argument("--dataset", default=None, choices=list(DATASETS), help="default: the checkpoint card's")
+    e.add_argument("--data-dir", default=None)
+    e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("compare", help="evaluate several checkpoints into one table (.csv or .json)")
+    c.add_argument("checkpoints", nargs="+")
+    c.add_argument("--n", type=int, default=5000)
+    c.add_argument("--dataset", default=None, choices=list(DATASETS), help="default: each card's")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--out", required=True, help="table.csv or table.json")
+    c.set_defaults(func=cmd_compare)
     return p
 
 
