@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import losses
 from .device import default_threads
 
 Labels = int | torch.Tensor | None
@@ -462,19 +461,18 @@ def posterior_stats(vae, data, n: int = 1000, seed: int = 0, batch_size: int = 5
 
 def kl_per_dimension(vae, data, n: int = 1000, seed: int = 0) -> torch.Tensor:
     """E_x KL(q(z_d | x) || N(0, 1)) per latent dimension, nats: (D,). Collapsed dims are ~0."""
-    mu, logvar = posterior_stats(vae, data, n, seed)
-    return losses.kl_normal_per_dim(mu, logvar).mean(0)
+    from .metrics import kl_per_dim   # lazily: genlib.metrics loads the classifier module
+    return kl_per_dim(*posterior_stats(vae, data, n, seed))
 
 
-# Burda et al., "Importance Weighted Autoencoders" (2016), sec. 5.2: unit u is active when
-#   A_u = Cov_x( E_{q(u|x)}[u] ) > 0.01,
-# i.e. the posterior mean of u moves with x; a collapsed unit returns the prior whatever x is.
 def latent_activity(vae, data, n: int = 1000, seed: int = 0) -> torch.Tensor:
-    """A_u: variance over examples of each dimension's posterior mean, (D,)."""
+    """Activity A_u = Cov_x(E_q[z_u]) of each dimension (Burda et al. 2016), the quantity
+    ``active_units`` thresholds: variance over examples of the posterior mean, (D,)."""
     mu, _ = posterior_stats(vae, data, n, seed)
-    return mu.var(0)
+    return mu.double().var(0, unbiased=False).float()
 
 
 def active_units(vae, data, n: int = 1000, threshold: float = 0.01, seed: int = 0) -> int:
     """How many latent dimensions have activity A_u > ``threshold`` (Burda et al. 2016: 0.01)."""
-    return int((latent_activity(vae, data, n, seed) > threshold).sum())
+    from .metrics import active_units as count_active
+    return count_active(posterior_stats(vae, data, n, seed)[0], threshold)
