@@ -292,7 +292,12 @@ _REF_LOCK = threading.Lock()
 
 def reference_dataset(dataset: str | Dataset, root=None) -> Dataset:
     """The real images a model is compared with: a name means its test split (digits: all 1,797
-    images, since its test split has only 360); toys: a fresh draw (seed 1). A Dataset is used as is."""
+    images, since its test split has only 360); toys: a fresh draw (seed 1). A Dataset is used as is.
+
+    Where only the MNIST test split is on disk, the models trained on it and the classifier saw
+    images 0..7999 of it too: there the reference is not held out, and floor_fid is a floor for
+    memorised data rather than for generalisation.
+    """
     if isinstance(dataset, Dataset):
         return dataset
     name = _canonical_name(dataset)
