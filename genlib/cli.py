@@ -20,6 +20,7 @@ import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, DataNotFoundError, load_dataset
+from .device import pick_device
 from .models import PRESETS, config_class, preset_config, build_model
 from .trainer import Event, TrainConfig, Trainer
 
@@ -118,7 +119,7 @@ def _parse_labels(text: str | None, n: int) -> torch.Tensor | None:
 def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError(f"--n must be >= 1, got {args.n}")
-    ckpt = load_checkpoint(args.checkpoint, device=args.device or "cpu")
+    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     model = ckpt.model
     labels = _parse_labels(args.labels, args.n)
     if labels is not None and not model.config.conditional:
@@ -224,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="file ending in .npz (x uint8, y labels) or .png (grid)")
     s.add_argument("--labels", default=None, help="conditional models: class(es) to draw, e.g. 8 or 2,5")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default=None)
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     s.set_defaults(func=cmd_sample)
 
     i = sub.add_parser("info", help="print a checkpoint's model card and config as JSON")
