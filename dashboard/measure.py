@@ -135,16 +135,26 @@ class ToyProbe:
         self.plane = torch.stack([gx.flatten(), gy.flatten()], 1)     # (grid*grid, 2), row-major in y
         self._lock = threading.Lock()
         self._heat: tuple[int, torch.Tensor] | None = None
+        self._mode_share: torch.Tensor | None = None
 
     def __call__(self, model) -> dict[str, float]:
         g = torch.Generator(device=model.device).manual_seed(self.seed)
         points = model.sample(self.n, z=model.prior(self.n, generator=g)).cpu()   # (n, 2)
         out = toy_metrics(points, self.data)
+        which = torch.cdist(points, self.data.meta["modes"]).argmin(1)               # (n,) nearest mode
+        share = torch.bincount(which, minlength=len(self.data.meta["modes"])).float() / len(points)
+        with self._lock:
+            self._mode_share = share
         if hasattr(model, "discriminate"):
             d = model.discriminate(self.plane.to(model.device)).cpu()      # (grid*grid,)
             with self._lock:
                 self._heat = (model.steps, d.view(len(self.ticks), len(self.ticks)))
         return out
+
+    def mode_share(self) -> torch.Tensor | None:
+        """(K,) share of the last measurement's samples whose nearest mode is each mode, or None."""
+        with self._lock:
+            return self._mode_share
 
     def heat(self) -> tuple[int, torch.Tensor] | None:
         """(model step, (grid, grid) D values, rows = y) from the last measurement, or None."""

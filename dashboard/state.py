@@ -18,10 +18,10 @@ training.
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import hashlib
-import logging
 import os
 import threading
 import time
@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import streamlit as st
 import torch
+from streamlit.logger import get_logger
 
 import genlib
 from genlib.checkpoint import Checkpoint, model_card
@@ -41,8 +42,8 @@ UPLOAD_LIMIT_MB = 50                    # checkpoints here are a few MB; 50 leav
 PAUSE_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_PAUSE_AFTER_S", 5))   # a reload reconnects in ~1 s
 STOP_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_STOP_AFTER_S", 120))   # Streamlit keeps a session 2 min
 
-# A child of Streamlit's logger, so its lines appear in the server console with Streamlit's format.
-log = logging.getLogger("streamlit.genlib_dashboard")
+# Streamlit's logger factory: lines appear in the server console at Streamlit's log level.
+log = get_logger(__name__)
 
 
 # --- cached, shared, read-only resources -------------------------------------------------------
@@ -131,13 +132,33 @@ class Run:
     def snapshot(self) -> genlib.Snapshot:
         return self.trainer.snapshot()
 
+    @property
+    def phase(self) -> str:
+        """'running', 'paused' or 'ended' (done, stopped or diverged): what the controls offer."""
+        if not self.alive:
+            return "ended"
+        return "paused" if self.trainer.state == "paused" else "running"
+
+    def _settle(self, phases: tuple[str, ...], timeout: float = 1.0) -> None:
+        """Wait (briefly) for the thread to reach a phase, so the page redrawn next shows it."""
+        end = time.monotonic() + timeout
+        while self.phase not in phases and time.monotonic() < end:
+            time.sleep(0.01)
+
+    def pause(self) -> None:
+        self.trainer.pause()
+        self._settle(("paused", "ended"))
+
+    def stop(self) -> None:
+        self.trainer.stop()
+        self._settle(("ended",))
+
     def start(self) -> None:
         """Start or continue (after a stop, an error or the end: call ``trainer.extend`` first)."""
-        if self.alive:
-            self.trainer.resume()
-            return
-        self.trainer.resume()                # a stop while paused leaves the pause flag set
-        self.trainer.start()
+        self.trainer.resume()
+        if not self.alive:
+            self.trainer.start()
+        self._settle(("running", "ended"))
 
     def step_once(self) -> None:
         if self.trainer.step >= self.trainer.config.steps:
@@ -145,6 +166,7 @@ class Run:
         self.trainer.step_once()
         if not self.alive:
             self.trainer.start()
+        self._settle(("paused", "ended"))
 
     def frozen_model(self) -> genlib.GenerativeModel | None:
         """A CPU copy of the model for pages to sample from; None while a thread is training it."""
@@ -270,6 +292,16 @@ class SessionWatchdog:
             self._sessions.pop(sid, None)
         self._gone_since.pop(sid, None)
 
+    def stop_everything(self, join_s: float = 2.0) -> None:
+        """Stop every watched session's trainers (at server exit, so no thread dies mid-operation)."""
+        with self._lock:
+            sessions = [ref() for ref in self._sessions.values()]
+        trainers = [t for runs in sessions if runs is not None for t in runs._trainers]
+        for t in trainers:
+            t.stop()
+        for t in trainers:
+            t.join(join_s)
+
     def _loop(self) -> None:
         while True:
             time.sleep(self.poll_s)
@@ -286,6 +318,7 @@ class SessionWatchdog:
 
 
 _WATCHDOG = SessionWatchdog()
+atexit.register(_WATCHDOG.stop_everything)
 
 
 def session_runs() -> SessionRuns:

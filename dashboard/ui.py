@@ -35,8 +35,9 @@ def fmt_duration(seconds: float) -> str:
 
 
 def progress_text(snap: genlib.Snapshot) -> str:
+    eta = f" · ETA {fmt_duration(snap.eta)}" if snap.state == "running" else ""
     return (f"{snap.state} · step {snap.step:,} / {snap.total_steps:,} · epoch {snap.epoch:.1f} · "
-            f"{snap.images_per_s:,.0f} examples/s · ETA {fmt_duration(snap.eta)}")
+            f"{snap.images_per_s:,.0f} examples/s{eta}")
 
 
 def need_data(ctx: state.Context) -> genlib.Dataset:
@@ -110,29 +111,26 @@ def draw(model: genlib.GenerativeModel, n: int, seed: int = 0, labels: torch.Ten
 
 
 def history_picker(samples: list[tuple[int, torch.Tensor]], key: str) -> tuple[int, torch.Tensor]:
-    """A slider over the saved fixed-noise grids. It follows the newest grid until the user drags it
-    back, and keeps the chosen step while new grids arrive. Returns (step, samples)."""
+    """A slider over the saved fixed-noise grids, by training step. It follows the newest grid until
+    the user drags it back, and keeps the chosen step while new grids arrive. Returns (step, samples)."""
     if len(samples) < 2:
         return samples[-1]
     steps = [s for s, _ in samples]
-    last = len(steps) - 1
-    chosen_step, followed = st.session_state.get(key + "_step"), st.session_state.get(key + "_follow", True)
-    if followed or chosen_step is None:
-        idx = last
-    else:
-        idx = max([i for i, s in enumerate(steps) if s <= chosen_step] or [0])
-    st.session_state[key] = idx
-    idx = st.slider("Training history: fixed-noise grid at step", 0, last, key=key,
-                    format="%d", help="Drag back to see how the same noise vectors looked earlier in "
-                                      "training; at the right end it follows the newest grid.")
-    st.session_state[key + "_step"], st.session_state[key + "_follow"] = steps[idx], idx == last
-    return samples[idx]
+    chosen, follow = st.session_state.get(key + "_step"), st.session_state.get(key + "_follow", True)
+    # set before the widget: its options change as grids arrive (and old ones are thinned out)
+    st.session_state[key] = steps[-1] if follow or chosen is None else max([s for s in steps if s <= chosen] or steps[:1])
+    step = st.select_slider("Training history: fixed-noise grid at step", steps, key=key,
+                            help="Drag back to see how the same noise vectors looked earlier in training; "
+                                 "at the right end it follows the newest grid.")
+    st.session_state[key + "_step"], st.session_state[key + "_follow"] = step, step == steps[-1]
+    return samples[steps.index(step)]
 
 
 # --- figures -------------------------------------------------------------------------------------
 def _line(fig, x, y, name, color=None, row=1, col=1, dash=None):
     y = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in y]
-    fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line=dict(color=color, dash=dash)), row=row, col=col)
+    mode = "lines" if len(y) > 30 else "lines+markers"          # a few points: show where they are
+    fig.add_trace(go.Scatter(x=x, y=y, name=name, mode=mode, line=dict(color=color, dash=dash)), row=row, col=col)
 
 
 def loss_figure(history: dict[str, list[float]], family: str, loss: str = "") -> go.Figure:
@@ -192,7 +190,7 @@ METRIC_LABELS = {
 def metric_figure(metrics: dict[str, list[float]], title: str, labels: dict[str, str] | None = None) -> go.Figure:
     """One line per metric in ``metrics`` ({'step': [...], name: [...]}), each on its own row."""
     labels = {**METRIC_LABELS, **(labels or {})}
-    names = [k for k in metrics if k != "step"]
+    names = sorted(k for k in metrics if k != "step")     # a stable order: the chart updates in place
     fig = make_subplots(max(1, len(names)), 1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=[labels.get(k, k) for k in names] or [title])
     for i, k in enumerate(names, start=1):
@@ -222,8 +220,19 @@ def points_figure(real: torch.Tensor, fake: torch.Tensor | None, title: str,
                                  marker=dict(size=3, color=COLORS["fake"])))
     fig.update_xaxes(title_text="x₁", range=[-lim, lim], constrain="domain")
     fig.update_yaxes(title_text="x₂", range=[-lim, lim], scaleanchor="x")
-    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.15))
+    fig.update_layout(title=title, height=430, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def mode_share_figure(share: torch.Tensor) -> go.Figure:
+    """Bars: the share of generated points nearest to each mode, against the uniform share."""
+    k = len(share)
+    fig = go.Figure(go.Bar(x=[str(i) for i in range(k)], y=share.numpy() * 100, marker_color=COLORS["fake"]))
+    fig.add_hline(y=100 / k, line_dash="dot", line_color="grey", annotation_text="uniform")
+    fig.update_xaxes(title_text="mode (nearest centre)")
+    fig.update_yaxes(title_text="% of generated points", rangemode="tozero")
+    fig.update_layout(title="Where the generated points go", height=260, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
@@ -232,7 +241,7 @@ def class_share_figure(steps: list[int], shares: torch.Tensor, class_names: list
     fig = go.Figure(go.Heatmap(x=steps, y=class_names, z=shares.T.numpy() * 100, colorscale="Viridis",
                                zmin=0, colorbar=dict(title=dict(text="% of samples", side="right"))))
     fig.update_xaxes(title_text="training step (saved fixed-noise grid)", type="category")
-    fig.update_yaxes(title_text="class the classifier predicts")
+    fig.update_yaxes(title_text="class the classifier predicts", type="category")
     fig.update_layout(title="Class histogram of generated samples along training", height=380,
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig
@@ -420,3 +429,47 @@ def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tup
                  log_every=max(1, min(25, steps // 200)), sample_every=max(1, steps // 30),
                  n_fixed=64 if data.is_image else 512)
     return ov, train
+
+
+# --- latent pages: held-out images, image grids whose axes say what varies ----------------------
+@st.cache_resource(show_spinner="Loading the test split…")
+def _test_split(name: str) -> genlib.Dataset | None:
+    try:
+        return genlib.load_dataset(name, split="test", download=False)
+    except (genlib.DataNotFoundError, ValueError):
+        return None
+
+
+def held_out(data: genlib.Dataset) -> genlib.Dataset:
+    """The test split of ``data``'s dataset when it is on disk (images no model trained on), else
+    ``data`` itself; ``.split`` says which one a page got."""
+    if data.split == "test" or not data.is_image:
+        return data
+    return _test_split(data.name) or data
+
+
+def grid_figure(x: torch.Tensor, ncol: int, col_labels: list[str] | None = None,
+                row_labels: list[str] | None = None, x_title: str = "", y_title: str = "", title: str = "",
+                cell_px: int = 48) -> go.Figure:
+    """Images (n, C, H, W), ``ncol`` to a row, as one figure whose axes say what varies over the
+    grid: ``col_labels[i]`` under column i, ``row_labels[j]`` beside row j (latent values, t, ...)."""
+    n, c, h, w = x.shape
+    s = max(1, math.ceil(cell_px / w))                                 # whole-pixel upscale
+    img = image_grid(x, nrow=ncol, pad=1, min_side=1)                  # (rows, cols[, 3]), 1 px borders
+    img = img.repeat(s, 0).repeat(s, 1)
+
+    def centres(k: int, size: int) -> list[float]:                     # of cell i, in image pixels
+        return [(1 + i * (size + 1)) * s + (size * s - 1) / 2 for i in range(k)]
+
+    import base64
+
+    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(png_bytes(img)).decode(),
+                             hoverinfo="skip"))
+    axis = dict(showgrid=False, zeroline=False, ticks="")
+    fig.update_xaxes(title_text=x_title, tickvals=centres(ncol, w) if col_labels else [],
+                     ticktext=col_labels or [], range=[-0.5, img.shape[1] - 0.5], **axis)
+    fig.update_yaxes(title_text=y_title, tickvals=centres(math.ceil(n / ncol), h) if row_labels else [],
+                     ticktext=row_labels or [], range=[img.shape[0] - 0.5, -0.5], scaleanchor="x", **axis)
+    fig.update_layout(title=title, width=img.shape[1] + 120, height=img.shape[0] + (110 if title else 80),
+                      margin=dict(l=70 if y_title else 10, r=10, t=40 if title else 10, b=60 if x_title else 10))
+    return fig

@@ -281,3 +281,36 @@ def test_toy_probe_measures_and_maps_the_discriminator():
     assert set(out) == {"toy_modes_covered", "toy_high_quality"} and 0 <= out["toy_high_quality"] <= 1
     step, heat = probe.heat()
     assert heat.shape == (10, 10) and ((0 <= heat) & (heat <= 1)).all()                  # P(real)
+
+
+# --- with pretrained models ----------------------------------------------------------------------
+@pytest.fixture
+def pretrained(tmp_path, monkeypatch):
+    """Two tiny 'pretrained' digits models (a GAN and a cGAN) in a temporary pretrained/ folder."""
+    data = state.load_data("digits")
+    for preset in ("gan", "cgan"):
+        model = genlib.make_model(preset, data, hidden=(32,))
+        cfg = genlib.TrainConfig(steps=6, batch_size=16, sample_every=2, n_fixed=20)
+        trainer = genlib.Trainer(model, data, cfg)
+        trainer.run()
+        genlib.save_checkpoint(tmp_path / f"digits-{preset}.pt", model, trainer, preset=preset)
+    monkeypatch.setattr(state, "PRETRAINED_DIR", tmp_path)
+    return tmp_path
+
+
+def test_pages_use_the_pretrained_models(app, pretrained):
+    app.run()
+    assert app.selectbox(key="model").options == ["digits-cgan (pretrained)", "digits-gan (pretrained)"]
+    assert_clean(app)
+    assert len(app.get("image")) == 2                               # one grid per model, side by side
+    table = app.dataframe[0].value
+    assert list(table["model"]) == ["digits-cgan", "digits-gan"] and "generator params" in table
+    app.switch_page("app_pages/conditional.py").run()
+    assert_clean(app)
+    if measure.classifier_for("digits") is not None:
+        assert app.metric[0].label == "Label accuracy"
+    app.switch_page("app_pages/mode_collapse.py").run()
+    assert_clean(app)
+    if measure.classifier_for("digits") is not None:               # the class histogram along training
+        assert app.selectbox(key="mc_gan").options == ["digits-cgan (pretrained)", "digits-gan (pretrained)"]
+        assert app.get("plotly_chart")

@@ -13,8 +13,10 @@ its samples (red) on a few blobs still fools its discriminator there: that is **
 - **Heat-map**: the discriminator's opinion over the plane. Vanilla GAN: P(real), blue = "real",
   red = "fake". WGAN-GP: the critic's score, higher = more real; only differences matter.
   The generator moves its points uphill on this map.
-- **Modes covered**: blobs holding at least a fifth of their fair share of good samples.
-  **High-quality share**: samples within 3 standard deviations of a blob centre.
+- **Where the points go**: the share of generated points nearest to each blob. Even bars = no
+  collapse, even if the points are still blurry.
+- **Modes covered**: blobs with enough *good* samples (within 3 standard deviations of the centre;
+  20 per 2,500 samples). **High-quality share**: the fraction of samples that are good.
 - WGAN-GP makes 5 critic updates per generator update, so at equal steps its generator has moved
   5× less. Watch the coverage and quality curves, not only the last picture.
 """)
@@ -32,11 +34,12 @@ data = state.load_data(toy)
 st.caption(f"{genlib.DATASETS[toy]} Both models train on the CPU, batch 128. Coverage is measured on "
            f"1,000 samples by `{measure.toy_metrics_source()}`.")
 
-if st.button("Start both", type="primary", key="mc_start"):
+go_col, stop_col = st.columns([1, 8])
+if go_col.button("Start both", type="primary", key="mc_start"):
     pair = []
     for preset, extra in (("gan", {"loss": vanilla_loss}), ("wgan-gp", {"arch": "mlp"})):
         model = genlib.make_model(preset, data, lr_g=lr, lr_d=lr, **extra)
-        probe = measure.ToyProbe(data)
+        probe = measure.ToyProbe(data, grid=48)
         cfg = genlib.TrainConfig(steps=steps, batch_size=128, log_every=10, sample_every=max(1, steps // 40),
                                  n_fixed=500, metric_every=max(1, steps // 40))
         trainer = genlib.Trainer(model, data, cfg, device="cpu", metric_fn=probe)
@@ -48,10 +51,10 @@ if st.button("Start both", type="primary", key="mc_start"):
 pair = [runs.runs[n] for n in st.session_state.get("mc_pair", []) if n in runs.runs]
 if pair:
     alive = any(r.alive for r in pair)
-    st.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.trainer.stop() for r in pair])
-    real = state.load_data(pair[0].dataset).subset(1000).x
+    stop_col.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.stop() for r in pair])
+    real = state.load_data(pair[0].dataset).subset(600).x
 
-    @st.fragment(run_every=0.7 if alive else None)
+    @st.fragment(run_every=1.5 if alive else None)
     def live(was_alive: bool) -> None:
         for i, (col, run) in enumerate(zip(st.columns(2), pair)):
             snap, heat = run.snapshot(), run.probe.heat()
@@ -62,6 +65,9 @@ if pair:
                 st.plotly_chart(ui.points_figure(real, fake, "Real (grey) vs generated (red) points",
                                                  None if heat is None else (run.probe.ticks, heat[1]), label),
                                 key=f"mc_pts_{i}")
+                share = run.probe.mode_share()
+                if share is not None:
+                    st.plotly_chart(ui.mode_share_figure(share), key=f"mc_share_{i}")
                 if snap.metrics.get("step"):
                     st.plotly_chart(ui.metric_figure(snap.metrics, "Coverage over training"), key=f"mc_met_{i}")
         if was_alive and not any(r.alive for r in pair):

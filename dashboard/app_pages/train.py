@@ -50,14 +50,16 @@ run = runs.runs[st.selectbox("Run", train_runs, key="tr_run")]
 family, loss = run.model.family, getattr(run.model.config, "loss", "")
 snap = run.snapshot()
 
-# --- controls: callbacks run before the next script run, so the buttons below see the new state --
+# --- controls (outside the live fragment; it reruns the page when the run's phase changes) -------
+phase = run.phase
 b = st.columns(6)
-b[0].button("Pause", on_click=run.trainer.pause, disabled=snap.state != "running", key="tr_pause")
-b[1].button("Resume", on_click=run.start, disabled=snap.state not in ("paused", "stopped"), key="tr_resume")
-b[2].button("Step once", on_click=run.step_once, disabled=snap.state in ("running", "error"), key="tr_step")
-b[3].button("Stop", on_click=run.trainer.stop, disabled=not run.alive, key="tr_stop")
+b[0].button("Pause", on_click=run.pause, disabled=phase != "running", key="tr_pause")
+b[1].button("Resume", on_click=run.start, disabled=phase == "running" or snap.state in ("done", "error"),
+            key="tr_resume")
+b[2].button("Step once", on_click=run.step_once, disabled=phase == "running" or snap.state == "error", key="tr_step")
+b[3].button("Stop", on_click=run.stop, disabled=phase == "ended", key="tr_stop")
 more = b[4].number_input("More steps", 10, 100_000, 500, step=100, key="tr_more", label_visibility="collapsed")
-if b[5].button(f"Train {more:,} more", disabled=run.alive or snap.state == "error", key="tr_extend"):
+if b[5].button(f"Train {more:,} more", disabled=phase != "ended" or snap.state == "error", key="tr_extend"):
     run.trainer.extend(int(more))
     run.start()
     st.rerun()
@@ -73,14 +75,14 @@ if snap.state == "error":
         st.rerun()
 
 
-@st.fragment(run_every=0.7 if run.alive else None)
-def live(was_alive: bool) -> None:
+@st.fragment(run_every=0.7 if phase != "ended" else None)
+def live(drawn_phase: str) -> None:
     snap = run.snapshot()
     st.progress(min(1.0, snap.step / snap.total_steps), text=ui.progress_text(snap))
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(ui.loss_figure(snap.history, family, loss), key="tr_loss")
-        if len(snap.metrics.get("step", [])):
+        if set(snap.metrics) - {"step"}:
             st.plotly_chart(ui.metric_figure(snap.metrics, "Live quality metric (genlib.metrics)"), key="tr_metric")
     with right:
         if snap.samples and data.is_image:
@@ -90,18 +92,18 @@ def live(was_alive: bool) -> None:
             step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
             st.plotly_chart(ui.points_figure(data.subset(1000).x, x, f"Generated points at step {step:,}"),
                             key="tr_points")
-    if was_alive and not run.alive:
-        st.rerun()          # the run ended: redraw the buttons and downloads
+    if run.phase != drawn_phase:
+        st.rerun()          # paused, resumed or ended meanwhile: redraw the buttons and downloads
 
 
-live(run.alive)
+live(phase)
 
 if not run.alive and run.snapshot().samples:
     entry = run.entry()
     snap = run.snapshot()
     st.subheader("Keep the result")
     d = st.columns(4)
-    d[0].button("Use this model on the other pages", key="tr_use",
+    d[0].button("Use in the other pages", key="tr_use",
                 on_click=lambda: st.session_state.update(model=entry.label))
     d[1].download_button("Checkpoint (.pt)", key="tr_dl_ckpt", file_name=f"{run.preset}-{run.dataset}.pt",
                          data=lambda: ui.checkpoint_bytes(entry.model, run.trainer, preset=run.preset),

@@ -1,0 +1,145 @@
+"""One real-browser pass over the dashboard: `streamlit run` in a subprocess, Debian's chromium driven
+by Playwright through every page. No page may show an exception or an error box; a training run is
+started, survives a page switch and is stopped; closing the tab pauses a run (server log).
+
+Screenshots go to artifacts/browser/ (git-ignored) for a human to look at.
+Skips, saying why, when chromium or the playwright package is missing (`apt-get install chromium`,
+`pip install playwright`; the browser download of `playwright install` is not needed).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "artifacts" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+PAGES = ["Overview / compare", "Train live", "Conditional generation", "Mode collapse lab"]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to run the browser test")
+if not CHROMIUM:
+    pytest.skip("no chromium binary (apt-get install chromium, or set $CHROMIUM)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS / "server.log", "w")
+    env = {**os.environ, "GENLIB_DASHBOARD_PAUSE_AFTER_S": "1", "GENLIB_DASHBOARD_STOP_AFTER_S": "600",
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start; see {log.name}")
+    yield url, Path(log.name)
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def settle(page, timeout: float = 30_000) -> None:
+    """Wait until the script run finished (the status widget's 'running' state is gone)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+
+
+def check_clean(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"))   # no full_page: its resize makes plotly redraw blank
+    errors = page.locator(ERRORS)
+    assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:500]}"
+
+
+def go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=re.compile(title.split(" /")[0].split(":")[0])).first.wait_for(timeout=30_000)
+    settle(page)
+
+
+def progress_step(page) -> int:
+    text = page.locator('[data-testid="stProgress"]').first.inner_text()
+    return int(re.search(r"step ([\d,]+)", text).group(1).replace(",", ""))
+
+
+def test_every_page_in_a_real_browser(server):
+    url, log = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page.goto(url)
+        page.get_by_role("heading", name="Overview: compare models").wait_for(timeout=60_000)
+        settle(page)
+        check_clean(page, "1-overview")
+        for i, title in enumerate(PAGES[1:], start=2):
+            go(page, title)
+            check_clean(page, f"{i}-{title.split()[0].lower()}")
+
+        # a live run: start it, leave, come back, it is still running further along; stop it
+        go(page, "Train live")
+        steps = page.get_by_role("spinbutton", name="Training steps")
+        steps.fill("3000")
+        steps.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Start training").click()
+        page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
+        page.wait_for_timeout(2500)
+        check_clean(page, "5-train-running")
+        before = progress_step(page)
+        go(page, "Overview / compare")
+        page.wait_for_timeout(1000)
+        go(page, "Train live")
+        page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        assert progress_step(page) > before
+        page.get_by_role("button", name="Stop", exact=True).click()
+        page.locator('[data-testid="stProgress"]', has_text="stopped").wait_for(timeout=30_000)
+        settle(page)
+        page.get_by_role("button", name="Checkpoint (.pt)", exact=True).wait_for(timeout=30_000)
+        check_clean(page, "6-train-stopped")
+
+        # the stopped model is in the picker: the other pages now draw from it
+        go(page, "Overview / compare")
+        page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+        check_clean(page, "7-overview-with-model")
+
+        go(page, "Mode collapse lab")
+        page.get_by_role("button", name="Start both").click()
+        page.locator(".js-plotly-plot").nth(5).wait_for(timeout=60_000)    # 2 maps, 2 bar charts, 2 curves
+        page.wait_for_timeout(5000)
+        settle(page)
+        page.wait_for_timeout(800)          # charts are swapped in just after a fragment run ends
+        check_clean(page, "8-mode-collapse-running")
+
+        # closing the tab disconnects the session: its runs are paused within seconds
+        page.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "paused a run" not in log.read_text():
+            time.sleep(0.5)
+        assert "paused a run" in log.read_text(), "closing the tab did not pause the session's runs"
+        browser.close()
