@@ -1,0 +1,165 @@
+"""Latent space: where a model puts the test images (VAE) or its samples (GAN), the 2-D manifold,
+and how much of its latent space a VAE really uses (KL per dimension)."""
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from dashboard import measure, state, ui
+from genlib import latent
+
+ctx = state.context()
+data = ui.need_data(ctx)
+st.title("Latent space")
+ui.explain("""
+A generative model draws an image from a short vector of numbers, its **latent code z**.
+- **The scatter.** A VAE's encoder maps each test image x to a code: the mean μ(x) of its posterior.
+  One dot per test image, coloured by its true class. Classes form **clusters**: images that look
+  alike get nearby codes, though no label was used in training. A 2-D latent is drawn as it is;
+  larger ones are squashed to 2-D by **PCA** (a linear view: distances in latent units) or **t-SNE**
+  (keeps neighbours together, so clusters show well; its axes and the distances between clusters
+  mean nothing). Click a dot to see the test image beside what the decoder makes of its code.
+- **The manifold.** A grid of codes spaced evenly in *probability* under N(0, 1) (5 % to 95 %),
+  decoded: how the images change as you walk across two latent dimensions. For a 2-D VAE this is
+  the whole latent space.
+- **KL per dimension.** How much information (nats) the encoder puts into each dimension, on average
+  over test images. A dimension with KL near 0 is ignored: its code is N(0, 1) whatever the image.
+  When most dimensions are like that, the VAE suffers **posterior collapse**; *active units* counts
+  the dimensions whose code still moves with the image (variance of μ(x) > 0.01, Burda et al. 2016).
+- A **GAN** has no encoder, so it cannot place a real image in its latent space. Instead we draw z
+  from N(0, I), generate, and colour each z by the class the classifier sees in its image.
+""")
+
+if not data.is_image:
+    st.info("This page shows images: pick an image dataset in the sidebar (**digits** works offline).")
+    st.stop()
+entry = ctx.model
+if entry is None:
+    ui.no_model_note(ctx, "model")
+    st.stop()
+model, names = entry.model, data.class_names
+d = model.config.latent_dim
+test = ui.held_out(data)
+clf = measure.classifier_for(ctx.dataset)
+
+
+def picked_point(event, n: int) -> int | None:
+    """The index (a point's customdata) of the first clicked point, or None. Reads Streamlit's
+    PlotlyState and the plain dict a test puts in session state alike."""
+    for p in ((event or {}).get("selection") or {}).get("points") or []:
+        i = p.get("customdata")
+        i = i[0] if isinstance(i, (list, tuple)) else i
+        if i is not None and 0 <= int(i) < n:
+            return int(i)
+    return None
+
+
+def scatter(xy, y, axes: tuple[str, str], title: str) -> go.Figure:
+    """WebGL scatter, one trace per class (its legend entry); customdata = the point's index."""
+    fig = go.Figure()
+    groups = [(names[k], (y == k).nonzero().flatten()) for k in y.unique().tolist()] if y is not None else \
+        [("samples", torch.arange(len(xy)))]
+    for label, idx in groups:
+        fig.add_trace(go.Scattergl(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=label, customdata=idx.numpy(),
+                                   marker=dict(size=6, opacity=0.75),
+                                   hovertemplate=f"class {label} · point %{{customdata}}<extra></extra>"))
+    fig.update_xaxes(title_text=axes[0])
+    fig.update_yaxes(title_text=axes[1])
+    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="class")
+    return fig
+
+
+# --- the scatter -------------------------------------------------------------------------------
+if model.has_encoder:
+    st.caption(f"**{entry.name}** encodes {test.name}'s **{test.split}** images (μ of q(z|x), {d}-D latent).")
+else:
+    vaes = [m.label for m in ctx.models if m.model.has_encoder]
+    st.info(f"**{entry.name}** is a GAN: it has no encoder, so test images cannot be placed in its latent "
+            "space. Below: random codes z ~ N(0, I), each coloured by "
+            + ("its conditioning label (for a conditional GAN the label, not z, decides the class: expect no "
+               "clusters)." if model.config.conditional else "the class the classifier sees in its image."
+               if clf is not None else "nothing: there is no classifier for this dataset.")
+            + (f" To see encoded test images pick a VAE in the sidebar: {', '.join(vaes)}." if vaes else ""))
+c = st.columns(3)
+sizes = [s for s in (250, 500, 1000, 2000, 5000) if not model.has_encoder or s < len(test)] + \
+    ([len(test)] if model.has_encoder and len(test) <= 5000 else [])
+n = c[0].select_slider("Points", sizes, value=min(sizes, key=lambda s: abs(s - 1000)), key="lat_n")
+method = "identity"
+if d > 2:
+    method = c[1].segmented_control("Projection to 2-D", ["tsne", "pca"], default="tsne", required=True,
+                                    format_func={"tsne": "t-SNE", "pca": "PCA"}.get, key="lat_proj",
+                                    help="t-SNE: neighbours stay together (clusters show), axes mean nothing. "
+                                         "PCA: the two directions of largest variance, in latent units.")
+with st.spinner("Encoding and projecting (t-SNE takes a few seconds the first time; then it is cached)…"):
+    z, y = latent.encode_dataset(model, test, n=n, classifier=clf)              # (n, D), (n,) or None
+    xy = latent.project_2d(z, method)                                            # (n, 2)
+axes = {"identity": ("z₁ (latent units)", "z₂ (latent units)" if d > 1 else "(1-D latent: no second axis)"),
+        "pca": ("principal component 1 (latent units)", "principal component 2 (latent units)"),
+        "tsne": ("t-SNE 1 (no units)", "t-SNE 2 (no units)")}[method]
+what = "test images, by true class" if model.has_encoder else "generated samples' codes"
+left, right = st.columns([3, 2])
+with left:
+    event = st.plotly_chart(scatter(xy, y, axes, f"{len(z):,} {what}"), key="lat_scatter",
+                            on_select="rerun", selection_mode="points")
+i = picked_point(event, len(z))
+with right:
+    st.markdown("**The point you clicked**" if i is not None else "**Click a point** (showing point 0)")
+    i = 0 if i is None else i
+    label = None if y is None else y[i:i + 1]
+    cond = label if model.config.conditional else None
+    x_hat = model.sample(1, labels=cond, z=z[i:i + 1].to(model.device)).cpu()   # (1, C, H, W)
+    if model.has_encoder:
+        x_real, _ = test.subset(n).get(torch.tensor([i]))                         # the same subset as encoded
+        st.plotly_chart(ui.grid_figure(torch.cat([x_real, x_hat]), 2, ["real test image", "decoded from μ(x)"],
+                                       cell_px=120), width="content", key="lat_pair")
+    else:
+        st.plotly_chart(ui.grid_figure(x_hat, 1, ["G(z)"], cell_px=120), width="content", key="lat_pair")
+    st.caption(f"Point {i}: class **{names[int(label)] if label is not None else '?'}**"
+               + (" (true label)" if model.has_encoder else " (label)" if model.config.conditional
+                  else " (the classifier's guess)")
+               + f"; code z = ({', '.join(f'{v:.2f}' for v in z[i, :6].tolist())}{', …' if d > 6 else ''}).")
+
+# --- how much of the latent space a VAE uses ---------------------------------------------------
+kl = None
+if model.has_encoder:
+    st.subheader("KL per dimension: which dimensions carry information")
+    kl = latent.kl_per_dimension(model, test)                                    # (D,) nats
+    active_mask = latent.latent_activity(model, test) > 0.01                     # (D,)
+    active = latent.active_units(model, test)
+    m = st.columns([1, 1, 4])
+    m[0].metric("Active units", f"{active} / {d}", help="Dimensions whose posterior mean μ(x) varies over "
+                "test images (variance > 0.01, Burda et al. 2016).")
+    m[1].metric("Total KL", f"{float(kl.sum()):.1f} nats", help="KL(q(z|x) ‖ N(0, I)) averaged over test "
+                "images: the ELBO's KL term.")
+    bars = go.Figure(go.Bar(x=[f"z{k}" for k in range(d)], y=kl.numpy(),
+                            marker_color=[ui.COLORS["a"] if a else ui.COLORS["real"] for a in active_mask.tolist()],
+                            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
+    bars.update_xaxes(title_text="latent dimension (blue = active, grey = collapsed)")
+    bars.update_yaxes(title_text="KL(q(z_d|x) ‖ N(0, 1)), nats", rangemode="tozero")
+    bars.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+    m[2].plotly_chart(bars, key="lat_kl")
+    if active < d:
+        st.caption(f"{d - active} of {d} dimensions are (nearly) unused: the decoder ignores them and their "
+                   "code stays N(0, 1) whatever the image. That is posterior collapse, here partial; a "
+                   "smaller latent, a lower β or free bits (Train page) change it.")
+
+# --- the manifold --------------------------------------------------------------------------------
+if d >= 2:
+    st.subheader("The manifold: decoding a grid of codes")
+    c = st.columns(4)
+    order = kl.argsort(descending=True).tolist() if kl is not None else list(range(d))
+    dim_x = c[0].selectbox("Horizontal: dimension", range(d), index=order[0], key="lat_dx",
+                           format_func=lambda k: f"z{k}" + (f" ({kl[k]:.2f} nats)" if kl is not None else ""))
+    dim_y = c[1].selectbox("Vertical: dimension", [k for k in range(d) if k != dim_x], key="lat_dy",
+                           index=[k for k in range(d) if k != dim_x].index(order[1] if order[1] != dim_x else order[0]),
+                           format_func=lambda k: f"z{k}" + (f" ({kl[k]:.2f} nats)" if kl is not None else ""))
+    size = c[2].slider("Grid size", 5, 20, 12, key="lat_grid")
+    cls = c[3].selectbox("Class (conditional model)", range(len(names)), format_func=lambda k: names[k],
+                         key="lat_cls") if model.config.conditional else None
+    grid = latent.manifold_grid(model, size, (dim_x, dim_y), labels=cls).cpu()  # (size², C, H, W)
+    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, size)).tolist()
+    st.plotly_chart(ui.grid_figure(grid, size, [f"{v:.1f}" for v in values], [f"{v:.1f}" for v in values[::-1]],
+                                   f"z{dim_x} (latent units)", f"z{dim_y} (latent units)", cell_px=40),
+                    width="content", key="lat_manifold")
+    st.caption("Codes at the 5 %, …, 95 % quantiles of N(0, 1) on the two chosen dimensions"
+               + (", every other dimension at 0 (the prior's mean)" if d > 2 else "")
+               + ". Neighbouring images differ a little: the decoder is smooth, so nearby codes give similar images.")
