@@ -1,0 +1,208 @@
+"""Helpers shared by the bench/ scripts: the machine line every table starts with, a device-wide
+sync, a training-rate measurement with an optional emulated UI thread, and a Streamlit server.
+
+Not a test module: nothing here asserts on time. The scripts print what they measure.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+import genlib  # noqa: E402
+from genlib.device import default_threads  # noqa: E402
+
+# dashboard/app_pages/train.py: @st.fragment(run_every=0.7) redraws the live run.
+APP_POLL_S = 0.7
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device | str | None = None, extra: str = "") -> str:
+    """One comment line: host, CPU, cores, load, torch, device, threads. Printed atop every table."""
+    device = genlib.pick_device(device)
+    dev = str(device)
+    if device.type == "cuda":
+        dev += f" ({torch.cuda.get_device_name(device)})"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    env = os.environ.get("GENLIB_THREADS")
+    return (f"# {platform.node()}: {cpu_name()}, {cores()} cores, load average {load:.1f} at start; "
+            f"python {platform.python_version()}, torch {torch.__version__}; device {dev}; torch threads "
+            f"{torch.get_num_threads()}, genlib default_threads() {default_threads()}"
+            + (f", GENLIB_THREADS={env}" if env else "") + (f"; {extra}" if extra else ""))
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued device work (CUDA is asynchronous) before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+# --- the Train page's live fragment, emulated -----------------------------------------------------
+
+class FragmentEmulator:
+    """On its own Python thread, every ``every`` seconds, does what the Train page's live fragment
+    does per rerun: ``trainer.snapshot()``, the loss figure (``dashboard.ui.loss_figure``, plus the
+    metric figure once there are metrics) serialised as Streamlit does (``plotly.io.to_json``), and
+    the newest fixed-noise grid upscaled (``ui.image_grid``) and encoded to PNG (``ui.png_bytes``).
+
+    It leaves out the websocket, protobuf and the browser. A frame that overruns the interval is
+    followed at once by the next (Streamlit queues the rerun). ``frames``: (start, seconds) each.
+    """
+
+    def __init__(self, trainer: genlib.Trainer, every: float = 0.5):
+        import plotly.io as pio
+
+        from dashboard import ui    # imports streamlit: a second or more, so not inside a frame
+
+        self.trainer, self.every, self._ui, self._pio = trainer, every, ui, pio
+        self.frames: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-fragment", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def frame(self) -> None:
+        ui, pio, model = self._ui, self._pio, self.trainer.model
+        snap = self.trainer.snapshot()
+        pio.to_json(ui.loss_figure(snap.history, model.family, getattr(model.config, "loss", "")), validate=False)
+        if set(snap.metrics) - {"step"}:
+            pio.to_json(ui.metric_figure(snap.metrics, "Live quality metric"), validate=False)
+        if snap.samples and snap.samples[-1][1].dim() == 4:
+            ui.png_bytes(ui.image_grid(snap.samples[-1][1], nrow=8))
+
+    def _run(self) -> None:
+        due = time.perf_counter()
+        while not self._stop.wait(max(0.0, due - time.perf_counter())):
+            t = time.perf_counter()
+            self.frame()
+            self.frames.append((t, time.perf_counter() - t))
+            due = max(due + self.every, time.perf_counter())   # overran: the next one at once
+
+    def frame_ms(self, t0: float, t1: float) -> list[float]:
+        return [1000 * d for s, d in self.frames if t0 <= s <= t1]
+
+
+def measure_rate(trainer: genlib.Trainer, seconds: float, warmup: float = 1.5,
+                 ui_every: float | None = None) -> dict:
+    """Run ``trainer`` on its thread (as the app does); after ``warmup`` s (and at least 3 steps),
+    count its steps over ``seconds`` of wall time, read from this (sleeping) thread. Returns
+    images_per_s, steps, seconds, and with ``ui_every`` the emulated UI frames' times in ms."""
+    device = trainer.device
+    ui = FragmentEmulator(trainer, ui_every) if ui_every else None
+    start = time.perf_counter()
+    trainer.start()
+    if ui:
+        ui.start()
+    try:
+        while trainer.is_alive and (time.perf_counter() - start < warmup or trainer.step < 3):
+            time.sleep(0.02)
+        sync(device)
+        t0, s0 = time.perf_counter(), trainer.step
+        while trainer.is_alive and time.perf_counter() - t0 < seconds:
+            time.sleep(min(0.05, max(0.0, seconds - (time.perf_counter() - t0))))
+        sync(device)
+        t1, s1 = time.perf_counter(), trainer.step
+    finally:
+        trainer.stop()
+        trainer.join()
+        if ui:
+            ui.stop()
+    if trainer.state == "error":
+        raise RuntimeError(trainer.message)
+    out = {"images_per_s": (s1 - s0) * trainer.config.batch_size / (t1 - t0), "steps": s1 - s0, "seconds": t1 - t0}
+    if ui:
+        out["ui_ms"] = ui.frame_ms(t0, t1)
+    return out
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# --- a Streamlit server -----------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def streamlit_command(port: int, launcher: list[str] | None = None) -> list[str]:
+    """``streamlit run dashboard/app.py`` headless on ``port`` (``launcher`` replaces ``-m streamlit``)."""
+    return [sys.executable, *(launcher or ["-m", "streamlit"]), "run", str(REPO / "dashboard" / "app.py"),
+            "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+
+
+def start_streamlit(port: int, log_path: Path, env: dict | None = None,
+                    launcher: list[str] | None = None) -> subprocess.Popen:
+    log = open(log_path, "w")
+    return subprocess.Popen(streamlit_command(port, launcher), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> float:
+    """Poll ``/_stcore/health`` until it answers 'ok'; returns perf_counter() at that moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                return time.perf_counter()
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"streamlit did not answer {url}/_stcore/health within {timeout:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
