@@ -5,15 +5,16 @@ batch) with the identical MLP VAE (784-400-20) and the identical DCGAN.
     python bench/throughput.py [--seconds 8] [--device auto] [--threads 0] [--presets vae,dcgan]
 
 Uses Fashion-MNIST (28x28, the only set with both splits on the lab machines; pixels do not change
-speed). Each measurement warms up, then counts images over --seconds of wall time.
+speed). Each measurement warms up, then counts images over --seconds of wall time. genlib runs as
+the dashboard runs it: a Trainer thread with the default TrainConfig (log every 25 steps, a sample
+grid every 250) and --threads torch threads (0 = genlib.device.default_threads()).
+bench/threads.py compares thread counts, with and without a busy UI thread.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import genlib  # noqa: E402
-from genlib.models import PRESETS, make_model  # noqa: E402
+from common import machine, measure_rate
+
+import genlib
+from genlib.models import PRESETS, make_model
 
 
 def torchvision_fashion(root: Path):
@@ -145,22 +147,14 @@ def _time_loader(loader, step, seconds):
 
 # --- genlib ------------------------------------------------------------------------------------------
 
-def genlib_rate(preset, data, device, seconds, batch_size):
+def genlib_rate(preset, data, device, seconds, batch_size, threads=0):
+    """A genlib.Trainer with the default TrainConfig (log every 25 steps, a sample grid every 250) on
+    its own thread, as the dashboard runs it; steps counted over ``seconds`` after a warm-up."""
     torch.manual_seed(0)
     model = make_model(preset, data)
-    trainer = genlib.Trainer(model, data, genlib.TrainConfig(steps=10**9, batch_size=batch_size, log_every=5,
-                                                             sample_every=10**9), device=device)
-    rates = []
-
-    def on_event(ev):
-        if ev.kind == "progress":
-            rates.append((time.perf_counter(), ev.step))
-            if len(rates) > 2 and rates[-1][0] - rates[1][0] > seconds:
-                trainer.stop()
-    trainer.callbacks.append(on_event)
-    trainer.run()
-    (t0, s0), (t1, s1) = rates[1], rates[-1]           # skip the first interval (warm-up)
-    return (s1 - s0) * batch_size / (t1 - t0)
+    trainer = genlib.Trainer(model, data, genlib.TrainConfig(steps=10**9, batch_size=batch_size, threads=threads),
+                             device=device)
+    return measure_rate(trainer, seconds)["images_per_s"]
 
 
 def main():
@@ -174,13 +168,13 @@ def main():
     device = genlib.pick_device(args.device)
     threads = genlib.configure_threads(args.threads or None)
     data = genlib.load_dataset("fashion-mnist", device=device)
-    print(f"device {device}, torch {torch.__version__}, {threads} CPU thread(s), "
-          f"{os.cpu_count()} cores; {args.seconds:.0f} s per measurement; Fashion-MNIST 28x28\n")
+    print(machine(device, f"{threads} torch thread(s) for genlib and the baseline; {args.seconds:g} s per "
+                          "measurement after a warm-up; Fashion-MNIST 28x28"))
 
     print(f"{'model':<10} {'batch':>5} {'genlib img/s':>13}")
     rates = {}
     for preset in args.presets.split(","):
-        rates[preset] = genlib_rate(preset, data, device, args.seconds, 64)
+        rates[preset] = genlib_rate(preset, data, device, args.seconds, 64, threads)
         print(f"{preset:<10} {64:>5} {rates[preset]:>13,.0f}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,7 +186,7 @@ def main():
             loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, num_workers=args.workers,
                                                  drop_last=True)
             base = fn(loader, device, args.seconds)
-            ours = genlib_rate(preset, data, device, args.seconds, bs)
+            ours = genlib_rate(preset, data, device, args.seconds, bs, threads)
             print(f"{name:<10} {bs:>5} {base:>15,.0f} {ours:>13,.0f} {ours / base:>5.1f}x", flush=True)
 
 
