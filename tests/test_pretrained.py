@@ -1,0 +1,143 @@
+"""The shipped pretrained models: they load safely, sample, carry complete cards, still meet a cheap
+version of their quality bar, and the whole folder stays small. Plus a smoke build into tmp_path."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlib import load_checkpoint
+from genlib.models import PRESETS
+from genlib.pretrained import (BY_NAME, PRETRAINED_DIR, RECIPES, Recipe, build, list_pretrained,
+                               load_pretrained, rebuild_command, update_card)
+
+HAS_METRICS = importlib.util.find_spec("genlib.metrics") is not None
+CARD_FIELDS = ("name", "preset", "dataset", "split", "images", "data_note", "steps", "epochs", "wall_time_s",
+               "device", "torch", "seed", "batch_size", "threads", "command", "recipe", "metrics")
+SHIPPED = [r.name for r in RECIPES]
+
+
+def _classifier(dataset: str):
+    """The shipped classifier for ``dataset``, or a skip while it is not there."""
+    try:
+        from genlib.classifier import load_classifier
+        return load_classifier(dataset)
+    except (ImportError, FileNotFoundError) as e:
+        pytest.skip(f"no shipped classifier for {dataset}: {e}")
+
+
+@pytest.fixture(scope="module")
+def ckpts():
+    return {}
+
+
+def _load(ckpts: dict, name: str):
+    if name not in ckpts:
+        ckpts[name] = load_pretrained(name)
+    return ckpts[name]
+
+
+def test_recipe_table_is_consistent():
+    assert len(BY_NAME) == len(RECIPES), "names must be unique"
+    for r in RECIPES:
+        assert r.preset in PRESETS
+        assert r.name.startswith(r.dataset + "-")
+        assert r.steps >= 1 and r.batch_size >= 1
+    assert {r.preset for r in RECIPES if r.dataset == "digits"} == {"vae", "gan", "dcgan", "cgan"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_recipe_is_shipped(name):
+    assert (PRETRAINED_DIR / f"{name}.pt").is_file(), f"missing; build with `{rebuild_command(BY_NAME[name])}`"
+
+
+def test_folder_is_under_50_mb():
+    total = sum(p.stat().st_size for p in PRETRAINED_DIR.rglob("*") if p.is_file())
+    assert total < 50 * 2**20, f"pretrained/ holds {total / 2**20:.1f} MB"
+
+
+def test_files_are_plain_tensors_and_data():
+    """weights_only=True refuses anything that could run code; every file must pass it."""
+    for entry in list_pretrained():
+        payload = torch.load(entry.path, map_location="cpu", weights_only=True)
+        assert payload["optimizers"] == {}, "shipped files carry no optimiser state"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_loads_samples_and_card_is_complete(name, ckpts):
+    ck = _load(ckpts, name)
+    r, m, card = BY_NAME[name], ck.model, ck.card
+    x = m.sample(8)
+    assert x.shape == (8, *m.config.data_shape)
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+    missing = [f for f in CARD_FIELDS if f not in card]
+    assert not missing, f"card lacks {missing}"
+    assert card["command"] == rebuild_command(r)
+    assert card["dataset"] == r.dataset and card["preset"] == r.preset and card["seed"] == r.seed
+    assert card["steps"] == r.steps == m.steps
+    assert card["wall_time_s"] > 0 and card["images"] > 0
+    if HAS_METRICS:
+        assert card["metrics"], "metrics exist: measure them with `python -m genlib.pretrained evaluate`"
+    # fixed-noise grids along training: a few dozen, uint8, first at step 0 and last at the end
+    steps = [s for s, _ in ck.samples]
+    assert 12 <= len(steps) <= 40 and steps[0] == 0 and steps[-1] == r.steps
+    grid = ck.samples[-1][1]
+    assert grid.dtype == torch.uint8 and grid.shape == (r.n_fixed, *m.config.data_shape)
+
+
+def test_list_and_load():
+    digits = list_pretrained("digits")
+    assert digits and all(e.dataset == "digits" for e in digits)
+    assert {e.name for e in list_pretrained()} >= {e.name for e in digits}
+    with pytest.raises(ValueError, match="unknown pretrained model"):
+        load_pretrained("no-such-model")
+
+
+# --- cheap versions of the quality bars, judged by the shipped classifiers ------------------------
+
+@pytest.mark.parametrize("name", [r.name for r in RECIPES if r.preset == "cgan"])
+def test_conditional_gan_draws_the_asked_class(name, ckpts):
+    ck = _load(ckpts, name)
+    clf = _classifier(ck.card["dataset"])
+    torch.manual_seed(0)
+    labels = torch.arange(200) % 10
+    with torch.no_grad():
+        pred = clf(ck.model.sample(200, labels=labels)).argmax(1)
+    assert (pred == labels).float().mean() >= 0.9
+
+
+@pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "gan" and r.preset != "cgan"])
+def test_gan_covers_every_class(name, ckpts):
+    ck = _load(ckpts, name)
+    clf = _classifier(ck.card["dataset"])
+    torch.manual_seed(0)
+    with torch.no_grad():
+        pred = clf(ck.model.sample(500)).argmax(1)
+    counts = torch.bincount(pred, minlength=10)
+    assert counts.min() >= 10, f"classes drawn: {counts.tolist()}"
+
+
+@pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "vae"])
+def test_vae_samples_are_recognisable(name, ckpts):
+    ck = _load(ckpts, name)
+    clf = _classifier(ck.card["dataset"])
+    torch.manual_seed(0)
+    with torch.no_grad():
+        conf = clf(ck.model.sample(200)).softmax(1).max(1).values.mean()
+    assert conf >= 0.7
+
+
+# --- the build itself, tiny, into tmp_path --------------------------------------------------------
+
+def test_smoke_build_writes_a_complete_file(tmp_path):
+    r = Recipe("digits-smoke", "digits", "gan", 24, batch_size=32, overrides=(("hidden", (32,)),), n_fixed=16)
+    path = build(r, out_dir=tmp_path, samples_dir=tmp_path, evaluate=False, threads=1)
+    ck = load_checkpoint(path)
+    assert ck.model.steps == 24 and ck.card["command"] == rebuild_command(r)
+    assert [s for s, _ in ck.samples] == list(range(0, 25, 2))   # 24 steps: a grid every 2
+    assert (tmp_path / "digits-smoke.png").stat().st_size > 0
+    update_card(path, metrics={"fid": 1.5})
+    assert load_checkpoint(path).card["metrics"] == {"fid": 1.5}
