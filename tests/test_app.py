@@ -315,3 +315,32 @@ def test_pages_use_the_pretrained_models(app, pretrained):
     if has_classifier:                                              # the class histogram along training
         assert app.selectbox(key="mc_gan").options == ["digits-cgan (pretrained)", "digits-gan (pretrained)"]
         assert app.get("plotly_chart")
+
+
+def test_uploaded_checkpoints_join_the_picker_and_bad_files_are_refused(app):
+    data = state.load_data("digits")
+    model = genlib.make_model("cgan", data, hidden=(32,))
+    trainer = genlib.Trainer(model, data, genlib.TrainConfig(steps=3, batch_size=16))
+    trainer.run()
+    good = ui.checkpoint_bytes(model, trainer, preset="cgan")          # what the Train page's download gives
+    assert genlib.load_checkpoint(good).card["dataset"] == "digits"
+    app.sidebar.file_uploader(key="upload").upload("mine.pt", good).run()
+    assert_clean(app)
+    assert "mine.pt (upload)" in app.selectbox(key="model").options
+    app.sidebar.file_uploader(key="upload").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream"))
+    app.run()
+    assert not app.exception
+    with pytest.raises(genlib.CheckpointError) as why:
+        genlib.load_checkpoint(b"not a checkpoint")
+    assert [e.value for e in app.error] == [str(why.value)]          # the one-line reason, shown as is
+    app.switch_page("app_pages/overview.py").run()                   # the app keeps working
+    assert not app.exception
+
+
+def test_two_sessions_never_share_a_run(app):
+    run = start_training(app, "vae", 100_000)
+    other = AppTest.from_file(APP, default_timeout=60).run()
+    other.switch_page("app_pages/train.py").run()
+    assert not other.exception
+    assert "genlib_runs" not in other.session_state or not runs_of(other).runs
+    assert run.alive
