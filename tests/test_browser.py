@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "artifacts" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-PAGES = ["Overview / compare", "Train live", "Conditional generation", "Mode collapse lab"]
+PAGES = ["Overview / compare", "Train live", "Conditional generation", "Latent space", "Interpolate & traverse",
+         "Out-of-distribution", "Mode collapse lab"]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to run the browser test")
 if not CHROMIUM:
@@ -77,9 +78,12 @@ def check_clean(page, name: str) -> None:
 
 
 def go(page, title: str) -> None:
+    """Click a page in the sidebar menu and wait until it has drawn."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.get_by_role("heading", name=re.compile(title.split(" /")[0].split(":")[0])).first.wait_for(timeout=30_000)
-    settle(page)
+    page.wait_for_url(re.compile(r"/[^/]*$"))
+    page.locator('[data-testid="stSidebarNav"] a[aria-current="page"]', has_text=title).wait_for(timeout=30_000)
+    page.locator("h1").first.wait_for(timeout=30_000)
+    settle(page, 60_000)
 
 
 def progress_step(page) -> int:
@@ -95,10 +99,12 @@ def test_every_page_in_a_real_browser(server):
         page.goto(url)
         page.get_by_role("heading", name="Overview: compare models").wait_for(timeout=60_000)
         settle(page)
-        check_clean(page, "1-overview")
-        for i, title in enumerate(PAGES[1:], start=2):
+        check_clean(page, "0-overview")
+        titles = [t.strip().split("\n")[-1] for t in page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+        assert {"Overview / compare", "Train live", "Conditional generation", "Mode collapse lab"} <= set(titles)
+        for i, title in enumerate(titles[1:], start=1):        # every page in the menu, whoever wrote it
             go(page, title)
-            check_clean(page, f"{i}-{title.split()[0].lower()}")
+            check_clean(page, f"{i}-{re.sub(r'[^a-z]+', '-', title.lower()).strip('-')}")
 
         # a live run: start it, leave, come back, it is still running further along; stop it
         go(page, "Train live")
@@ -109,7 +115,7 @@ def test_every_page_in_a_real_browser(server):
         page.get_by_role("button", name="Start training").click()
         page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
         page.wait_for_timeout(2500)
-        check_clean(page, "5-train-running")
+        check_clean(page, "a-train-running")
         before = progress_step(page)
         go(page, "Overview / compare")
         page.wait_for_timeout(1000)
@@ -121,12 +127,12 @@ def test_every_page_in_a_real_browser(server):
         page.locator('[data-testid="stProgress"]', has_text="stopped").wait_for(timeout=30_000)
         settle(page)
         page.get_by_role("button", name="Checkpoint (.pt)", exact=True).wait_for(timeout=30_000)
-        check_clean(page, "6-train-stopped")
+        check_clean(page, "b-train-stopped")
 
         # the stopped model is in the picker: the other pages now draw from it
         go(page, "Overview / compare")
         page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
-        check_clean(page, "7-overview-with-model")
+        check_clean(page, "c-overview-with-session-model")
 
         go(page, "Mode collapse lab")
         page.get_by_role("button", name="Start both").click()
@@ -134,7 +140,7 @@ def test_every_page_in_a_real_browser(server):
         page.wait_for_timeout(5000)
         settle(page)
         page.wait_for_timeout(800)          # charts are swapped in just after a fragment run ends
-        check_clean(page, "8-mode-collapse-running")
+        check_clean(page, "d-mode-collapse-running")
 
         # closing the tab disconnects the session: its runs are paused within seconds
         page.close()

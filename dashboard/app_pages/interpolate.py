@@ -8,7 +8,7 @@ from genlib import latent
 
 ctx = state.context()
 data = ui.need_data(ctx)
-st.title("Interpolate and traverse")
+st.title("Interpolate & traverse")
 ui.explain("""
 Every image the model draws comes from a latent code z. Moving z a little changes the image a
 little: a trained decoder or generator is **smooth**.
