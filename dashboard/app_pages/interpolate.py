@@ -92,7 +92,8 @@ else:
           "position t on the path", "ip_path")
 norms = latent.interpolation_path(za, zb, steps, method).norm(dim=1)                   # (steps,)
 st.caption(f"{method.capitalize()} path. Length |z| of the codes along it: {', '.join(f'{v:.1f}' for v in norms.tolist())} "
-           f"(latent units; N(0, I) codes in {d} dimensions have |z| ≈ √{d} = {d ** 0.5:.1f}).")
+           f"(latent units; draws from N(0, I) in {d} dimensions have |z| ≈ √{d} = {d ** 0.5:.1f}"
+           + ("; a VAE's codes μ(x) are shorter, about 0 in the dimensions it does not use)." if enc else ")."))
 
 st.subheader("From class to class (conditional models)")
 if cond:
@@ -138,7 +139,8 @@ else:
     try:
         v = latent.concept_vector(model, data, ca, cb, classifier=clf)               # (D,)
     except ValueError as e:
-        st.warning(f"No concept vector: {e}")
+        st.warning(f"No concept vector: {str(e).split('; raise n')[0]}. This model rarely draws that class: "
+                   "pick other classes.")
     else:
         s = torch.linspace(0, strength, 7)
         zs = latent.apply_concept(za.cpu(), v, s)                                     # (7, D)

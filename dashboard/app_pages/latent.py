@@ -89,7 +89,7 @@ if d > 2:
                                     format_func={"tsne": "t-SNE", "pca": "PCA"}.get, key="lat_proj",
                                     help="t-SNE: neighbours stay together (clusters show), axes mean nothing. "
                                          "PCA: the two directions of largest variance, in latent units.")
-with st.spinner("Encoding and projecting (t-SNE takes a few seconds the first time; then it is cached)…"):
+with st.spinner("Encoding and projecting (t-SNE: seconds for 1,000 points, a minute for 5,000; then cached)…"):
     z, y = latent.encode_dataset(model, test, n=n, classifier=clf)              # (n, D), (n,) or None
     xy = latent.project_2d(z, method)                                            # (n, 2)
 axes = {"identity": ("z₁ (latent units)", "z₂ (latent units)" if d > 1 else "(1-D latent: no second axis)"),
