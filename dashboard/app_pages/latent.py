@@ -76,7 +76,8 @@ else:
     st.info(f"**{entry.name}** is a GAN: it has no encoder, so test images cannot be placed in its latent "
             "space. Below: random codes z ~ N(0, I), each coloured by "
             + ("its conditioning label (for a conditional GAN the label, not z, decides the class: expect no "
-               "clusters)." if model.config.conditional else "the class the classifier sees in its image."
+               "clusters)." if model.config.conditional else "the class the classifier sees in its image "
+               "(z was drawn at random and a GAN spreads each class through z, so clusters are weak)."
                if clf is not None else "nothing: there is no classifier for this dataset.")
             + (f" To see encoded test images pick a VAE in the sidebar: {', '.join(vaes)}." if vaes else ""))
 c = st.columns(3)
@@ -92,7 +93,7 @@ if d > 2:
 with st.spinner("Encoding and projecting (t-SNE: seconds for 1,000 points, a minute for 5,000; then cached)…"):
     z, y = latent.encode_dataset(model, test, n=n, classifier=clf)              # (n, D), (n,) or None
     xy = latent.project_2d(z, method)                                            # (n, 2)
-axes = {"identity": ("z₁ (latent units)", "z₂ (latent units)" if d > 1 else "(1-D latent: no second axis)"),
+axes = {"identity": ("z0 (latent units)", "z1 (latent units)" if d > 1 else "(1-D latent: no second axis)"),
         "pca": ("principal component 1 (latent units)", "principal component 2 (latent units)"),
         "tsne": ("t-SNE 1 (no units)", "t-SNE 2 (no units)")}[method]
 what = "test images, by true class" if model.has_encoder else "generated samples' codes"
@@ -119,7 +120,6 @@ with right:
                + f"; code z = ({', '.join(f'{v:.2f}' for v in z[i, :6].tolist())}{', …' if d > 6 else ''}).")
 
 # --- how much of the latent space a VAE uses ---------------------------------------------------
-kl = None
 if model.has_encoder:
     st.subheader("KL per dimension: which dimensions carry information")
     kl = latent.kl_per_dimension(model, test)                                    # (D,) nats
@@ -142,16 +142,18 @@ if model.has_encoder:
                    "code stays N(0, 1) whatever the image. That is posterior collapse, here partial; a "
                    "smaller latent, a lower β or free bits (Train page) change it.")
 
-# --- the manifold --------------------------------------------------------------------------------
-if d >= 2:
+# --- the manifold (VAEs; for a GAN, one dimension at a time is on the Interpolate page) -----------
+if not model.has_encoder:
+    st.caption("A GAN's latent dimensions are best explored one at a time: see **Interpolate & traverse**.")
+elif d >= 2:
     st.subheader("The manifold: decoding a grid of codes")
     c = st.columns(4)
-    order = kl.argsort(descending=True).tolist() if kl is not None else list(range(d))
+    order = kl.argsort(descending=True).tolist()                                # most informative first
     dim_x = c[0].selectbox("Horizontal: dimension", range(d), index=order[0], key="lat_dx",
-                           format_func=lambda k: f"z{k}" + (f" ({kl[k]:.2f} nats)" if kl is not None else ""))
-    dim_y = c[1].selectbox("Vertical: dimension", [k for k in range(d) if k != dim_x], key="lat_dy",
-                           index=[k for k in range(d) if k != dim_x].index(order[1] if order[1] != dim_x else order[0]),
-                           format_func=lambda k: f"z{k}" + (f" ({kl[k]:.2f} nats)" if kl is not None else ""))
+                           format_func=lambda k: f"z{k} ({kl[k]:.2f} nats)")
+    others = [k for k in range(d) if k != dim_x]
+    dim_y = c[1].selectbox("Vertical: dimension", others, key="lat_dy", format_func=lambda k: f"z{k} ({kl[k]:.2f} nats)",
+                           index=others.index(order[1] if order[1] != dim_x else order[0]))
     size = c[2].slider("Grid size", 5, 20, 12, key="lat_grid")
     cls = c[3].selectbox("Class (conditional model)", range(len(names)), format_func=lambda k: names[k],
                          key="lat_cls") if model.config.conditional else None
