@@ -132,6 +132,10 @@ def test_latent_page_on_a_2d_vae_and_on_a_gan(app):
     assert_clean(app)
     assert any("no encoder" in i.value for i in app.info)
     assert not app.metric                                    # no KL for a GAN
+    app.button(key="lat_use_vae").click().run()               # one click to a model with an encoder
+    assert_clean(app)
+    assert app.selectbox(key="model").value in ("digits-vae2 (pretrained)", "digits-vae8 (pretrained)")
+    assert app.metric[0].label == "Active units"
 
 
 # --- Interpolate & traverse -----------------------------------------------------------------------

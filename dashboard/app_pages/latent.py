@@ -80,6 +80,8 @@ else:
                "(z was drawn at random and a GAN spreads each class through z, so clusters are weak)."
                if clf is not None else "nothing: there is no classifier for this dataset.")
             + (f" To see encoded test images pick a VAE in the sidebar: {', '.join(vaes)}." if vaes else ""))
+    if vaes:
+        st.button(f"Use {vaes[0]}", key="lat_use_vae", on_click=lambda: st.session_state.update(model=vaes[0]))
 c = st.columns(3)
 sizes = [s for s in (250, 500, 1000, 2000, 5000) if not model.has_encoder or s < len(test)] + \
     ([len(test)] if model.has_encoder and len(test) <= 5000 else [])
