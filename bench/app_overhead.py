@@ -1,0 +1,240 @@
+"""App overhead: training images/s of a run started in the real dashboard, against the same run
+headless (same model config, TrainConfig, live metric and device; no UI).
+
+    python bench/app_overhead.py [--presets vae,gan,dcgan] [--seconds 15] [--dataset mnist] [--steps 3000]
+                                 [--mode auto|browser|emulate]
+
+browser (the default when chromium and playwright are here): `streamlit run dashboard/app.py` through
+bench/app_probe.py (the same app, plus a Trainer callback that logs each run's configs and progress
+to a file), driven by Playwright in Debian's headless chromium on this machine: pick the dataset in
+the sidebar, open Train live, choose the preset, set the steps, Start training, wait --seconds,
+Stop. The headless run then rebuilds exactly that model and TrainConfig from the log and trains
+on a thread for the same wall time.
+
+emulate (the fallback, said in the output): the headless run against the same run beside
+bench/common.py's FragmentEmulator at the Train page's poll interval (snapshot + plotly figure
+to JSON + PNG of the sample grid), without Streamlit, the websocket or a browser.
+
+images/s = steps x batch / the Trainer's own training clock, from Start to Stop (live-metric
+evaluations and pauses are not on that clock), the same formula for both sides.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from common import (APP_POLL_S, CHROMIUM, REPO, FragmentEmulator, free_port, machine, start_streamlit,
+                    stop_process, wait_healthy)
+
+import genlib
+import torch
+from app_probe import probe_callback
+from dashboard import measure
+
+
+SHOTS = REPO / "artifacts" / "bench"      # git-ignored: a screenshot when driving the app fails
+
+
+def app_train_config(steps: int, batch: int, metric: bool) -> genlib.TrainConfig:
+    """The TrainConfig the Train page builds (dashboard/ui.py train_settings, app_pages/train.py)."""
+    return genlib.TrainConfig(steps=steps, batch_size=batch, seed=0, log_every=max(1, min(25, steps // 200)),
+                              sample_every=max(1, steps // 30), n_fixed=64,
+                              metric_every=max(1, steps // 10) if metric else 0)
+
+
+def read_probe(path: Path) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        runs.setdefault(rec["trainer"], []).append(rec)
+    return runs
+
+
+def rate_of(records: list[dict], batch: int) -> dict:
+    """images/s over a run's last record: all steps / the Trainer's training seconds."""
+    last = [r for r in records if "elapsed" in r][-1]
+    return {"images_per_s": last["step"] * batch / last["elapsed"] if last["elapsed"] > 0 else float("nan"),
+            "steps": last["step"], "train_s": last["elapsed"], "end": last["kind"]}
+
+
+def run_headless(start: dict, seconds: float, log: Path, ui_every: float | None = None) -> dict:
+    """The run the app's probe recorded (``start``), rebuilt and trained for ``seconds`` of wall time."""
+    data = genlib.load_dataset(start["dataset"], download=False)
+    torch.manual_seed(0)
+    model = genlib.build_model(start["family"], start["model_config"])
+    cfg = genlib.TrainConfig(**start["train_config"])
+    metric_fn = measure.live_metric_fn(data) if start["metric_fn"] else None
+    trainer = genlib.Trainer(model, data, cfg, device=start["device"], metric_fn=metric_fn)
+    trainer.callbacks.append(probe_callback(trainer, str(log)))
+    ui = FragmentEmulator(trainer, ui_every) if ui_every else None
+    trainer.start()
+    if ui:
+        ui.start()
+    t0 = time.perf_counter()
+    while trainer.is_alive and time.perf_counter() - t0 < seconds:
+        time.sleep(0.05)
+    trainer.stop()
+    trainer.join()
+    if ui:
+        ui.stop()
+    if trainer.state == "error":
+        raise RuntimeError(trainer.message)
+    return rate_of(list(read_probe(log).values())[-1], cfg.batch_size)
+
+
+# --- driving the real app ---------------------------------------------------------------------------
+
+def browser_runs(presets: list[str], dataset: str, steps: int, seconds: float, work: Path) -> list[dict]:
+    """Each preset run in the real app for ``seconds``; returns the probe's start record and rate."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    probe = work / "app-probe.jsonl"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_streamlit(port, work / "server.log", env={"GENLIB_BENCH_PROBE": str(probe)},
+                           launcher=[str(REPO / "bench" / "app_probe.py")])
+    out = []
+    try:
+        wait_healthy(url, proc)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+
+            def settle(rerun: bool = True) -> None:
+                """Wait for the script run an action started (if it starts within 3 s) to finish."""
+                if rerun:
+                    try:
+                        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=3_000)
+                    except PlaywrightTimeout:
+                        pass
+                page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+
+            try:
+                page.goto(url)
+                page.locator('[data-testid="stSidebarNav"]').wait_for(timeout=60_000)
+                settle(rerun=False)
+                if page.get_by_role("combobox", name="Dataset").input_value() != dataset:
+                    page.get_by_role("combobox", name="Dataset").click()
+                    page.get_by_role("option", name=dataset, exact=True).click()
+                    settle()
+                page.locator('[data-testid="stSidebarNav"] a', has_text="Train live").first.click()
+                page.get_by_role("heading", name="Train live").first.wait_for(timeout=30_000)
+                settle()
+                main = page.locator('[data-testid="stMain"]')
+                for preset in presets:
+                    new_run = main.locator('[data-testid="stExpander"]').filter(has_text="New run").first
+                    new_run.wait_for(timeout=30_000)
+                    for _ in range(20):     # a rerun after Stop collapses the expander: open it until it stays
+                        if new_run.locator("details").get_attribute("open") is None:
+                            new_run.locator("summary").click()
+                        page.wait_for_timeout(500)
+                        if main.get_by_role("button", name="Start training").is_visible():
+                            break
+                    main.get_by_role("combobox", name="Model").click()
+                    page.get_by_role("option", name=re.compile(f"^{re.escape(preset)}:")).click()
+                    settle()
+                    box = main.get_by_role("spinbutton", name="Training steps")
+                    box.fill(str(steps))
+                    box.press("Enter")
+                    settle()
+                    before = set(read_probe(probe)) if probe.exists() else set()
+                    main.get_by_role("button", name="Start training").click()
+                    main.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=60_000)
+                    page.wait_for_timeout(seconds * 1000)
+                    main.get_by_role("button", name="Stop", exact=True).click()
+                    main.locator('[data-testid="stProgress"]', has_text=re.compile("stopped|done")).wait_for(timeout=60_000)
+                    main.get_by_role("button", name="Checkpoint (.pt)").wait_for(timeout=60_000)   # the ended run's page
+                    settle()
+                    new = [k for k in read_probe(probe) if k not in before]
+                    if len(new) != 1:
+                        raise RuntimeError(f"expected one new Trainer in the app's probe log, found {len(new)}")
+                    records = read_probe(probe)[new[0]]
+                    start = records[0]
+                    out.append({"preset": preset, "start": start,
+                                **rate_of(records, start["train_config"]["batch_size"])})
+            except Exception:
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / "app_overhead-failure.png"))
+                raise
+            browser.close()
+    finally:
+        stop_process(proc)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="vae,gan,dcgan")
+    ap.add_argument("--seconds", type=float, default=15.0, help="wall time of each run, in the app and headless")
+    ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--steps", type=int, default=3000, help="the run's 'Training steps' (sets log/sample/metric intervals)")
+    ap.add_argument("--mode", choices=("auto", "browser", "emulate"), default="auto")
+    args = ap.parse_args()
+    presets = args.presets.split(",")
+    t_start = time.perf_counter()
+    mode, why = args.mode, ""
+    if mode == "auto":
+        try:
+            import playwright.sync_api  # noqa: F401
+            mode = "browser" if Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) else "emulate"
+            why = "" if mode == "browser" else f"no chromium at {CHROMIUM} (set $CHROMIUM)"
+        except ImportError:
+            mode, why = "emulate", "the playwright package is missing (pip install playwright)"
+
+    with tempfile.TemporaryDirectory(prefix="genlib-bench-") as tmp:
+        work = Path(tmp)
+        rows = []
+        if mode == "browser":
+            try:
+                for r in browser_runs(presets, args.dataset, args.steps, args.seconds, work):
+                    head = run_headless(r["start"], args.seconds, work / f"headless-{r['preset']}.jsonl")
+                    rows.append((r["preset"], r, head, r["start"]))
+            except Exception as e:      # the app changed under us, a timeout...: say so, then emulate
+                if args.mode == "browser":
+                    raise
+                server_log = (work / "server.log").read_text()[-1500:] if (work / "server.log").exists() else ""
+                mode, why = "emulate", f"driving the app failed: {type(e).__name__}: {str(e)[:300]}\n{server_log}"
+                rows = []
+        if mode == "emulate":
+            data = genlib.load_dataset(args.dataset, download=False)
+            for preset in presets:
+                model = genlib.make_model(preset, data)
+                cfg = app_train_config(args.steps, 64, measure.live_metric_fn(data) is not None)
+                start = {"family": model.family, "model_config": model.config.to_dict(), "dataset": data.name,
+                         "train_config": dataclasses.asdict(cfg), "metric_fn": cfg.metric_every > 0,
+                         "device": str(genlib.pick_device("auto")), "threads": genlib.configure_threads()}
+                app = run_headless(start, args.seconds, work / f"ui-{preset}.jsonl", ui_every=APP_POLL_S)
+                head = run_headless(start, args.seconds, work / f"headless-{preset}.jsonl")
+                rows.append((preset, app, head, start))
+
+    if not rows:
+        raise SystemExit(f"no measurement: {why}")
+    device = rows[0][3]["device"]
+    print(machine(device, f"{args.dataset}, {args.steps} training steps set per run, {args.seconds:g} s of wall "
+                          f"time per run, torch threads in the runs {rows[0][3]['threads']}"))
+    if mode == "browser":
+        print("# app = the real dashboard (streamlit run via bench/app_probe.py) in headless chromium, driven by "
+              "Playwright; headless = the same model config and TrainConfig on a Trainer thread, no UI")
+    else:
+        print(f"# EMULATION, not the real app ({why.strip()}): 'app' = the headless run beside a thread doing the "
+              f"Train page's fragment work every {APP_POLL_S} s (snapshot + plotly JSON + PNG); no Streamlit, no browser")
+    print("# images/s = steps x batch / the Trainer's training seconds, Start to Stop (live-metric evaluations excluded)")
+    print(f"{'model':<7} {'batch':>5} {'log/sample/metric every':>24} {'app img/s':>10} {'steps':>6} "
+          f"{'headless img/s':>15} {'steps':>6} {'app/headless':>12}")
+    for preset, app, head, start in rows:
+        tc = start["train_config"]
+        every = f"{tc['log_every']}/{tc['sample_every']}/{tc['metric_every'] or '-'}"
+        print(f"{preset:<7} {tc['batch_size']:>5} {every:>24} {app['images_per_s']:>10,.0f} {app['steps']:>6} "
+              f"{head['images_per_s']:>15,.0f} {head['steps']:>6} {app['images_per_s'] / head['images_per_s']:>11.0%}")
+    print(f"# total {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

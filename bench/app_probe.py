@@ -1,0 +1,67 @@
+"""`streamlit run` with one addition, for bench/app_overhead.py: every genlib.Trainer built in this
+process gets one more callback, which appends its start (configs, device, threads) and progress
+(step, training seconds) as JSON lines to the file named by $GENLIB_BENCH_PROBE.
+
+    GENLIB_BENCH_PROBE=/tmp/probe.jsonl python bench/app_probe.py run dashboard/app.py [streamlit options]
+
+Nothing in genlib or the dashboard changes: the app runs as under `streamlit run`, in this process,
+and the callback costs one short file write per progress event (every 25 steps at most). The
+headless runs in bench/app_overhead.py carry the same callback.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+import genlib.trainer  # noqa: E402
+
+_LOCK = threading.Lock()
+
+
+def probe_callback(trainer: genlib.trainer.Trainer, path: str):
+    """A Trainer callback that logs ``trainer``'s start and progress to ``path`` (JSON lines)."""
+    tid = f"{os.getpid()}-{id(trainer)}"
+
+    def write(record: dict) -> None:
+        with _LOCK, open(path, "a") as f:
+            f.write(json.dumps({"trainer": tid, "t": time.monotonic(), **record}) + "\n")
+
+    def callback(ev: genlib.trainer.Event) -> None:
+        if ev.kind == "start":
+            write({"kind": "start", "step": ev.step, "family": trainer.model.family,
+                   "model_config": trainer.model.config.to_dict(), "train_config": dataclasses.asdict(trainer.config),
+                   "device": str(trainer.device), "threads": torch.get_num_threads(),
+                   "metric_fn": trainer.metric_fn is not None, "dataset": trainer.data.name})
+        elif ev.kind in ("progress", "done", "stopped", "error"):
+            write({"kind": ev.kind, "step": ev.step, "elapsed": ev.elapsed})
+
+    return callback
+
+
+def install(path: str) -> None:
+    init = genlib.trainer.Trainer.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.callbacks.append(probe_callback(self, path))
+
+    genlib.trainer.Trainer.__init__ = __init__
+
+
+if __name__ == "__main__":
+    install(os.environ["GENLIB_BENCH_PROBE"])
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", *sys.argv[1:]]
+    sys.exit(cli.main())
