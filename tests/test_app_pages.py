@@ -80,6 +80,7 @@ def test_pages_render_on_the_offline_default():
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
     assert at.selectbox(key="dataset").value == "digits"
+    at.session_state["lat_n"] = 250          # t-SNE (the default projection) of 250 codes: seconds, not tens
     for page in PAGES:
         at.switch_page(page).run()
         assert_clean(at)
