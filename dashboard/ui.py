@@ -248,20 +248,29 @@ def class_share_figure(steps: list[int], shares: torch.Tensor, class_names: list
 
 
 # --- tables --------------------------------------------------------------------------------------
+TABLE_METRICS = ("classifier_fid", "precision", "recall", "classes_covered", "label_accuracy",
+                 "toy_modes_covered", "toy_high_quality")
+SHORT = {"generator": "G", "discriminator": "D", "encoder": "enc", "decoder": "dec"}
+
+
 def model_rows(entries: list[state.ModelEntry], metrics: dict[str, dict[str, float]] | None = None) -> list[dict]:
-    """One row per model: where it comes from, parameters per network, steps and time from its card."""
+    """One row per model: where it comes from, parameters per network, steps and time from its card,
+    and its metrics (measured now when given in ``metrics``, else from its card)."""
     rows = []
     for e in entries:
-        card = e.card
-        row = {"model": e.name, "source": e.source, "family": e.model.family,
-               "preset": e.preset or card.get("preset", "")}
-        row.update({f"{net} params": f"{n:,}" for net, n in e.model.network_sizes().items()})
-        row.update({"steps": card.get("steps", e.model.steps), "epochs": card.get("epochs"),
-                    "train time": fmt_duration(card["wall_time_s"]) if "wall_time_s" in card else "?",
-                    "trained on": f"{card.get('dataset', '?')} ({card.get('split', '?')}) · {card.get('device', '?')}"})
-        measured = (metrics or {}).get(e.label) or card.get("metrics") or {}
-        row.update({METRIC_LABELS[k]: round(float(v), 3) for k, v in measured.items()
-                    if k in METRIC_LABELS and isinstance(v, (int, float))})
+        card, now = e.card, (metrics or {}).get(e.label)
+        measured = now or card.get("metrics") or {}
+        row = {"model": e.name, "source": e.source, "preset": e.preset or card.get("preset", e.model.family),
+               "parameters": " + ".join(f"{SHORT.get(k, k)} {n:,}" for k, n in e.model.network_sizes().items()),
+               "steps": card.get("steps", e.model.steps),
+               "epochs": round(float(card["epochs"]), 1) if "epochs" in card else None,
+               "train time": fmt_duration(card["wall_time_s"]) if "wall_time_s" in card else "?",
+               "trained on": f"{card.get('dataset', '?')} ({card.get('split', '?')}) · {card.get('device', '?')}"}
+        row.update({METRIC_LABELS[k].split(" (")[0]: round(float(measured[k]), 3)
+                    for k in TABLE_METRICS if isinstance(measured.get(k), (int, float))})
+        if measured:
+            row["metrics from"] = (f"now, {measured.get('n', 1000):,} samples" if now
+                                   else f"card, {measured.get('n', '?')} samples")
         rows.append(row)
     return rows
 

@@ -305,7 +305,8 @@ def test_pages_use_the_pretrained_models(app, pretrained):
     assert_clean(app)
     assert len(app.get("image")) == 2                               # one grid per model, side by side
     table = app.dataframe[0].value
-    assert list(table["model"]) == ["digits-cgan", "digits-gan"] and "generator params" in table
+    assert list(table["model"]) == ["digits-cgan", "digits-gan"]
+    assert table["parameters"][0].startswith("G ") and " + D " in table["parameters"][0]
     app.switch_page("app_pages/conditional.py").run()
     assert_clean(app)
     if has_classifier:
@@ -313,7 +314,7 @@ def test_pages_use_the_pretrained_models(app, pretrained):
     app.switch_page("app_pages/mode_collapse.py").run()
     assert_clean(app)
     if has_classifier:                                              # the class histogram along training
-        assert app.selectbox(key="mc_gan").options == ["digits-cgan (pretrained)", "digits-gan (pretrained)"]
+        assert app.selectbox(key="mc_gan").options == ["digits-gan (pretrained)", "digits-cgan (pretrained)"]
         assert app.get("plotly_chart")
 
 

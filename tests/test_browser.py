@@ -71,7 +71,11 @@ def settle(page, timeout: float = 30_000) -> None:
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
 
+T0 = [time.monotonic()]
+
+
 def check_clean(page, name: str) -> None:
+    print(f"{time.monotonic() - T0[0]:6.1f} s  {name}")
     page.screenshot(path=str(SHOTS / f"{name}.png"))   # no full_page: its resize makes plotly redraw blank
     errors = page.locator(ERRORS)
     assert errors.count() == 0, f"{name}: {errors.first.inner_text()[:500]}"
@@ -114,14 +118,13 @@ def test_every_page_in_a_real_browser(server):
         settle(page)
         page.get_by_role("button", name="Start training").click()
         page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
-        page.wait_for_timeout(2500)
+        page.wait_for_timeout(1200)
         check_clean(page, "a-train-running")
         before = progress_step(page)
         go(page, "Overview / compare")
-        page.wait_for_timeout(1000)
         go(page, "Train live")
         page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(1000)
         assert progress_step(page) > before
         page.get_by_role("button", name="Stop", exact=True).click()
         page.locator('[data-testid="stProgress"]', has_text="stopped").wait_for(timeout=30_000)
@@ -135,14 +138,25 @@ def test_every_page_in_a_real_browser(server):
         check_clean(page, "c-overview-with-session-model")
 
         go(page, "Mode collapse lab")
+        thumb = page.get_by_role("slider", name="Steps each")
+        thumb.focus()
+        thumb.press("Home")                                  # 500 steps: done in seconds, then static
+        settle(page)
         page.get_by_role("button", name="Start both").click()
         page.locator(".js-plotly-plot").nth(5).wait_for(timeout=60_000)    # 2 maps, 2 bar charts, 2 curves
-        page.wait_for_timeout(5000)
+        page.get_by_text("— done, step 500 / 500").nth(1).wait_for(timeout=60_000)
         settle(page)
-        page.wait_for_timeout(800)          # charts are swapped in just after a fragment run ends
-        check_clean(page, "d-mode-collapse-running")
+        page.wait_for_timeout(1000)
+        check_clean(page, "d-mode-collapse-done")
 
-        # closing the tab disconnects the session: its runs are paused within seconds
+        # closing the tab disconnects the session: its running runs are paused within seconds
+        go(page, "Train live")
+        more = page.get_by_role("spinbutton", name="More steps")
+        more.fill("100000")
+        more.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Train 100,000 more").click()
+        page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
         page.close()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and "paused a run" not in log.read_text():

@@ -40,8 +40,9 @@ if go_col.button("Start both", type="primary", key="mc_start"):
     for preset, extra in (("gan", {"loss": vanilla_loss}), ("wgan-gp", {"arch": "mlp"})):
         model = genlib.make_model(preset, data, lr_g=lr, lr_d=lr, **extra)
         probe = measure.ToyProbe(data, grid=48)
-        cfg = genlib.TrainConfig(steps=steps, batch_size=128, log_every=10, sample_every=max(1, steps // 40),
-                                 n_fixed=500, metric_every=max(1, steps // 40))
+        every = max(25, steps // 40)             # a measurement costs ~10 steps: keep it to a few %
+        cfg = genlib.TrainConfig(steps=steps, batch_size=128, log_every=10, sample_every=every,
+                                 n_fixed=400, metric_every=every)
         trainer = genlib.Trainer(model, data, cfg, device="cpu", metric_fn=probe)
         run = runs.add(state.Run(runs.new_name(f"{preset} · {toy}"), preset, toy, trainer, page="toy", probe=probe))
         run.start()
@@ -52,9 +53,9 @@ pair = [runs.runs[n] for n in st.session_state.get("mc_pair", []) if n in runs.r
 if pair:
     alive = any(r.alive for r in pair)
     stop_col.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.stop() for r in pair])
-    real = state.load_data(pair[0].dataset).subset(600).x
+    real = state.load_data(pair[0].dataset).subset(500).x
 
-    @st.fragment(run_every=1.5 if alive else None)
+    @st.fragment(run_every=2.0 if alive else None)   # 6 charts redraw each time: spare the browser
     def live(was_alive: bool) -> None:
         for i, (col, run) in enumerate(zip(st.columns(2), pair)):
             snap, heat = run.snapshot(), run.probe.heat()
@@ -80,6 +81,7 @@ st.subheader("Images: which classes does a GAN draw along training?")
 st.caption("The classifier labels each saved fixed-noise grid of an image GAN; a GAN that collapses "
            "piles its samples into a few classes.")
 gans = [m for m in ctx.models if m.model.family == "gan" and m.samples] if ctx.data is not None and ctx.data.is_image else []
+gans.sort(key=lambda m: m.model.config.conditional)     # unconditional first: a cGAN is told its classes
 clf = measure.classifier_for(ctx.dataset) if gans else None
 if not gans:
     st.info("Pick an image dataset in the sidebar and a GAN that saved samples during training (a pretrained "

@@ -44,7 +44,12 @@ elif st.toggle("Measure every model now (1,000 samples each; a few seconds per m
         metrics = {e.label: measure.quick_metrics(e.model, data) for e in ctx.models}
 st.subheader("The models")
 st.dataframe(ui.model_rows(ctx.models, metrics), hide_index=True)
-st.caption("params = trainable parameters per network. steps, epochs and train time come from each model's "
-           "card (time excludes pauses). Metrics come from the card (measured when a pretrained model was "
-           "built) unless you measure now. classifier-FID uses this dataset's small CNN classifier, not "
-           "the Inception network of published FIDs: compare it only within this table.")
+floor = next((m.card["metrics"]["fid_floor"] for m in ctx.models
+              if isinstance((m.card.get("metrics") or {}).get("fid_floor"), float)), None)
+st.caption("parameters: trainable weights per network (G generator, D discriminator, enc/dec encoder and "
+           "decoder). steps, epochs and train time come from each model's card (time excludes pauses). "
+           "classifier-FID ↓ is the Fréchet distance in the features of this dataset's small CNN classifier, "
+           "not the Inception network of published FIDs: compare it only within this table"
+           + (f"; held-out real images score {floor:.2f}, the best a model can do." if floor else ".")
+           + " precision = share of samples that look like real data, recall = share of real data the "
+           "samples cover (Kynkäänniemi et al. 2019).")
