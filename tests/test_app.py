@@ -345,3 +345,34 @@ def test_two_sessions_never_share_a_run(app):
     assert not other.exception
     assert "genlib_runs" not in other.session_state or not runs_of(other).runs
     assert run.alive
+
+
+def test_training_settings_survive_a_page_switch(app):
+    app.switch_page("app_pages/train.py").run()
+    app.selectbox(key="tr_preset").set_value("dcgan").run()
+    app.number_input(key="tr_steps").set_value(1234)
+    app.select_slider(key="tr_dcgan_lr_d").set_value(4e-4).run()
+    app.switch_page("app_pages/overview.py").run()
+    app.switch_page("app_pages/train.py").run()
+    assert app.selectbox(key="tr_preset").value == "dcgan"
+    assert app.number_input(key="tr_steps").value == 1234
+    assert app.select_slider(key="tr_dcgan_lr_d").value == 4e-4
+
+
+def test_the_download_button_reports_progress(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("GENLIB_DATA_DIR", str(tmp_path))
+    calls = []
+
+    def fake_download(name, progress):                 # stands in for the network
+        progress(0, 2**20, "Downloading https://example.org/train-images-idx3-ubyte.gz")
+        progress(2**20, 2**20, "Downloading https://example.org/train-images-idx3-ubyte.gz")
+        calls.append(name)
+        raise genlib.DataNotFoundError("mirror unreachable")
+
+    monkeypatch.setattr(state, "download_data", fake_download)
+    app.selectbox(key="dataset").set_value("fashion-mnist").run()
+    if not app.error:                                  # the shared data folder may hold it after all
+        pytest.skip("fashion-mnist is present here")
+    app.button(key="download_data").click().run()
+    assert calls == ["fashion-mnist"] and not app.exception
+    assert any("Download failed: mirror unreachable" in e.value for e in app.error)
