@@ -208,11 +208,10 @@ def test_watchdog_pauses_then_stops_the_runs_of_a_disconnected_session():
 
 def test_trainers_stop_when_the_session_state_is_garbage_collected():
     runs = state.SessionRuns()
-    run = _tiny_run(runs)
-    run.start()
-    assert wait_until(lambda: run.snapshot().step > 0)
-    trainer = run.trainer
-    del runs, run
+    trainer = _tiny_run(runs).trainer
+    trainer.start()
+    assert wait_until(lambda: trainer.step > 0)
+    del runs                               # the session's state goes away (the run only lived in it)
     gc.collect()
     trainer.join(10)
     assert not trainer.is_alive
@@ -336,6 +335,20 @@ def test_uploaded_checkpoints_join_the_picker_and_bad_files_are_refused(app):
     assert [e.value for e in app.error] == [str(why.value)]          # the one-line reason, shown as is
     app.switch_page("app_pages/overview.py").run()                   # the app keeps working
     assert not app.exception
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_the_gpu_feeds_cpu_copies_to_the_pages(app):
+    app.selectbox(key="device").set_value("cuda").run()
+    run = start_training(app, "cgan", 30)
+    run.trainer.join(60)
+    assert run.model.device.type == "cuda" and run.snapshot().state == "done"
+    assert run.frozen_model().device.type == "cpu"
+    app.switch_page("app_pages/conditional.py").run()
+    app.selectbox(key="model").set_value(f"{run.name} (session)").run()
+    assert_clean(app)
+    ckpt = genlib.load_checkpoint(ui.checkpoint_bytes(run.frozen_model(), run.trainer))
+    assert ckpt.card["device"].startswith("cuda")
 
 
 def test_two_sessions_never_share_a_run(app):
