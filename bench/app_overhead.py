@@ -23,14 +23,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from common import (APP_POLL_S, CHROMIUM, REPO, FragmentEmulator, free_port, machine, start_streamlit,
-                    stop_process, wait_healthy)
+from common import (APP_POLL_S, CHROMIUM, REPO, FragmentEmulator, descendants, free_port, machine,
+                    process_cpu, start_streamlit, stop_process, wait_healthy)
 
 import genlib
 import torch
@@ -57,10 +58,12 @@ def read_probe(path: Path) -> dict[str, list[dict]]:
 
 
 def rate_of(records: list[dict], batch: int) -> dict:
-    """images/s over a run's last record: all steps / the Trainer's training seconds."""
-    last = [r for r in records if "elapsed" in r][-1]
+    """images/s over a run's last record: all steps / the Trainer's training seconds; and the
+    trainer thread's CPU use (CPU seconds / wall seconds, start to last record)."""
+    first, last = records[0], [r for r in records if "elapsed" in r][-1]
     return {"images_per_s": last["step"] * batch / last["elapsed"] if last["elapsed"] > 0 else float("nan"),
-            "steps": last["step"], "train_s": last["elapsed"], "end": last["kind"]}
+            "steps": last["step"], "train_s": last["elapsed"], "end": last["kind"],
+            "trainer_cores": (last["cpu"] - first["cpu"]) / max(1e-9, last["t"] - first["t"])}
 
 
 def run_headless(start: dict, seconds: float, log: Path, ui_every: float | None = None) -> dict:
@@ -145,19 +148,25 @@ def browser_runs(presets: list[str], dataset: str, steps: int, seconds: float, w
                     box.press("Enter")
                     settle()
                     before = set(read_probe(probe)) if probe.exists() else set()
+                    server = [proc.pid, *descendants(proc.pid)]
+                    others = [q for q in descendants(os.getpid()) if q not in server]   # chromium, playwright
+                    cpu0 = (time.perf_counter(), process_cpu(server), process_cpu(others))
                     main.get_by_role("button", name="Start training").click()
                     main.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=60_000)
                     page.wait_for_timeout(seconds * 1000)
                     main.get_by_role("button", name="Stop", exact=True).click()
                     main.locator('[data-testid="stProgress"]', has_text=re.compile("stopped|done")).wait_for(timeout=60_000)
                     main.get_by_role("button", name="Checkpoint (.pt)").wait_for(timeout=60_000)   # the ended run's page
+                    wall = time.perf_counter() - cpu0[0]
+                    cpu = {"server_cores": (process_cpu(server) - cpu0[1]) / wall,
+                           "browser_cores": (process_cpu(others) - cpu0[2]) / wall}
                     settle()
                     new = [k for k in read_probe(probe) if k not in before]
                     if len(new) != 1:
                         raise RuntimeError(f"expected one new Trainer in the app's probe log, found {len(new)}")
                     records = read_probe(probe)[new[0]]
                     start = records[0]
-                    out.append({"preset": preset, "start": start,
+                    out.append({"preset": preset, "start": start, **cpu,
                                 **rate_of(records, start["train_config"]["batch_size"])})
             except Exception:
                 SHOTS.mkdir(parents=True, exist_ok=True)
@@ -179,7 +188,8 @@ def main() -> None:
     args = ap.parse_args()
     presets = args.presets.split(",")
     t_start = time.perf_counter()
-    mode, why = args.mode, ""
+    print(machine("auto"))
+    mode, why = args.mode, "--mode emulate" if args.mode == "emulate" else ""
     if mode == "auto":
         try:
             import playwright.sync_api  # noqa: F401
@@ -216,12 +226,11 @@ def main() -> None:
 
     if not rows:
         raise SystemExit(f"no measurement: {why}")
-    device = rows[0][3]["device"]
-    print(machine(device, f"{args.dataset}, {args.steps} training steps set per run, {args.seconds:g} s of wall "
-                          f"time per run, torch threads in the runs {rows[0][3]['threads']}"))
+    print(f"# runs on {rows[0][3]['device']} with {rows[0][3]['threads']} torch thread(s); {args.dataset}, "
+          f"{args.steps} training steps set per run, {args.seconds:g} s of wall time per run")
     if mode == "browser":
-        print("# app = the real dashboard (streamlit run via bench/app_probe.py) in headless chromium, driven by "
-              "Playwright; headless = the same model config and TrainConfig on a Trainer thread, no UI")
+        print("# app = the real dashboard (streamlit run via bench/app_probe.py) in headless chromium on this machine, "
+              "driven by Playwright; headless = the same model config and TrainConfig on a Trainer thread, no UI")
     else:
         print(f"# EMULATION, not the real app ({why.strip()}): 'app' = the headless run beside a thread doing the "
               f"Train page's fragment work every {APP_POLL_S} s (snapshot + plotly JSON + PNG); no Streamlit, no browser")
@@ -233,6 +242,17 @@ def main() -> None:
         every = f"{tc['log_every']}/{tc['sample_every']}/{tc['metric_every'] or '-'}"
         print(f"{preset:<7} {tc['batch_size']:>5} {every:>24} {app['images_per_s']:>10,.0f} {app['steps']:>6} "
               f"{head['images_per_s']:>15,.0f} {head['steps']:>6} {app['images_per_s'] / head['images_per_s']:>11.0%}")
+    print("\n# where the CPU went: cores busy = CPU seconds / wall seconds of the run (trainer thread: "
+          "time.thread_time(); processes: /proc, Start click to the stopped page)")
+    if mode == "browser":
+        print(f"{'model':<7} {'trainer (app)':>13} {'server process':>14} {'browser+driver':>14} {'trainer (headless)':>18}")
+        for preset, app, head, _ in rows:
+            print(f"{preset:<7} {app['trainer_cores']:>13.2f} {app['server_cores']:>14.2f} {app['browser_cores']:>14.2f} "
+                  f"{head['trainer_cores']:>18.2f}")
+    else:
+        print(f"{'model':<7} {'trainer (with UI thread)':>24} {'trainer (headless)':>18}")
+        for preset, app, head, _ in rows:
+            print(f"{preset:<7} {app['trainer_cores']:>24.2f} {head['trainer_cores']:>18.2f}")
     print(f"# total {time.perf_counter() - t_start:.0f} s")
 
 

@@ -1,6 +1,7 @@
 """`streamlit run` with one addition, for bench/app_overhead.py: every genlib.Trainer built in this
 process gets one more callback, which appends its start (configs, device, threads) and progress
-(step, training seconds) as JSON lines to the file named by $GENLIB_BENCH_PROBE.
+(step, training seconds, the trainer thread's CPU seconds) as JSON lines to the file named by
+$GENLIB_BENCH_PROBE.
 
     GENLIB_BENCH_PROBE=/tmp/probe.jsonl python bench/app_probe.py run dashboard/app.py [streamlit options]
 
@@ -42,9 +43,10 @@ def probe_callback(trainer: genlib.trainer.Trainer, path: str):
             write({"kind": "start", "step": ev.step, "family": trainer.model.family,
                    "model_config": trainer.model.config.to_dict(), "train_config": dataclasses.asdict(trainer.config),
                    "device": str(trainer.device), "threads": torch.get_num_threads(),
-                   "metric_fn": trainer.metric_fn is not None, "dataset": trainer.data.name})
+                   "metric_fn": trainer.metric_fn is not None, "dataset": trainer.data.name,
+                   "cpu": time.thread_time()})     # callbacks run on the trainer thread
         elif ev.kind in ("progress", "done", "stopped", "error"):
-            write({"kind": ev.kind, "step": ev.step, "elapsed": ev.elapsed})
+            write({"kind": ev.kind, "step": ev.step, "elapsed": ev.elapsed, "cpu": time.thread_time()})
 
     return callback
 

@@ -159,6 +159,37 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes; NaN without Linux's /proc."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if not Path("/proc/self/stat").exists():
+                return float("nan")
+            continue                                   # the process has ended
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime, stime
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc; [] elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 # --- a Streamlit server -----------------------------------------------------------------------------
 
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
