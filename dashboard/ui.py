@@ -116,13 +116,14 @@ def history_picker(samples: list[tuple[int, torch.Tensor]], key: str) -> tuple[i
     if len(samples) < 2:
         return samples[-1]
     steps = [s for s, _ in samples]
-    chosen, follow = st.session_state.get(key + "_step"), st.session_state.get(key + "_follow", True)
+    current = st.session_state.get(key)                    # the slider's value, as the user left it
+    follow = current is None or current == st.session_state.get(key + "_newest")
     # set before the widget: its options change as grids arrive (and old ones are thinned out)
-    st.session_state[key] = steps[-1] if follow or chosen is None else max([s for s in steps if s <= chosen] or steps[:1])
+    st.session_state[key] = steps[-1] if follow else max([s for s in steps if s <= current] or steps[:1])
+    st.session_state[key + "_newest"] = steps[-1]
     step = st.select_slider("Training history: fixed-noise grid at step", steps, key=key,
                             help="Drag back to see how the same noise vectors looked earlier in training; "
                                  "at the right end it follows the newest grid.")
-    st.session_state[key + "_step"], st.session_state[key + "_follow"] = step, step == steps[-1]
     return samples[steps.index(step)]
 
 

@@ -389,3 +389,16 @@ def test_the_download_button_reports_progress(app, monkeypatch, tmp_path):
     app.button(key="download_data").click().run()
     assert calls == ["fashion-mnist"] and not app.exception
     assert any("Download failed: mirror unreachable" in e.value for e in app.error)
+
+
+def test_history_slider_scrubs_back_through_the_fixed_noise_grids(app):
+    run = start_training(app, "vae", 120)
+    run.trainer.join(30)
+    app.run()
+    steps = [s for s, _ in run.snapshot().samples]
+    slider = app.select_slider(key=f"tr_hist_{run.name}")
+    assert slider.value == steps[-1] and len(steps) > 3            # follows the newest grid
+    slider.set_value(steps[1]).run()
+    assert any(f"decoded at step {steps[1]:,}" in c for img in app.get("image") for c in img.captions)
+    app.run()                                                      # and stays where the user put it
+    assert app.select_slider(key=f"tr_hist_{run.name}").value == steps[1]
