@@ -50,6 +50,7 @@ st.caption("parameters: trainable weights per network (G generator, D discrimina
            "decoder). steps, epochs and train time come from each model's card (time excludes pauses). "
            "classifier-FID ↓ is the Fréchet distance in the features of this dataset's small CNN classifier, "
            "not the Inception network of published FIDs: compare it only within this table"
-           + (f"; held-out real images score {floor:.2f}, the best a model can do." if floor else ".")
+           + (f"; held-out real images score {floor:.2f}: a model near that is as close to the data as this "
+              "measure can tell (small differences are sampling noise)." if floor else ".")
            + " precision = share of samples that look like real data, recall = share of real data the "
            "samples cover (Kynkäänniemi et al. 2019).")
