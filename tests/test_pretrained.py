@@ -47,6 +47,9 @@ def test_recipe_table_is_consistent():
         assert r.name.startswith(r.dataset + "-")
         assert r.steps >= 1 and r.batch_size >= 1
     assert {r.preset for r in RECIPES if r.dataset == "digits"} == {"vae", "gan", "dcgan", "cgan"}
+    for dataset in ("mnist", "fashion-mnist"):
+        presets = {r.preset for r in RECIPES if r.dataset == dataset}
+        assert presets == {"vae", "conv-vae", "gan", "dcgan", "wgan-gp", "cgan"}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -141,3 +144,16 @@ def test_smoke_build_writes_a_complete_file(tmp_path):
     assert (tmp_path / "digits-smoke.png").stat().st_size > 0
     update_card(path, metrics={"fid": 1.5})
     assert load_checkpoint(path).card["metrics"] == {"fid": 1.5}
+
+
+@pytest.mark.parametrize("name", [r.name for r in RECIPES if r.name.endswith("-vae-2d")])
+def test_2d_latent_separates_the_classes(name, ckpts):
+    """5-NN on the posterior means of 500 real images (fit on 400, scored on 100): chance is 0.1."""
+    if not HAS_METRICS:
+        pytest.skip("genlib.metrics is not there")
+    from genlib.metrics import reference_dataset
+    from genlib.pretrained import latent_separation
+
+    ck = _load(ckpts, name)
+    sep = latent_separation(ck.model, reference_dataset(ck.card["dataset"]), n=500)
+    assert sep["latent_knn_accuracy"] >= 0.6
