@@ -2,8 +2,8 @@
 and beside a busy emulated UI thread: the measurement behind genlib.device.default_threads()
 (one thread on <= 8 cores, leaving a core free for the UI and the OS).
 
-    python bench/threads.py [--seconds 8] [--threads 1,2] [--presets vae,gan,dcgan] [--ui-every 0.5]
-                            [--repeats 1] [--device auto]
+    python bench/threads.py [--seconds 4] [--repeats 2] [--threads 1,2] [--presets vae,gan,dcgan]
+                            [--ui-every 0.5] [--device auto]
 
 The UI thread (bench/common.py FragmentEmulator) does what the Train page's live fragment does on
 each rerun, every --ui-every seconds: trainer.snapshot(), the plotly loss figure serialised to JSON,
@@ -12,8 +12,9 @@ count that trains faster but makes the UI stutter is not a better default.
 
 Training is a genlib.Trainer on its own thread with the default TrainConfig (batch 64) on
 Fashion-MNIST 28x28 (pixels do not change speed); each row counts steps over --seconds of wall time
-after a 1.5 s warm-up. With --repeats > 1 the configurations are run round-robin and each row is
-the median, which evens out a shared machine's load drifting.
+after a 1.5 s warm-up. The configurations are run round-robin --repeats times and each row is the
+median ('spread' = (max - min) / median over the repeats: a large one means the machine's load
+moved, and the row says little).
 """
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ def one(preset: str, data, device, threads: int, ui_every: float | None, seconds
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=8.0, help="measured wall time per row")
+    ap.add_argument("--seconds", type=float, default=4.0, help="measured wall time per row and repeat")
     ap.add_argument("--threads", default="1,2", help="torch thread counts to compare")
     ap.add_argument("--presets", default="vae,gan,dcgan")
     ap.add_argument("--ui-every", type=float, default=0.5, help="seconds between emulated UI frames")
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     device = genlib.pick_device(args.device)
@@ -59,15 +60,17 @@ def main() -> None:
         for preset, th, ui in configs:
             results[preset, th, ui].append(one(preset, data, device, th, args.ui_every if ui else None, args.seconds))
 
-    print(f"{'model':<7} {'threads':>7} {'UI':>4} {'img/s':>8} {'vs best':>8} {'UI ms med':>10} {'UI ms p90':>10} "
-          f"{'frames':>6}")
+    print(f"{'model':<7} {'threads':>7} {'UI':>4} {'img/s':>8} {'spread':>7} {'vs best':>8} {'UI ms med':>10} "
+          f"{'UI ms p90':>10} {'frames':>6}")
     rate = {c: median([r["images_per_s"] for r in rs]) for c, rs in results.items()}
     for preset, th, ui in configs:
         rs = results[preset, th, ui]
         best = max(rate[preset, t, ui] for t in threads)
         ms = [m for r in rs for m in r.get("ui_ms", [])]
+        all_rates = [r["images_per_s"] for r in rs]
+        spread = (max(all_rates) - min(all_rates)) / rate[preset, th, ui]
         ui_cols = f"{median(ms):>10.0f} {percentile(ms, 0.9):>10.0f} {len(ms):>6}" if ui else f"{'-':>10} {'-':>10} {'-':>6}"
-        print(f"{preset:<7} {th:>7} {'on' if ui else 'off':>4} {rate[preset, th, ui]:>8,.0f} "
+        print(f"{preset:<7} {th:>7} {'on' if ui else 'off':>4} {rate[preset, th, ui]:>8,.0f} {spread:>7.0%} "
               f"{rate[preset, th, ui] / best:>7.0%} {ui_cols}", flush=True)
 
     default = default_threads()
