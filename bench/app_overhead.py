@@ -1,8 +1,8 @@
 """App overhead: training images/s of a run started in the real dashboard, against the same run
 headless (same model config, TrainConfig, live metric and device; no UI).
 
-    python bench/app_overhead.py [--presets vae,gan,dcgan] [--seconds 15] [--dataset mnist] [--steps 3000]
-                                 [--mode auto|browser|emulate]
+    python bench/app_overhead.py [--presets vae,gan,dcgan] [--threads 1,2] [--seconds 7] [--dataset mnist]
+                                 [--steps 3000] [--mode auto|browser|emulate]
 
 browser (the default when chromium and playwright are here): `streamlit run dashboard/app.py` through
 bench/app_probe.py (the same app, plus a Trainer callback that logs each run's configs and progress
@@ -17,6 +17,10 @@ to JSON + PNG of the sample grid), without Streamlit, the websocket or a browser
 
 images/s = steps x batch / the Trainer's own training clock, from Start to Stop (live-metric
 evaluations and pauses are not on that clock), the same formula for both sides.
+
+--threads: torch threads of the runs, set through $GENLIB_THREADS (a fresh server per value; 0 =
+genlib.device.default_threads()). With the app's own threads and a browser on the same cores,
+this is the real-app counterpart of bench/threads.py.
 """
 from __future__ import annotations
 
@@ -93,15 +97,17 @@ def run_headless(start: dict, seconds: float, log: Path, ui_every: float | None 
 
 # --- driving the real app ---------------------------------------------------------------------------
 
-def browser_runs(presets: list[str], dataset: str, steps: int, seconds: float, work: Path) -> list[dict]:
+def browser_runs(presets: list[str], dataset: str, steps: int, seconds: float, work: Path,
+                 env: dict[str, str]) -> list[dict]:
     """Each preset run in the real app for ``seconds``; returns the probe's start record and rate."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     probe = work / "app-probe.jsonl"
+    probe.unlink(missing_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_streamlit(port, work / "server.log", env={"GENLIB_BENCH_PROBE": str(probe)},
+    proc = start_streamlit(port, work / "server.log", env={"GENLIB_BENCH_PROBE": str(probe), **env},
                            launcher=[str(REPO / "bench" / "app_probe.py")])
     out = []
     try:
@@ -178,10 +184,61 @@ def browser_runs(presets: list[str], dataset: str, steps: int, seconds: float, w
     return out
 
 
+class BrowserFailed(Exception):
+    pass
+
+
+def measure_runs(args, presets: list[str], env: dict[str, str], mode: str) -> list[tuple]:
+    """(preset, app result, headless result, the run's start record) per preset, in ``mode``."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="genlib-bench-") as tmp:
+        work = Path(tmp)
+        if mode == "browser":
+            try:
+                runs = browser_runs(presets, args.dataset, args.steps, args.seconds, work, env)
+            except Exception as e:      # the app changed under us, a timeout...: say so, then emulate
+                if args.mode == "browser":
+                    raise
+                server_log = (work / "server.log").read_text()[-1500:] if (work / "server.log").exists() else ""
+                raise BrowserFailed(f"driving the app failed: {type(e).__name__}: {str(e)[:300]}\n{server_log}") from e
+            for r in runs:
+                head = run_headless(r["start"], args.seconds, work / f"headless-{r['preset']}.jsonl")
+                rows.append((r["preset"], r, head, r["start"]))
+            return rows
+        data = genlib.load_dataset(args.dataset, download=False)
+        for preset in presets:
+            model = genlib.make_model(preset, data)
+            cfg = app_train_config(args.steps, 64, measure.live_metric_fn(data) is not None)
+            start = {"family": model.family, "model_config": model.config.to_dict(), "dataset": data.name,
+                     "train_config": dataclasses.asdict(cfg), "metric_fn": cfg.metric_every > 0,
+                     "device": str(genlib.pick_device("auto")), "threads": genlib.configure_threads()}
+            app = run_headless(start, args.seconds, work / f"ui-{preset}.jsonl", ui_every=APP_POLL_S)
+            head = run_headless(start, args.seconds, work / f"headless-{preset}.jsonl")
+            rows.append((preset, app, head, start))
+    return rows
+
+
+def sweep(args, presets: list[str], mode: str) -> list[tuple]:
+    """``measure_runs`` for each --threads value, with $GENLIB_THREADS set for the server and here."""
+    rows = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        env = {"GENLIB_THREADS": str(threads)} if threads else {}
+        saved = os.environ.pop("GENLIB_THREADS", None)
+        os.environ.update(env)                  # the headless runs read it too (their TrainConfig.threads is 0)
+        try:
+            rows += measure_runs(args, presets, env, mode)
+        finally:
+            os.environ.pop("GENLIB_THREADS", None)
+            if saved is not None:
+                os.environ["GENLIB_THREADS"] = saved
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default="vae,gan,dcgan")
-    ap.add_argument("--seconds", type=float, default=15.0, help="wall time of each run, in the app and headless")
+    ap.add_argument("--seconds", type=float, default=7.0, help="wall time of each run, in the app and headless")
+    ap.add_argument("--threads", default="1,2", help="torch thread counts (0 = genlib's default), via $GENLIB_THREADS")
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--steps", type=int, default=3000, help="the run's 'Training steps' (sets log/sample/metric intervals)")
     ap.add_argument("--mode", choices=("auto", "browser", "emulate"), default="auto")
@@ -198,36 +255,16 @@ def main() -> None:
         except ImportError:
             mode, why = "emulate", "the playwright package is missing (pip install playwright)"
 
-    with tempfile.TemporaryDirectory(prefix="genlib-bench-") as tmp:
-        work = Path(tmp)
-        rows = []
-        if mode == "browser":
-            try:
-                for r in browser_runs(presets, args.dataset, args.steps, args.seconds, work):
-                    head = run_headless(r["start"], args.seconds, work / f"headless-{r['preset']}.jsonl")
-                    rows.append((r["preset"], r, head, r["start"]))
-            except Exception as e:      # the app changed under us, a timeout...: say so, then emulate
-                if args.mode == "browser":
-                    raise
-                server_log = (work / "server.log").read_text()[-1500:] if (work / "server.log").exists() else ""
-                mode, why = "emulate", f"driving the app failed: {type(e).__name__}: {str(e)[:300]}\n{server_log}"
-                rows = []
-        if mode == "emulate":
-            data = genlib.load_dataset(args.dataset, download=False)
-            for preset in presets:
-                model = genlib.make_model(preset, data)
-                cfg = app_train_config(args.steps, 64, measure.live_metric_fn(data) is not None)
-                start = {"family": model.family, "model_config": model.config.to_dict(), "dataset": data.name,
-                         "train_config": dataclasses.asdict(cfg), "metric_fn": cfg.metric_every > 0,
-                         "device": str(genlib.pick_device("auto")), "threads": genlib.configure_threads()}
-                app = run_headless(start, args.seconds, work / f"ui-{preset}.jsonl", ui_every=APP_POLL_S)
-                head = run_headless(start, args.seconds, work / f"headless-{preset}.jsonl")
-                rows.append((preset, app, head, start))
+    try:
+        rows = sweep(args, presets, mode)
+    except BrowserFailed as e:
+        mode, why = "emulate", str(e)
+        rows = sweep(args, presets, mode)
 
     if not rows:
         raise SystemExit(f"no measurement: {why}")
-    print(f"# runs on {rows[0][3]['device']} with {rows[0][3]['threads']} torch thread(s); {args.dataset}, "
-          f"{args.steps} training steps set per run, {args.seconds:g} s of wall time per run")
+    print(f"# runs on {rows[0][3]['device']}; {args.dataset}, {args.steps} training steps set per run, "
+          f"{args.seconds:g} s of wall time per run; threads = torch threads of the run (the probe reads them)")
     if mode == "browser":
         print("# app = the real dashboard (streamlit run via bench/app_probe.py) in headless chromium on this machine, "
               "driven by Playwright; headless = the same model config and TrainConfig on a Trainer thread, no UI")
@@ -235,24 +272,26 @@ def main() -> None:
         print(f"# EMULATION, not the real app ({why.strip()}): 'app' = the headless run beside a thread doing the "
               f"Train page's fragment work every {APP_POLL_S} s (snapshot + plotly JSON + PNG); no Streamlit, no browser")
     print("# images/s = steps x batch / the Trainer's training seconds, Start to Stop (live-metric evaluations excluded)")
-    print(f"{'model':<7} {'batch':>5} {'log/sample/metric every':>24} {'app img/s':>10} {'steps':>6} "
+    print(f"{'model':<7} {'threads':>7} {'batch':>5} {'log/sample/metric every':>24} {'app img/s':>10} {'steps':>6} "
           f"{'headless img/s':>15} {'steps':>6} {'app/headless':>12}")
     for preset, app, head, start in rows:
         tc = start["train_config"]
         every = f"{tc['log_every']}/{tc['sample_every']}/{tc['metric_every'] or '-'}"
-        print(f"{preset:<7} {tc['batch_size']:>5} {every:>24} {app['images_per_s']:>10,.0f} {app['steps']:>6} "
+        print(f"{preset:<7} {start['threads']:>7} {tc['batch_size']:>5} {every:>24} {app['images_per_s']:>10,.0f} "
+              f"{app['steps']:>6} "
               f"{head['images_per_s']:>15,.0f} {head['steps']:>6} {app['images_per_s'] / head['images_per_s']:>11.0%}")
     print("\n# where the CPU went: cores busy = CPU seconds / wall seconds of the run (trainer thread: "
           "time.thread_time(); processes: /proc, Start click to the stopped page)")
     if mode == "browser":
-        print(f"{'model':<7} {'trainer (app)':>13} {'server process':>14} {'browser+driver':>14} {'trainer (headless)':>18}")
-        for preset, app, head, _ in rows:
-            print(f"{preset:<7} {app['trainer_cores']:>13.2f} {app['server_cores']:>14.2f} {app['browser_cores']:>14.2f} "
+        print(f"{'model':<7} {'threads':>7} {'trainer (app)':>13} {'server process':>14} {'browser+driver':>14} "
+              f"{'trainer (headless)':>18}")
+        for preset, app, head, start in rows:
+            print(f"{preset:<7} {start['threads']:>7} {app['trainer_cores']:>13.2f} {app['server_cores']:>14.2f} {app['browser_cores']:>14.2f} "
                   f"{head['trainer_cores']:>18.2f}")
     else:
-        print(f"{'model':<7} {'trainer (with UI thread)':>24} {'trainer (headless)':>18}")
-        for preset, app, head, _ in rows:
-            print(f"{preset:<7} {app['trainer_cores']:>24.2f} {head['trainer_cores']:>18.2f}")
+        print(f"{'model':<7} {'threads':>7} {'trainer (with UI thread)':>24} {'trainer (headless)':>18}")
+        for preset, app, head, start in rows:
+            print(f"{preset:<7} {start['threads']:>7} {app['trainer_cores']:>24.2f} {head['trainer_cores']:>18.2f}")
     print(f"# total {time.perf_counter() - t_start:.0f} s")
 
 
