@@ -87,6 +87,8 @@ def main() -> None:
         print(f"# verdict: with a busy UI thread, default_threads()={default} is "
               f"{'as fast as any count tried (within 5%)' if agree else 'NOT the fastest for every model'}"
               " (a loaded machine's numbers are only indicative)")
+    print("# the emulated UI leaves out Streamlit's own threads and the browser: bench/app_overhead.py compares "
+          "the thread counts in the real app")
     print(f"# total {time.perf_counter() - t_start:.0f} s")
 
 
