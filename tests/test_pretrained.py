@@ -120,7 +120,8 @@ def test_gan_covers_every_class(name, ckpts):
     with torch.no_grad():
         pred = clf(ck.model.sample(500)).argmax(1)
     counts = torch.bincount(pred, minlength=10)
-    assert counts.min() >= 10, f"classes drawn: {counts.tolist()}"
+    # genlib.metrics' rule: a class is covered with >= 10 % of its uniform share (5 of 500 here)
+    assert counts.min() >= 5, f"classes drawn: {counts.tolist()}"
 
 
 @pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "vae"])
