@@ -281,7 +281,8 @@ def main() -> None:
               f"{app['steps']:>6} "
               f"{head['images_per_s']:>15,.0f} {head['steps']:>6} {app['images_per_s'] / head['images_per_s']:>11.0%}")
     print("\n# where the CPU went: cores busy = CPU seconds / wall seconds of the run (trainer thread: "
-          "time.thread_time(); processes: /proc, Start click to the stopped page)")
+          "time.thread_time(), which leaves out torch's intra-op worker threads when threads > 1; "
+          "processes: /proc, Start click to the stopped page)")
     if mode == "browser":
         print(f"{'model':<7} {'threads':>7} {'trainer (app)':>13} {'server process':>14} {'browser+driver':>14} "
               f"{'trainer (headless)':>18}")
