@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the performance benchmarks one after another, each with its default sizes (about 13 minutes
+# Run the performance benchmarks one after another, each with its default sizes (about 12 minutes
 # on 2 cores), and tee everything to bench/results-<hostname>.txt. They report wall times: run
 # them on a quiet machine. Arguments pick scripts: bench/run_all.sh threads latency
 set -uo pipefail
