@@ -62,6 +62,8 @@ def install(path: str) -> None:
 
 
 if __name__ == "__main__":
+    if not os.environ.get("GENLIB_BENCH_PROBE"):
+        raise SystemExit("set GENLIB_BENCH_PROBE to the file the probe should write (see this file's docstring)")
     install(os.environ["GENLIB_BENCH_PROBE"])
     from streamlit.web import cli
 
