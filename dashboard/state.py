@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import copy
 import dataclasses
+import gc
 import hashlib
 import os
 import threading
@@ -44,6 +45,13 @@ STOP_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_STOP_AFTER_S", 120))   # S
 
 # Streamlit's logger factory: lines appear in the server console at Streamlit's log level.
 log = get_logger(__name__)
+
+# The ~300k objects torch, plotly and streamlit create at import never become garbage; a full
+# collection scans them all with the GIL held (~150 ms here), stalling the trainer thread. Moving
+# them to the permanent generation (once per process, when this module is first imported) keeps
+# the collections Python runs on its own short. See also runner.postScriptGC in .streamlit/config.toml.
+gc.collect()
+gc.freeze()
 
 
 # --- cached, shared, read-only resources -------------------------------------------------------
