@@ -127,9 +127,38 @@ def history_picker(samples: list[tuple[int, torch.Tensor]], key: str) -> tuple[i
     return samples[steps.index(step)]
 
 
+def memo(key: str, version: Any, build):
+    """``build()``, kept in this session under ``key`` until ``version`` changes. A live view that
+    polls redraws a figure or re-encodes an image only when its data changed."""
+    box = st.session_state.setdefault("genlib_memo", {})
+    if key not in box or box[key][0] != version:
+        box[key] = (version, build())
+    return box[key][1]
+
+
 # --- figures -------------------------------------------------------------------------------------
+DRAW_POINTS = 300     # points drawn per curve: a chart is ~500 px wide; more only costs redraw time
+
+
+def thin(x: list, y: list, max_points: int = DRAW_POINTS) -> tuple[list, list]:
+    """A curve with at most ``max_points`` points for drawing: consecutive points averaged in groups
+    (missing values skipped), each group drawn at its last x, so the curve still ends at the newest
+    point. (``genlib.trainer.History`` stores its points the same way, as means over log intervals.)"""
+    n = len(y)
+    if n <= max_points:
+        return list(x), list(y)
+    k = math.ceil(n / max_points)
+    xs, ys = [], []
+    for i in range(0, n, k):
+        vals = [v for v in y[i:i + k] if v is not None]
+        xs.append(x[min(i + k, n) - 1])
+        ys.append(sum(vals) / len(vals) if vals else None)
+    return xs, ys
+
+
 def _line(fig, x, y, name, color=None, row=1, col=1, dash=None):
     y = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in y]
+    x, y = thin(x, y)
     mode = "lines" if len(y) > 30 else "lines+markers"          # a few points: show where they are
     fig.add_trace(go.Scatter(x=x, y=y, name=name, mode=mode, line=dict(color=color, dash=dash)), row=row, col=col)
 

@@ -265,6 +265,25 @@ def test_loss_figure_labels_its_axes(family, loss, keys, prob_axis):
     assert len(fig.data) >= len(keys) - 1
 
 
+def test_thin_averages_long_curves_into_groups_that_end_at_the_newest_point():
+    x, y = list(range(10, 1010, 10)), [float(i) for i in range(100)]          # 100 points
+    assert ui.thin(x, y, max_points=100) == (x, y)                             # short enough: unchanged
+    tx, ty = ui.thin(x, y, max_points=30)                                      # groups of ceil(100/30) = 4
+    assert len(ty) == 25 and tx[0] == 40 and tx[-1] == 1000
+    assert ty[0] == 1.5 and ty[-1] == 97.5                                     # means of 0..3 and 96..99
+    assert ui.thin([1, 2, 3, 4], [None, 2.0, None, None], max_points=2) == ([2, 4], [2.0, None])
+    fig = ui.loss_figure({"step": list(range(5000)), "recon": [1.0] * 5000}, "vae")
+    assert len(fig.data[0].x) <= ui.DRAW_POINTS and fig.data[0].x[-1] == 4999
+
+
+def test_memo_rebuilds_only_when_the_version_changes(monkeypatch):
+    monkeypatch.setattr(ui.st, "session_state", {})
+    calls = []
+    build = lambda: calls.append(1) or len(calls)                             # noqa: E731
+    assert ui.memo("k", (1,), build) == 1 and ui.memo("k", (1,), build) == 1
+    assert ui.memo("k", (2,), build) == 2 and ui.memo("other", (2,), build) == 3
+
+
 def test_toy_mode_stats_counts_covered_modes_and_quality():
     modes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     on_two = torch.cat([modes[0].expand(50, 2), modes[1].expand(50, 2)])                 # 2 of 3 modes

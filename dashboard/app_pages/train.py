@@ -75,19 +75,24 @@ if snap.state == "error":
         st.rerun()
 
 
-@st.fragment(run_every=0.7 if phase != "ended" else None)
+# Redrawn once a second; each figure and the grid's PNG are rebuilt only when their data changed.
+@st.fragment(run_every=1.0 if phase != "ended" else None)
 def live(drawn_phase: str) -> None:
     snap = run.snapshot()
     st.progress(min(1.0, snap.step / snap.total_steps), text=ui.progress_text(snap))
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(ui.loss_figure(snap.history, family, loss), key="tr_loss")
+        st.plotly_chart(ui.memo("tr_loss", (run.name, snap.step, len(snap.history.get("step", []))),
+                                lambda: ui.loss_figure(snap.history, family, loss)), key="tr_loss")
         if set(snap.metrics) - {"step"}:
-            st.plotly_chart(ui.metric_figure(snap.metrics, "Live quality metric (genlib.metrics)"), key="tr_metric")
+            st.plotly_chart(ui.memo("tr_metric", (run.name, len(snap.metrics["step"]), snap.metrics["step"][-1]),
+                                    lambda: ui.metric_figure(snap.metrics, "Live quality metric (genlib.metrics)")),
+                            key="tr_metric")
     with right:
         if snap.samples and data.is_image:
             step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
-            st.image(ui.image_grid(x, nrow=8), caption=f"The same {len(x)} noise vectors, decoded at step {step:,}")
+            st.image(ui.memo("tr_grid", (run.name, step), lambda: ui.png_bytes(ui.image_grid(x, nrow=8))),
+                     caption=f"The same {len(x)} noise vectors, decoded at step {step:,}")
         elif snap.samples:
             step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
             st.plotly_chart(ui.points_figure(data.subset(1000).x, x, f"Generated points at step {step:,}"),
