@@ -109,7 +109,8 @@ def test_conditional_gan_draws_the_asked_class(name, ckpts):
     labels = torch.arange(200) % 10
     with torch.no_grad():
         pred = clf(ck.model.sample(200, labels=labels)).argmax(1)
-    assert (pred == labels).float().mean() >= 0.9
+    # 90 % of the judge's own accuracy on real test images (Fashion-MNIST's classifier gets ~92 %)
+    assert (pred == labels).float().mean() >= 0.9 * clf.card["test_accuracy"]
 
 
 @pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "gan" and r.preset != "cgan"])
