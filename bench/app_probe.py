@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import dashboard  # noqa: E402,F401  (before torch, as under `streamlit run`: it sets OMP_WAIT_POLICY)
 import torch  # noqa: E402
 
 import genlib.trainer  # noqa: E402

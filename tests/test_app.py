@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -282,6 +285,23 @@ def test_memo_rebuilds_only_when_the_version_changes(monkeypatch):
     build = lambda: calls.append(1) or len(calls)                             # noqa: E731
     assert ui.memo("k", (1,), build) == 1 and ui.memo("k", (1,), build) == 1
     assert ui.memo("k", (2,), build) == 2 and ui.memo("other", (2,), build) == 3
+
+
+def test_the_server_loads_torch_with_a_passive_openmp_wait_policy():
+    """Under `streamlit run`, app.py's first import of the dashboard package must come before torch
+    loads (libgomp reads OMP_WAIT_POLICY once, then); a value the user set is kept."""
+    code = ("import sys, streamlit.web.cli; assert 'torch' not in sys.modules, 'streamlit loaded torch';"
+            "import dashboard, os; assert 'torch' not in sys.modules; print(os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    repo = Path(APP).parents[1]
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=repo, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "PASSIVE", out.stderr
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, cwd=repo,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ACTIVE", out.stderr
+    app = Path(APP).read_text()
+    before_dashboard = app[:app.index("from dashboard import")]
+    assert "import torch" not in before_dashboard and "import genlib" not in before_dashboard
 
 
 def test_toy_mode_stats_counts_covered_modes_and_quality():
