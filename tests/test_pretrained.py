@@ -3,8 +3,6 @@ version of their quality bar, and the whole folder stays small. Plus a smoke bui
 from __future__ import annotations
 
 import importlib.util
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
