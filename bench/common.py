@@ -79,6 +79,7 @@ class FragmentEmulator:
     does per rerun: ``trainer.snapshot()``, the loss figure (``dashboard.ui.loss_figure``, plus the
     metric figure once there are metrics) serialised as Streamlit does (``plotly.io.to_json``), and
     the newest fixed-noise grid upscaled (``ui.image_grid``) and encoded to PNG (``ui.png_bytes``).
+    As on the page (``ui.memo``), the metric figure and the PNG are rebuilt only when their data changed.
 
     It leaves out the websocket, protobuf and the browser. A frame that overruns the interval is
     followed at once by the next (Streamlit queues the rerun). ``frames``: (start, seconds) each.
@@ -90,6 +91,7 @@ class FragmentEmulator:
         from dashboard import ui    # imports streamlit: a second or more, so not inside a frame
 
         self.trainer, self.every, self._ui, self._pio = trainer, every, ui, pio
+        self._memo: dict = {}
         self.frames: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-fragment", daemon=True)
@@ -102,13 +104,16 @@ class FragmentEmulator:
         self._thread.join()
 
     def frame(self) -> None:
-        ui, pio, model = self._ui, self._pio, self.trainer.model
+        ui, pio, model, memo = self._ui, self._pio, self.trainer.model, self._memo
         snap = self.trainer.snapshot()
         pio.to_json(ui.loss_figure(snap.history, model.family, getattr(model.config, "loss", "")), validate=False)
         if set(snap.metrics) - {"step"}:
-            pio.to_json(ui.metric_figure(snap.metrics, "Live quality metric"), validate=False)
-        if snap.samples and snap.samples[-1][1].dim() == 4:
+            if memo.get("metric", (None,))[0] != len(snap.metrics["step"]):
+                memo["metric"] = (len(snap.metrics["step"]), ui.metric_figure(snap.metrics, "Live quality metric"))
+            pio.to_json(memo["metric"][1], validate=False)
+        if snap.samples and snap.samples[-1][1].dim() == 4 and memo.get("grid") != snap.samples[-1][0]:
             ui.png_bytes(ui.image_grid(snap.samples[-1][1], nrow=8))
+            memo["grid"] = snap.samples[-1][0]
 
     def _run(self) -> None:
         due = time.perf_counter()
