@@ -58,6 +58,18 @@ def no_model_note(ctx: state.Context, what: str = "model") -> None:
 # --- images --------------------------------------------------------------------------------------
 def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1, min_side: int = 320) -> np.ndarray:
     """uint8 (n, C, H, W) -> one uint8 image (rows, cols) or (rows, cols, 3), upscaled by an integer
+def require_image_model(ctx: state.Context):
+    """The picked model's entry, or a note and the end of the page when the data are not images or
+    there is no model: the image pages' common preamble."""
+    if ctx.data is None or not ctx.data.is_image:
+        st.info("This page shows images: pick an image dataset in the sidebar (**digits** works offline).")
+        st.stop()
+    if ctx.model is None:
+        no_model_note(ctx, "model")
+        st.stop()
+    return ctx.model
+
+
     factor (nearest neighbour, so pixels stay crisp) until it is at least ``min_side`` wide."""
     x = x.detach().cpu()
     if x.dtype != torch.uint8:

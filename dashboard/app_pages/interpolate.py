@@ -31,13 +31,7 @@ Numbers under the images: the position along the path (t, strength or latent val
 classifier exists for the dataset, the class it sees in the image.
 """)
 
-if not data.is_image:
-    st.info("This page shows images: pick an image dataset in the sidebar (**digits** works offline).")
-    st.stop()
-entry = ctx.model
-if entry is None:
-    ui.no_model_note(ctx, "model")
-    st.stop()
+entry = ui.require_image_model(ctx)
 model, names, k = entry.model, data.class_names, data.num_classes
 d, cond, enc = model.config.latent_dim, model.config.conditional, model.has_encoder
 test = ui.held_out(data)

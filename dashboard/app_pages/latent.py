@@ -29,13 +29,7 @@ A generative model draws an image from a short vector of numbers, its **latent c
   from N(0, I), generate, and colour each z by the class the classifier sees in its image.
 """)
 
-if not data.is_image:
-    st.info("This page shows images: pick an image dataset in the sidebar (**digits** works offline).")
-    st.stop()
-entry = ctx.model
-if entry is None:
-    ui.no_model_note(ctx, "model")
-    st.stop()
+entry = ui.require_image_model(ctx)
 model, names = entry.model, data.class_names
 d = model.config.latent_dim
 test = ui.held_out(data)

@@ -30,13 +30,7 @@ seed as the N(0, I) grid beside it.
   samples and the distance to the nearest real image. Each row says what it measures.
 """)
 
-if not data.is_image:
-    st.info("This page shows images: pick an image dataset in the sidebar (**digits** works offline).")
-    st.stop()
-entry = ctx.model
-if entry is None:
-    ui.no_model_note(ctx, "model")
-    st.stop()
+entry = ui.require_image_model(ctx)
 model = entry.model
 clf = measure.classifier_for(ctx.dataset)
 
