@@ -353,6 +353,44 @@ def add_upload(file_name: str, data: bytes) -> Checkpoint:
     return runs.uploads[key][1]
 
 
+# --- the user's own images (dataset 'folder'), one upload per session ------------------------------
+FOLDER_LIMIT_MB = 50                    # a zip of a few thousand small images; genlib guards what it expands to
+FOLDER_SIZE = 28                        # pixels per side: divisible by 4, so the conv presets (dcgan) fit
+
+
+def add_folder_upload(file_name: str, data: bytes, channels: int) -> genlib.Dataset:
+    """Read an uploaded .zip of images into this session's 'folder' dataset (decoded once per
+    content and channel count). ValueError (from genlib's zip guards) says why a file is refused;
+    the session's previous upload is kept then."""
+    if len(data) > FOLDER_LIMIT_MB * 2**20:
+        raise ValueError(f"{file_name} is {len(data) / 2**20:,.1f} MB, over the {FOLDER_LIMIT_MB} MB limit")
+    key = (hashlib.sha256(data).hexdigest(), channels)
+    held = st.session_state.get("genlib_folder")
+    if held is None or held["key"] != key:
+        try:
+            ds = genlib.load_dataset("folder", path=data, size=FOLDER_SIZE, channels=channels)
+        except ValueError as e:           # genlib calls an in-memory zip 'upload': name the file
+            raise ValueError(str(e).replace("upload", file_name, 1)) from None
+        held = {"key": key, "file": file_name, "raw": data, "data": ds}
+        st.session_state["genlib_folder"] = held
+    return held["data"]
+
+
+def folder_upload() -> tuple[str, bytes, genlib.Dataset] | None:
+    """(file name, zip bytes, dataset) of this session's last good upload, or None."""
+    held = st.session_state.get("genlib_folder")
+    return (held["file"], held["raw"], held["data"]) if held else None
+
+
+def dataset(name: str) -> genlib.Dataset | None:
+    """What a page trains on for the sidebar's dataset ``name``: this session's upload for 'folder'
+    (None before one), else the shared cached copy (``load_data``)."""
+    if name == "folder":
+        held = folder_upload()
+        return held[2] if held else None
+    return load_data(name)
+
+
 # --- what the sidebar chose, for the pages -------------------------------------------------------
 @dataclasses.dataclass(eq=False)
 class Context:

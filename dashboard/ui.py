@@ -42,6 +42,9 @@ def progress_text(snap: genlib.Snapshot) -> str:
 
 def need_data(ctx: state.Context) -> genlib.Dataset:
     """The sidebar's dataset, or stop the page with a pointer to the sidebar."""
+    if ctx.data is None and ctx.dataset == "folder":
+        st.info("Upload a .zip of your images in the sidebar (one subfolder per class, or flat) to use them here.")
+        st.stop()
     if ctx.data is None:
         st.info(f"The dataset **{ctx.dataset}** is not available here (the sidebar says why and what "
                 "to do). Pick **digits** to continue offline.")
@@ -55,9 +58,6 @@ def no_model_note(ctx: state.Context, what: str = "model") -> None:
     st.page_link("app_pages/train.py", label="Go to Train live", icon=":material/model_training:")
 
 
-# --- images --------------------------------------------------------------------------------------
-def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1, min_side: int = 320) -> np.ndarray:
-    """uint8 (n, C, H, W) -> one uint8 image (rows, cols) or (rows, cols, 3), upscaled by an integer
 def require_image_model(ctx: state.Context):
     """The picked model's entry, or a note and the end of the page when the data are not images or
     there is no model: the image pages' common preamble."""
@@ -70,6 +70,9 @@ def require_image_model(ctx: state.Context):
     return ctx.model
 
 
+# --- images --------------------------------------------------------------------------------------
+def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1, min_side: int = 320) -> np.ndarray:
+    """uint8 (n, C, H, W) -> one uint8 image (rows, cols) or (rows, cols, 3), upscaled by an integer
     factor (nearest neighbour, so pixels stay crisp) until it is at least ``min_side`` wide."""
     x = x.detach().cpu()
     if x.dtype != torch.uint8:
@@ -332,10 +335,35 @@ def model_picker(entries: list[state.ModelEntry], key: str = "model", where: Any
     return label, entries[labels.index(label)]
 
 
+def _folder() -> genlib.Dataset | None:
+    """The user's own images: a .zip uploaded in the sidebar, read into this session only."""
+    sb = st.sidebar
+    f = sb.file_uploader("Your images (.zip)", type=["zip"], key="folder_zip",
+                         max_upload_size=state.FOLDER_LIMIT_MB,
+                         help="A .zip with one subfolder per class (cats/…, dogs/…), or just images. "
+                              f"Resized to {state.FOLDER_SIZE}×{state.FOLDER_SIZE}; read in memory, "
+                              "never extracted. Kept for this browser session only.")
+    rgb = sb.toggle("Colour (RGB)", False, key="folder_rgb",
+                    help="Off: grey images (1 channel). On: RGB (3 channels, larger models).")
+    held = state.folder_upload()
+    name, raw = (f.name, f.getvalue()) if f is not None else (held[:2] if held else (None, None))
+    if raw is None:
+        sb.info(f"Upload a .zip of your images (up to {state.FOLDER_LIMIT_MB} MB): one subfolder per "
+                "class, or all in one folder. PNG, JPEG, …; other files are skipped.")
+        return None
+    try:
+        return state.add_folder_upload(name, raw, channels=3 if rgb else 1)
+    except ValueError as e:
+        sb.error(str(e))
+        return None
+
+
 def _dataset(name: str) -> genlib.Dataset | None:
     """Load through the shared cache; a missing dataset shows what to do, and a download button."""
+    if name == "folder":
+        return _folder()
     try:
-        return state.load_data(name)
+        return state.dataset(name)
     except genlib.DataNotFoundError as e:
         st.sidebar.error(str(e))
     if st.sidebar.button(f"Download {name} (needs internet)", key="download_data"):
@@ -372,19 +400,27 @@ def _upload() -> None:
         st.sidebar.warning(f"{f.name} was trained on **{data_name}**; pick that dataset to use it.")
 
 
+DATASET_LABELS = {n: n for n in genlib.DATASETS} | {"folder": "your images (.zip)"}
+
+
 def sidebar() -> state.Context:
     """Device, dataset, uploads and the model picker; stores the choice for the pages."""
     sb = st.sidebar
     devices = genlib.available_devices()
     device = sb.selectbox("Device", devices, key="device",
                           help="Where training runs (only devices this machine has). Pages sample on the CPU.")
-    names = [n for n in genlib.DATASETS if n != "folder"]
+    names = list(genlib.DATASETS)
     if "dataset" not in st.session_state:
         st.session_state["dataset"] = "digits"       # bundled with scikit-learn: works offline
-    dataset = sb.selectbox("Dataset", names, key="dataset", help="\n\n".join(
-        f"**{n}**: {genlib.DATASETS[n]}" for n in names))
+    dataset = sb.selectbox("Dataset", names, key="dataset", format_func=DATASET_LABELS.get, help="\n\n".join(
+        f"**{DATASET_LABELS[n]}**: {genlib.DATASETS[n]}" for n in names))
     data = _dataset(dataset)
-    if data is not None:
+    if data is not None and dataset == "folder":
+        skipped = data.meta.get("skipped", 0)
+        sb.caption(f"{len(data):,} images in {data.num_classes} classes ({', '.join(data.class_names[:10])}"
+                   f"{', …' if data.num_classes > 10 else ''}), resized to {tuple(data.shape)}."
+                   + (f" {skipped:,} files skipped: not images or unsafe paths." if skipped else ""))
+    elif data is not None:
         kind = "images" if data.is_image else "points"
         sb.caption(f"{len(data):,} {kind} of shape {tuple(data.shape)}, {data.num_classes} classes "
                    f"({data.split} split). {data.note}")
@@ -425,8 +461,8 @@ def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tup
         steps = st.number_input("Training steps", 10, 100_000, 500 if data.is_image else 2000, step=100,
                                 key=prefix + "_steps", persist_state="session",
                                 help="Optimisation steps. For GANs one step = one discriminator update.")
-        sizes = [b for b in BATCH_SIZES if b <= len(data)]
-        batch = st.select_slider("Batch size", sizes, value=64, key=prefix + "_batch", persist_state="session",
+        sizes = [b for b in BATCH_SIZES if b <= len(data)] or [len(data)]     # a small upload: one batch
+        batch = st.select_slider("Batch size", sizes, value=min(64, sizes[-1]), key=prefix + "_batch", persist_state="session",
                                  help="Examples per step: larger = smoother gradients, fewer steps per epoch.")
         seed = st.number_input("Seed", 0, 1_000_000, 0, key=prefix + "_seed", persist_state="session")
     with c2:

@@ -8,11 +8,13 @@ Waits poll a condition with a generous deadline; nothing asserts a speed.
 from __future__ import annotations
 
 import gc
+import io
 import math
 import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -441,3 +443,65 @@ def test_history_slider_scrubs_back_through_the_fixed_noise_grids(app):
     assert any(f"decoded at step {steps[1]:,}" in c for img in app.get("image") for c in img.captions)
     app.run()                                                      # and stays where the user put it
     assert app.select_slider(key=f"tr_hist_{run.name}").value == steps[1]
+
+
+def _zip_of_images(n_per_class: int = 12) -> bytes:
+    """A .zip as a user would make it: one top folder, a subfolder per class, PNGs plus a stray note."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for c, (name, shade) in enumerate((("circles", 40), ("squares", 220))):
+            for i in range(n_per_class):
+                img = Image.new("RGB", (20 + i, 24), (shade, 255 - shade, 8 * i))
+                png = io.BytesIO()
+                img.save(png, format="PNG")
+                zf.writestr(f"shapes/{name}/{i}.png", png.getvalue())
+        zf.writestr("shapes/README.txt", "not an image")
+    return buf.getvalue()
+
+
+def test_training_on_an_uploaded_zip_of_images_and_bad_zips_are_refused(app, bad_input):
+    app.selectbox(key="dataset").set_value("folder").run()
+    assert_clean(app)
+    assert any("Upload a .zip" in i.value for i in app.sidebar.info)    # nothing yet: says what to upload
+    app.switch_page("app_pages/train.py").run()
+    assert not app.exception and app.info                               # the page points to the sidebar
+    app.sidebar.file_uploader(key="folder_zip").upload("shapes.zip", _zip_of_images(), "application/zip").run()
+    assert_clean(app)
+    caption = " ".join(c.value for c in app.sidebar.caption)
+    assert "24 images in 2 classes (circles, squares)" in caption and "(1, 28, 28)" in caption
+    assert "1 files skipped: not images or unsafe paths" in caption
+    held = app.session_state["genlib_folder"]["data"]
+    assert held.shape == (1, 28, 28) and held.class_names == ["circles", "squares"]
+    for preset in ("vae", "dcgan"):                                     # MLP and conv (28 = 4 × 7)
+        app.selectbox(key="tr_preset").set_value(preset).run()
+        app.number_input(key="tr_steps").set_value(10)
+        app.select_slider(key="tr_batch").set_value(16)
+        app.button(key="tr_start").click().run()
+        assert_clean(app)
+        run = list(runs_of(app).runs.values())[-1]
+        assert run.dataset == "folder" and run.preset == preset
+        run.trainer.join(30)
+        assert run.snapshot().state == "done", run.snapshot().message
+    app.toggle(key="folder_rgb").set_value(True).run()                 # colour: the same zip, 3 channels
+    assert_clean(app)
+    assert "(3, 28, 28)" in " ".join(c.value for c in app.sidebar.caption)
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/zeros.png", bytes(8 << 20))                    # 8 MB of zeros: ~1000x compression
+    bad = [("zip bomb", "bomb.zip", bomb.getvalue(), "zip bomb"),
+           ("not a zip", "notes.zip", b"plain text, not a zip", "not a valid zip file"),
+           ("zip without images", "empty.zip", _zip_of_images(0), "no readable images")]
+    for what, name, raw, why in bad:
+        app.sidebar.file_uploader(key="folder_zip").set_value((name, raw, "application/zip"))
+        app.run()
+        errors = [e.value for e in app.error]
+        handled = not app.exception and len(errors) == 1 and why in errors[0] and name in errors[0]
+        bad_input.record(f"dashboard: {what} uploaded as a dataset", handled)
+        assert handled, (what, errors, [e.value for e in app.exception])
+    app.selectbox(key="dataset").set_value("digits").run()              # the app keeps working
+    assert_clean(app)
+    app.switch_page("app_pages/overview.py").run()
+    assert_clean(app)
