@@ -8,16 +8,6 @@ from genlib import classifier as C
 from genlib.data import load_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the lab's shared 2-core machines two threads ran these small ops up to
-    40x slower (threads spinning against other processes); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
 def test_shapes(shape):
     model = C.Classifier(C.default_config(shape, 10)).eval()

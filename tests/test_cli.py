@@ -22,11 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 CONDITIONAL = {p for p, (_, fields, _) in PRESETS.items() if fields.get("conditional")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    genlib.configure_threads()
-
-
 def train(ckpt: Path, preset: str, *extra: str, steps: int = 2) -> int:
     return main(["train", "--model", preset, "--dataset", "digits", "--steps", str(steps), "--batch-size", "16",
                  "--log-every", "1", "--seed", "0", "--device", "cpu", "--out", str(ckpt), *extra])

@@ -12,16 +12,6 @@ from genlib import ood as O
 from genlib.losses import kl_normal_per_dim
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one intra-op thread; on a busy 2-core machine two threads made
-    150 GAN steps ~25x slower (0.8 s vs 20 s). Restored afterwards for the other test files."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return genlib.load_dataset("digits")

@@ -13,15 +13,6 @@ from genlib import metrics as M
 from genlib.classifier import load_classifier, predict
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the lab's shared 2-core machines two threads ran these small ops up to
-    40x slower (threads spinning against other processes); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ------------------------------------------------------------------------------------------------
 # Math against references
 

@@ -41,11 +41,6 @@ def expected_keys(preset: str) -> set[str]:
     return EXPECTED_KEYS["vae"] if PRESETS[preset][0] == "vae" else EXPECTED_KEYS[preset]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    genlib.configure_threads()   # one thread on a 2-core machine: two oversubscribe badly under load
-
-
 @pytest.fixture(scope="module")
 def digits():
     return genlib.load_dataset("digits").subset(256, seed=0)

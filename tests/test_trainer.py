@@ -17,11 +17,6 @@ from genlib.trainer import History
 TIMEOUT = 20.0   # seconds; only reached when something is broken
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    genlib.configure_threads()
-
-
 @pytest.fixture(scope="module")
 def digits():
     return genlib.load_dataset("digits")
