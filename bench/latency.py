@@ -204,14 +204,14 @@ def main() -> None:
                     print(f"{i:>5} {h:>9.2f} {'<= ' + format(TARGET_COLD_S, 'g'):>8}")
             else:
                 res = browser_latency(args.starts, args.rounds, Path(tmp))
-                print(f"\n# app cold start: launch of `streamlit run dashboard/app.py` until, in headless chromium, "
+                print("\n# app cold start: launch of `streamlit run dashboard/app.py` until, in headless chromium, "
                       "the first page's heading shows / its first script run has finished (health: /_stcore/health)")
                 print(f"{'start':>5} {'health s':>9} {'heading s':>10} {'rendered s':>11} {'target':>8}  page")
                 for i, (h, hd, done, title) in enumerate(res["cold"], 1):
                     print(f"{i:>5} {h:>9.2f} {hd:>10.2f} {done:>11.2f} {'<= ' + format(TARGET_COLD_S, 'g'):>8}  "
                           f"{title}  {'(met)' if done <= TARGET_COLD_S else '(missed)'}")
-                print(f"\n# page switch: click in the sidebar until the page's heading is there and its run finished, "
-                      f"s; round 1 = first visit")
+                print("\n# page switch: click in the sidebar until the page's heading is there and its run finished, "
+                      "s; round 1 = first visit")
                 print(f"{'page':<26} " + " ".join(f"{'round ' + str(r + 1):>8}" for r in range(args.rounds)))
                 for title, ts in res["switch"].items():
                     print(f"{title:<26} " + " ".join(f"{t:>8.2f}" for t in ts))

@@ -25,7 +25,6 @@ Real reference images are a fixed half of the dataset's test split (see ``refere
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import os
