@@ -19,6 +19,9 @@ its samples (red) on a few blobs still fools its discriminator there: that is **
   20 per 2,500 samples). **High-quality share**: the fraction of samples that are good.
 - WGAN-GP makes 5 critic updates per generator update, so at equal steps its generator has moved
   5× less. Watch the coverage and quality curves, not only the last picture.
+- To see collapse, pick **grid** (25 modes) and the **minimax** loss: measured here, 2,000 steps at
+  lr 0.001 covered 13 of 25 modes (18 with the non-saturating loss); on the 8-mode ring the vanilla
+  GAN usually finds all 8.
 """)
 
 c = st.columns(4)
