@@ -144,16 +144,24 @@ def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO, *, device: str
     model.to(device)   # before the optimisers load, so their state lands on the same device
     try:
         model.load_state_dict(payload["model"])
+        optimizers = payload.get("optimizers") or {}
         for k, opt in model.optimizers().items():
-            if k in payload.get("optimizers", {}):
-                opt.load_state_dict(payload["optimizers"][k])
-    except (KeyError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0]
+            if k in optimizers:
+                opt.load_state_dict(optimizers[k])
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{name}: weights do not match the config ({first[:200]})") from None
-    model.steps = int(payload.get("steps", 0))
+    try:   # the rest is plain data, but a crafted file can still hold the wrong types
+        model.steps = int(payload.get("steps", 0))
+        ckpt = Checkpoint(
+            model=model, card=dict(payload.get("card") or {}),
+            train_config=dict(payload.get("train_config") or {}),
+            history=dict(payload.get("history") or {}), metrics=dict(payload.get("metrics") or {}),
+            samples=[(int(s["step"]), s["images"]) for s in payload.get("samples") or []],
+            fixed_z=payload.get("fixed_z"), fixed_labels=payload.get("fixed_labels"))
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{name}: malformed checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
+    if not all(isinstance(x, torch.Tensor) for _, x in ckpt.samples):
+        raise CheckpointError(f"{name}: malformed checkpoint (samples are not tensors)")
     model.eval()
-    return Checkpoint(
-        model=model, card=dict(payload.get("card") or {}), train_config=dict(payload.get("train_config") or {}),
-        history=dict(payload.get("history") or {}), metrics=dict(payload.get("metrics") or {}),
-        samples=[(int(s["step"]), s["images"]) for s in payload.get("samples", [])],
-        fixed_z=payload.get("fixed_z"), fixed_labels=payload.get("fixed_labels"))
+    return ckpt

@@ -230,13 +230,18 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------------
     @property
+    def batch_size(self) -> int:
+        """The batch actually drawn: a dataset smaller than the configured batch gives all of it."""
+        return min(self.config.batch_size, len(self.data))
+
+    @property
     def epoch(self) -> float:
         return self.step / self.data.steps_per_epoch(self.config.batch_size)
 
     def _eta(self) -> float:
         if self.images_per_s <= 0:
             return math.nan
-        return (self.config.steps - self.step) * self.config.batch_size / self.images_per_s
+        return (self.config.steps - self.step) * self.batch_size / self.images_per_s
 
     def _emit(self, kind: str, **kw: Any) -> Event:
         ev = Event(kind=kind, step=self.step, epoch=self.epoch, images_per_s=self.images_per_s,
@@ -323,7 +328,7 @@ class Trainer:
                 acc = {}
                 losses = dict(zip(keys, means))
                 dt = now - t_last
-                ips = (step - step_last) * cfg.batch_size / dt if dt > 0 else 0.0
+                ips = (step - step_last) * self.batch_size / dt if dt > 0 else 0.0
                 self._set(losses=losses, images_per_s=ips, elapsed=self.elapsed + dt)
                 t_last, step_last = now, step
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]

@@ -102,6 +102,11 @@ def _edited(tmp_path: Path, good: Path, edit) -> Path:
     ("out-of-range config value", lambda p: p["config"].update(n_critic=0), "n_critic"),
     ("weights of another architecture", lambda p: p["config"].update(arch="mlp"), "weights do not match"),
     ("weights of another size", lambda p: p["config"].update(width=16), "weights do not match"),
+    ("weights that are a list", lambda p: p.update(model=[1]), "weights do not match"),
+    ("optimiser state of the wrong type", lambda p: p.update(optimizers={"opt_g": [1]}), "weights do not match"),
+    ("steps that are text", lambda p: p.update(steps="x"), "malformed"),
+    ("samples that are numbers", lambda p: p.update(samples=[1]), "malformed"),
+    ("samples that are not tensors", lambda p: p.update(samples=[{"step": 1, "images": "x"}]), "malformed"),
 ])
 def test_mismatched_checkpoints_give_a_clear_error(tmp_path, good_ckpt, bad_input, what, edit, match):
     path = _edited(tmp_path, good_ckpt, edit)

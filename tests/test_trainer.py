@@ -345,3 +345,12 @@ def test_snapshot_is_consistent_while_training(digits):
     assert [k for k, _ in final.samples][0] == 0 and final.samples[-1][0] == 200   # first and newest kept
     assert final.history["step"][-1] == 200
     assert final.losses.keys() == set(final.history) - {"step"}
+
+
+def test_speed_and_eta_count_the_batch_actually_drawn():
+    data = genlib.load_dataset("ring", n=40)          # smaller than the configured batch
+    trainer = genlib.Trainer(genlib.make_model("gan", data), data,
+                             genlib.TrainConfig(steps=20, batch_size=128, log_every=10))
+    assert trainer.batch_size == 40
+    trainer.images_per_s = 400.0                      # 10 steps of 40 examples per second
+    assert trainer.snapshot().eta == pytest.approx(20 * 40 / 400.0)   # not 20 * 128 / 400

@@ -152,7 +152,9 @@ class GAN(GenerativeModel):
         c = self.config
         labels = y if c.conditional else None
         real = self.to_net_range(x)
-        update_g = self.steps % c.n_critic == 0   # G moves on the first step, then every n_critic
+        # G moves on the first step, then every n_critic steps. (Arjovsky et al.'s Algorithm 1 trains
+        # the critic n_critic times first; starting with G keeps g_loss defined from step 1.)
+        update_g = self.steps % c.n_critic == 0
         z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
         with torch.set_grad_enabled(update_g):   # the fake's graph is only needed for G's update
             fake = self.generator(z, labels)
