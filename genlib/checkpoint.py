@@ -69,6 +69,7 @@ def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, 
     ``optimizer_state=False`` leaves out the optimisers' moments (Adam doubles a file's size): the
     model then samples the same but resumes training with fresh optimisers (shipped pretrained files).
     """
+    model.prepare_sampling()   # save what sampling will use
     payload: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,

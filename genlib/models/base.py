@@ -178,6 +178,11 @@ class GenerativeModel(nn.Module):
         """Identity; image families override (sigmoid or tanh) to return [0, 1]."""
         return out
 
+    def prepare_sampling(self) -> None:
+        """Bring state that sampling derives from training up to date (e.g. a GAN's averaged
+        generator's batch-norm statistics). A no-op unless a family needs it; called by ``sample``
+        and before saving."""
+
     def num_parameters(self) -> int:
         return sum(self.network_sizes().values())
 
