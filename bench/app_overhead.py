@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (APP_POLL_S, CHROMIUM, REPO, FragmentEmulator, descendants, free_port, machine,
+from common import (APP_POLL_S, CHROMIUM, REPO, FragmentEmulator, running, descendants, free_port, machine,
                     process_cpu, start_streamlit, stop_process, wait_healthy)
 
 import genlib
@@ -80,18 +80,10 @@ def run_headless(start: dict, seconds: float, log: Path, ui_every: float | None 
     trainer = genlib.Trainer(model, data, cfg, device=start["device"], metric_fn=metric_fn)
     trainer.callbacks.append(probe_callback(trainer, str(log)))
     ui = FragmentEmulator(trainer, ui_every) if ui_every else None
-    trainer.start()
-    if ui:
-        ui.start()
-    t0 = time.perf_counter()
-    while trainer.is_alive and time.perf_counter() - t0 < seconds:
-        time.sleep(0.05)
-    trainer.stop()
-    trainer.join()
-    if ui:
-        ui.stop()
-    if trainer.state == "error":
-        raise RuntimeError(trainer.message)
+    with running(trainer, ui):
+        t0 = time.perf_counter()
+        while trainer.is_alive and time.perf_counter() - t0 < seconds:
+            time.sleep(0.05)
     return rate_of(list(read_probe(log).values())[-1], cfg.batch_size)
 
 

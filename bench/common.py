@@ -5,6 +5,7 @@ Not a test module: nothing here asserts on time. The scripts print what they mea
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -127,6 +128,24 @@ class FragmentEmulator:
         return [1000 * d for s, d in self.frames if t0 <= s <= t1]
 
 
+@contextlib.contextmanager
+def running(trainer: genlib.Trainer, ui: "FragmentEmulator | None" = None):
+    """Start ``trainer`` on its thread (and the emulated UI), then stop and join both; a run that
+    failed raises its message."""
+    trainer.start()
+    if ui:
+        ui.start()
+    try:
+        yield trainer
+    finally:
+        trainer.stop()
+        trainer.join()
+        if ui:
+            ui.stop()
+    if trainer.state == "error":
+        raise RuntimeError(trainer.message)
+
+
 def measure_rate(trainer: genlib.Trainer, seconds: float, warmup: float = 1.5,
                  ui_every: float | None = None) -> dict:
     """Run ``trainer`` on its thread (as the app does); after ``warmup`` s (and at least 3 steps),
@@ -135,10 +154,7 @@ def measure_rate(trainer: genlib.Trainer, seconds: float, warmup: float = 1.5,
     device = trainer.device
     ui = FragmentEmulator(trainer, ui_every) if ui_every else None
     start = time.perf_counter()
-    trainer.start()
-    if ui:
-        ui.start()
-    try:
+    with running(trainer, ui):
         while trainer.is_alive and (time.perf_counter() - start < warmup or trainer.step < 3):
             time.sleep(0.02)
         sync(device)
@@ -147,13 +163,6 @@ def measure_rate(trainer: genlib.Trainer, seconds: float, warmup: float = 1.5,
             time.sleep(min(0.05, max(0.0, seconds - (time.perf_counter() - t0))))
         sync(device)
         t1, s1 = time.perf_counter(), trainer.step
-    finally:
-        trainer.stop()
-        trainer.join()
-        if ui:
-            ui.stop()
-    if trainer.state == "error":
-        raise RuntimeError(trainer.message)
     out = {"images_per_s": (s1 - s0) * trainer.config.batch_size / (t1 - t0), "steps": s1 - s0, "seconds": t1 - t0}
     if ui:
         out["ui_ms"] = ui.frame_ms(t0, t1)
