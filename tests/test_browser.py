@@ -90,6 +90,16 @@ def go(page, title: str) -> None:
     settle(page, 60_000)
 
 
+def start_run(page, spinbutton: str, steps: str, button: str) -> None:
+    """Type ``steps`` into a number input, press ``button`` and wait until the run shows as running."""
+    box = page.get_by_role("spinbutton", name=spinbutton)
+    box.fill(steps)
+    box.press("Enter")
+    settle(page)
+    page.get_by_role("button", name=button).click()
+    page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
+
+
 def progress_step(page) -> int:
     text = page.locator('[data-testid="stProgress"]').first.inner_text()
     return int(re.search(r"step ([\d,]+)", text).group(1).replace(",", ""))
@@ -113,12 +123,7 @@ def test_every_page_in_a_real_browser(server):
 
         # a live run: start it, leave, come back, it is still running further along; stop it
         go(page, "Train live")
-        steps = page.get_by_role("spinbutton", name="Training steps")
-        steps.fill("3000")
-        steps.press("Enter")
-        settle(page)
-        page.get_by_role("button", name="Start training").click()
-        page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
+        start_run(page, "Training steps", "3000", "Start training")
         page.wait_for_timeout(1200)
         check_clean(page, "a-train-running")
         before = progress_step(page)
@@ -152,12 +157,7 @@ def test_every_page_in_a_real_browser(server):
 
         # closing the tab disconnects the session: its running runs are paused within seconds
         go(page, "Train live")
-        more = page.get_by_role("spinbutton", name="More steps")
-        more.fill("100000")
-        more.press("Enter")
-        settle(page)
-        page.get_by_role("button", name="Train 100,000 more").click()
-        page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
+        start_run(page, "More steps", "100000", "Train 100,000 more")
         page.close()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and "paused a run" not in log.read_text():
