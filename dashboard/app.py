@@ -18,7 +18,7 @@ if str(HERE.parent) not in sys.path:      # `streamlit run` puts dashboard/ on t
 
 from dashboard import ui  # noqa: E402
 
-# (file in app_pages/, title, icon). A page whose file does not exist yet is left out of the menu.
+# (file in app_pages/, title, icon).
 PAGES = [
     ("overview.py", "Overview / compare", ":material/grid_view:"),
     ("train.py", "Train live", ":material/model_training:"),
@@ -30,8 +30,7 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="Generative models lab", page_icon=":material/auto_awesome:", layout="wide")
-pages = [st.Page(HERE / "app_pages" / f, title=t, icon=i, default=(f == "overview.py"))
-         for f, t, i in PAGES if (HERE / "app_pages" / f).is_file()]
+pages = [st.Page(HERE / "app_pages" / f, title=t, icon=i, default=(f == "overview.py")) for f, t, i in PAGES]
 page = st.navigation(pages)
 st.sidebar.title("Generative models lab")
 ui.sidebar()

@@ -99,13 +99,6 @@ class History:
             self._add_point(steps, values, self._pending)
         return {"step": steps, **values}
 
-    @classmethod
-    def from_dict(cls, d: dict[str, list[float]], max_points: int = 1000) -> "History":
-        h = cls(max_points)
-        h.steps = list(d.get("step", []))
-        h.values = {k: list(v) for k, v in d.items() if k != "step"}
-        return h
-
     def __len__(self) -> int:
         return len(self.steps)
 
