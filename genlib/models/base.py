@@ -24,6 +24,7 @@ from torch import nn
 class BaseConfig:
     """Fields every family shares. Subclasses add their own, each with a comment on its default."""
 
+    later_fields: ClassVar[tuple[str, ...]] = ()   # see from_dict
     data_shape: tuple[int, ...] = (1, 28, 28)  # (C, H, W) for images, (2,) for 2-D toy points
     num_classes: int = 10                      # labels available in the data (used when conditional)
     conditional: bool = False                  # feed the class label to the networks
@@ -65,12 +66,14 @@ class BaseConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], require_all: bool = False) -> "BaseConfig":
         """Unknown fields are an error (a config from another family or version); with
-        ``require_all`` (checkpoints) so are missing ones, rather than silently taking defaults."""
+        ``require_all`` (checkpoints) so are missing ones, rather than silently taking defaults,
+        except ``later_fields``: added after checkpoints were first written, their defaults turn
+        the addition off, so an older file loads as the model it was."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-        missing = sorted(names - set(d))
+        missing = sorted(names - set(d) - set(cls.later_fields))
         if require_all and missing:
             raise ValueError(f"{cls.__name__} field(s) missing: {', '.join(missing)}")
         return cls(**d)

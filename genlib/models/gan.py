@@ -14,6 +14,7 @@ import copy
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
@@ -25,6 +26,8 @@ LOSSES = ("nonsaturating", "minimax", "wgan", "wgan-gp", "hinge")
 
 @dataclasses.dataclass
 class GANConfig(BaseConfig):
+    later_fields = ("aux_weight",)
+
     latent_dim: int = 64               # 64 is plenty for 28x28; DCGAN used 100
     loss: str = "nonsaturating"        # one of LOSSES
     n_critic: int = 1                  # D steps per G step; WGAN papers use 5
@@ -38,6 +41,7 @@ class GANConfig(BaseConfig):
     spectral_norm: bool = False        # spectral normalisation of D (Miyato et al. 2018)
     label_smoothing: float = 0.0       # one-sided: real target 1 - s (Salimans et al. 2016), e.g. 0.1
     ema: float = 0.0                   # decay of an exponential moving average of G; 0 = off, 0.999 typical
+    aux_weight: float = 0.0            # conditional conv D: weight of an auxiliary classifier (AC-GAN); 0 = off
 
     def validate(self) -> None:
         super().validate()
@@ -52,6 +56,9 @@ class GANConfig(BaseConfig):
         _check(self.optimizer in ("adam", "rmsprop"), "optimizer", self.optimizer, "'adam' or 'rmsprop'")
         _check(0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "in [0, 0.5)")
         _check(0 <= self.ema < 1, "ema", self.ema, "in [0, 1)")
+        _check(self.aux_weight >= 0, "aux_weight", self.aux_weight, ">= 0")
+        _check(not self.aux_weight or (self.conditional and self.arch == "conv"), "aux_weight", self.aux_weight,
+               "0 unless conditional with arch='conv' (the MLP D reads the label, so a classifier on it could copy it)")
 
     @property
     def probabilistic(self) -> bool:
@@ -64,7 +71,8 @@ class Discriminator(nn.Module):
 
     Conditional: the MLP reads the one-hot label beside the pixels (Mirza & Osindero 2014); the conv
     net uses a projection (Miyato & Koyama 2018): score = w.h + embed(y).h, so the label interacts
-    with the features instead of only shifting the score.
+    with the features instead of only shifting the score. With ``aux_weight`` the conv net also has a
+    class head on the same features (AC-GAN, Odena et al. 2017), read by ``scores_and_classes``.
     """
 
     def __init__(self, c: GANConfig):
@@ -77,14 +85,22 @@ class Discriminator(nn.Module):
         if c.conditional and c.arch == "conv":
             self.embed = nn.Embedding(c.num_classes, self.trunk.out_dim)
             nn.init.normal_(self.embed.weight, std=0.02)
+        self.aux = nn.Linear(self.trunk.out_dim, c.num_classes) if c.aux_weight else None
+
+    def _project(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)      # (B,)
+
+    def scores_and_classes(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) projection scores and (B, K) auxiliary class logits from one pass of the conv trunk."""
+        h = self.trunk(x)                                                    # (B, F)
+        return self._project(h, labels), self.aux(h)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if not self.conditional:
             return self.head(self.trunk(x)).squeeze(1)
         if self.arch == "mlp":
             return self.head(self.trunk(x, one_hot(labels, self.num_classes))).squeeze(1)
-        h = self.trunk(x)                                                    # (B, F)
-        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+        return self._project(self.trunk(x), labels)
 
 
 class Generator(nn.Module):
@@ -124,6 +140,7 @@ class GAN(GenerativeModel):
             self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=c.lr_g)
             self.opt_d = torch.optim.RMSprop(self.discriminator.parameters(), lr=c.lr_d)
         self._last_g_loss: torch.Tensor | None = None   # G loss at its last update, reported until the next
+        self._last_g_class: torch.Tensor | None = None  # the same for G's auxiliary class loss (aux_weight)
         self._ema_stats_stale = False    # the averaged G moved since its batch-norm statistics were estimated
 
     # [0, 1] images -> [-1, 1], the generator's tanh range
@@ -161,16 +178,24 @@ class GAN(GenerativeModel):
             fake = self.generator(z, labels)
 
         # (1) update D: maximise log D(x) + log(1 - D(G(z)))  (or the critic objective)
-        real_out = self.discriminator(real, labels)
-        fake_out = self.discriminator(fake.detach(), labels)
-        d_loss = self.d_loss(real_out, fake_out)
         out = {}
+        d = self.discriminator
+        if c.aux_weight:   # AC-GAN: D's class head learns the labels of real images only
+            real_out, real_cls = d.scores_and_classes(real, labels)                  # (B,), (B, K)
+            out["d_class"] = F.cross_entropy(real_cls, labels)
+        else:
+            real_out = d(real, labels)
+        fake_out = d(fake.detach(), labels)
+        d_loss = self.d_loss(real_out, fake_out)
         if c.loss == "wgan-gp":
             gp = losses.gradient_penalty(self.discriminator, real, fake.detach(), labels)
             out["gp"] = gp.detach()
             d_total = d_loss + c.gp_weight * gp
         else:
             d_total = d_loss
+        if c.aux_weight:
+            d_total = d_total + c.aux_weight * out["d_class"]
+            out["d_class"] = out["d_class"].detach()
         self.opt_d.zero_grad(set_to_none=True)
         d_total.backward()
         self.opt_d.step()
@@ -182,9 +207,16 @@ class GAN(GenerativeModel):
         # (2) update G: minimise -log D(G(z)) (or log(1 - D(G(z))), or -critic(G(z)))
         if update_g:
             self.discriminator.requires_grad_(False)   # no D weight gradients needed here
-            g_loss = self.g_loss(self.discriminator(fake, labels))
+            if c.aux_weight:   # ... and G is also rewarded when that head names the asked class
+                fake_scores, fake_cls = d.scores_and_classes(fake, labels)
+                g_loss = self.g_loss(fake_scores)
+                g_class = F.cross_entropy(fake_cls, labels)
+                self._last_g_class = g_class.detach()
+                g_total = g_loss + c.aux_weight * g_class
+            else:
+                g_loss = g_total = self.g_loss(d(fake, labels))
             self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            g_total.backward()
             self.opt_g.step()
             self.discriminator.requires_grad_(True)
             self._last_g_loss = g_loss.detach()
@@ -197,6 +229,11 @@ class GAN(GenerativeModel):
             self._last_g_loss = self.g_loss(fake_out)
         if c.probabilistic:  # report D(x) and D(G(z)) as probabilities
             real_out, fake_out = torch.sigmoid(real_out), torch.sigmoid(fake_out)
+        if c.aux_weight:
+            if self._last_g_class is None:   # as for g_loss: no G update yet in this process
+                with torch.no_grad():
+                    self._last_g_class = F.cross_entropy(d.scores_and_classes(fake.detach(), labels)[1], labels)
+            out["g_class"] = self._last_g_class
         out.update(d_loss=d_loss.detach(), g_loss=self._last_g_loss,
                    d_real=real_out.mean(), d_fake=fake_out.mean())
         if c.loss in ("wgan", "wgan-gp"):
