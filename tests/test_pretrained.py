@@ -12,7 +12,7 @@ import genlib
 from genlib import load_checkpoint
 from genlib.models import PRESETS
 from genlib.pretrained import (BY_NAME, PRETRAINED_DIR, RECIPES, Recipe, build, list_pretrained,
-                               load_pretrained, rebuild_command, update_card)
+                               load_pretrained, rebuild_command, report, update_card)
 
 HAS_METRICS = importlib.util.find_spec("genlib.metrics") is not None
 CARD_FIELDS = ("name", "preset", "dataset", "split", "images", "data_note", "steps", "epochs", "wall_time_s",
@@ -109,8 +109,7 @@ def test_conditional_gan_draws_the_asked_class(name, ckpts):
     labels = torch.arange(200) % 10
     with torch.no_grad():
         pred = clf(ck.model.sample(200, labels=labels)).argmax(1)
-    # 90 % of the judge's own accuracy on real test images (Fashion-MNIST's classifier gets ~92 %)
-    assert (pred == labels).float().mean() >= 0.9 * clf.card["test_accuracy"]
+    assert (pred == labels).float().mean() >= 0.9       # the card's bar, on 5,000 samples: 95 %
 
 
 @pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "gan" and r.preset != "cgan"])
@@ -133,6 +132,15 @@ def test_vae_samples_are_recognisable(name, ckpts):
     with torch.no_grad():
         conf = clf(ck.model.sample(200)).softmax(1).max(1).values.mean()
     assert conf >= 0.7
+
+
+def test_readme_shows_the_cards():
+    """The README's table and quality bars are ``report()`` of the shipped cards, verbatim: a rebuilt
+    model cannot leave old numbers in the README."""
+    text = report()
+    assert all(f"`{name}`" in text for name in SHIPPED)
+    readme = (PRETRAINED_DIR.parent / "README.md").read_text(encoding="utf-8")
+    assert text in readme, "paste `python -m genlib.pretrained table` into the README"
 
 
 # --- the build itself, tiny, into tmp_path --------------------------------------------------------
