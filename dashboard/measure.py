@@ -1,44 +1,32 @@
-"""Measurements the pages show, as plain functions: thin adapters over the optional
-``genlib.metrics`` / ``genlib.classifier`` modules, and the 2-D toy probe of the mode-collapse lab.
+"""Measurements the pages show, as plain functions: thin adapters over ``genlib.metrics`` and
+``genlib.classifier``, and the 2-D toy probe of the mode-collapse lab.
 
-Every function returns None (or an empty result) when the module it needs is not there, so a page
-can say so with one ``st.info`` instead of failing.
+A measurement a dataset does not support (no shipped classifier, a toy without modes) returns None
+or an empty result, so a page can say so with one ``st.info`` instead of failing.
 """
 from __future__ import annotations
 
-import importlib
-import math
 import threading
-from types import ModuleType
 from typing import Any, Callable
 
 import torch
 
 import genlib
-
-
-def optional_module(name: str) -> ModuleType | None:
-    """``genlib.<name>`` if that module exists; a bug inside an existing module still raises."""
-    try:
-        return importlib.import_module(f"genlib.{name}")
-    except ModuleNotFoundError as e:
-        if e.name == f"genlib.{name}":
-            return None
-        raise
+from genlib import classifier as gclassifier
+from genlib import metrics as gmetrics
 
 
 # --- the dataset's classifier (genlib.classifier) -------------------------------------------------
 def classifier_for(dataset: str):
     """The shipped classifier for ``dataset`` (with ``.card``), or None."""
-    mod = optional_module("classifier")
-    if mod is None or not mod.has_classifier(dataset):
+    if not gclassifier.has_classifier(dataset):
         return None
-    return mod.load_classifier(dataset)
+    return gclassifier.load_classifier(dataset)
 
 
 def classify(classifier, images: torch.Tensor) -> torch.Tensor:
     """Predicted class per image, (N,) int64; images uint8 or [0, 1] (N, C, H, W)."""
-    return optional_module("classifier").predict(classifier, images)
+    return gclassifier.predict(classifier, images)
 
 
 def classifier_accuracy_note(classifier) -> str:
@@ -65,9 +53,6 @@ def class_histogram(samples: list[tuple[int, torch.Tensor]], classifier, num_cla
 # --- quality metrics (genlib.metrics) -------------------------------------------------------------
 def has_quality_metrics(data: genlib.Dataset) -> bool:
     """True when genlib.metrics can judge this dataset (images need the dataset's classifier)."""
-    mod = optional_module("metrics")
-    if mod is None or not hasattr(mod, "quick_metrics"):
-        return False
     return classifier_for(data.name) is not None if data.is_image else data.meta.get("modes") is not None
 
 
@@ -75,48 +60,33 @@ def quick_metrics(model, data: genlib.Dataset, n: int = 1000) -> dict[str, float
     """``genlib.metrics.quick_metrics`` (classifier-FID, classes covered, ...); {} when unavailable."""
     if not has_quality_metrics(data):
         return {}
-    return dict(optional_module("metrics").quick_metrics(model, data.name, n))
+    return dict(gmetrics.quick_metrics(model, data.name, n))
 
 
 def live_metric_fn(data: genlib.Dataset) -> Callable[[Any], dict[str, float]] | None:
     """A cheap metric for the Trainer's ``metric_fn`` (from ``genlib.metrics``), or None."""
     if not has_quality_metrics(data):
         return None
-    return optional_module("metrics").live_metric_fn(data.name)
+    return gmetrics.live_metric_fn(data.name)
 
 
 # --- 2-D toys: mode coverage and the discriminator's map -------------------------------------------
 def toy_mode_stats(points: torch.Tensor, modes: torch.Tensor, std: float) -> tuple[int, float]:
-    """(modes covered, high-quality share) of generated 2-D ``points`` on a Gaussian mixture: the
-    fallback for when ``genlib.metrics.toy_mode_metrics`` is absent, with the same rule.
-
-    A sample is *high quality* when within 3 standard deviations of its nearest mode (VEEGAN,
-    Srivastava et al. 2017); a mode is *covered* when at least 20 high-quality samples per 2,500
-    drawn sit at it (PacGAN, Lin et al. 2018), scaled to len(points).
-    """
-    min_count = max(1, math.ceil(20 * len(points) / 2500))
-    d = torch.cdist(points.float(), modes.float())                  # (N, K)
-    nearest, which = d.min(1)                                        # (N,), (N,)
-    hq = nearest <= 3 * std                                          # (N,)
-    counts = torch.bincount(which[hq], minlength=len(modes))          # (K,)
-    return int((counts >= min_count).sum()), float(hq.float().mean())
+    """(modes covered, high-quality share) of generated 2-D ``points`` on a Gaussian mixture, by
+    ``genlib.metrics.toy_mode_metrics`` (VEEGAN's 3-std quality rule, PacGAN's 20-per-2,500 coverage)."""
+    m = gmetrics.toy_mode_metrics(points, modes, std)
+    return int(m["toy_modes_covered"]), float(m["toy_high_quality"])
 
 
 def toy_metrics_source() -> str:
-    mod = optional_module("metrics")
-    return ("genlib.metrics.toy_mode_metrics" if mod is not None and hasattr(mod, "toy_mode_metrics")
-            else "dashboard.measure.toy_mode_stats")
+    """What measures the toys' coverage, for the page's caption."""
+    return "genlib.metrics.toy_mode_metrics"
 
 
 def toy_metrics(points: torch.Tensor, data: genlib.Dataset) -> dict[str, float]:
-    """Modes covered and high-quality share, by ``toy_metrics_source()``."""
-    modes, std = data.meta["modes"], float(data.meta["std"])
-    mod = optional_module("metrics")
-    if mod is not None and hasattr(mod, "toy_mode_metrics"):
-        m = mod.toy_mode_metrics(points, modes, std)
-        return {"toy_modes_covered": float(m["toy_modes_covered"]), "toy_high_quality": float(m["toy_high_quality"])}
-    covered, hq = toy_mode_stats(points, modes, std)
-    return {"toy_modes_covered": float(covered), "toy_high_quality": hq}
+    """Modes covered and high-quality share (``genlib.metrics.toy_mode_metrics``), as floats."""
+    m = gmetrics.toy_mode_metrics(points, data.meta["modes"], float(data.meta["std"]))
+    return {"toy_modes_covered": float(m["toy_modes_covered"]), "toy_high_quality": float(m["toy_high_quality"])}
 
 
 class ToyProbe:
