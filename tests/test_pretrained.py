@@ -2,7 +2,7 @@
 version of their quality bar, and the whole folder stays small. Plus a smoke build into tmp_path."""
 from __future__ import annotations
 
-import importlib.util
+import functools
 
 import pytest
 import torch
@@ -14,7 +14,6 @@ from genlib.models import PRESETS
 from genlib.pretrained import (BY_NAME, PRETRAINED_DIR, RECIPES, Recipe, build, list_pretrained,
                                load_pretrained, rebuild_command, report, update_card)
 
-HAS_METRICS = importlib.util.find_spec("genlib.metrics") is not None
 CARD_FIELDS = ("name", "preset", "dataset", "split", "images", "data_note", "steps", "epochs", "wall_time_s",
                "device", "torch", "seed", "batch_size", "threads", "command", "recipe", "metrics")
 SHIPPED = [r.name for r in RECIPES]
@@ -29,15 +28,7 @@ def _classifier(dataset: str):
         pytest.skip(f"no shipped classifier for {dataset}: {e}")
 
 
-@pytest.fixture(scope="module")
-def ckpts():
-    return {}
-
-
-def _load(ckpts: dict, name: str):
-    if name not in ckpts:
-        ckpts[name] = load_pretrained(name)
-    return ckpts[name]
+_load = functools.cache(load_pretrained)     # each shipped file read once per run, shared by the tests
 
 
 def test_recipe_table_is_consistent():
@@ -70,8 +61,8 @@ def test_files_are_plain_tensors_and_data():
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_loads_samples_and_card_is_complete(name, ckpts):
-    ck = _load(ckpts, name)
+def test_loads_samples_and_card_is_complete(name):
+    ck = _load(name)
     r, m, card = BY_NAME[name], ck.model, ck.card
     x = m.sample(8)
     assert x.shape == (8, *m.config.data_shape)
@@ -82,8 +73,7 @@ def test_loads_samples_and_card_is_complete(name, ckpts):
     assert card["dataset"] == r.dataset and card["preset"] == r.preset and card["seed"] == r.seed
     assert card["steps"] == r.steps == m.steps
     assert card["wall_time_s"] > 0 and card["images"] > 0
-    if HAS_METRICS:
-        assert card["metrics"], "metrics exist: measure them with `python -m genlib.pretrained evaluate`"
+    assert card["metrics"], "no metrics: measure them with `python -m genlib.pretrained evaluate`"
     # fixed-noise grids along training: a few dozen, uint8, first at step 0 and last at the end
     steps = [s for s, _ in ck.samples]
     assert 12 <= len(steps) <= 40 and steps[0] == 0 and steps[-1] == r.steps
@@ -102,8 +92,8 @@ def test_list_and_load():
 # --- cheap versions of the quality bars, judged by the shipped classifiers ------------------------
 
 @pytest.mark.parametrize("name", [r.name for r in RECIPES if r.preset == "cgan"])
-def test_conditional_gan_draws_the_asked_class(name, ckpts):
-    ck = _load(ckpts, name)
+def test_conditional_gan_draws_the_asked_class(name):
+    ck = _load(name)
     clf = _classifier(ck.card["dataset"])
     torch.manual_seed(0)
     labels = torch.arange(200) % 10
@@ -113,8 +103,8 @@ def test_conditional_gan_draws_the_asked_class(name, ckpts):
 
 
 @pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "gan" and r.preset != "cgan"])
-def test_gan_covers_every_class(name, ckpts):
-    ck = _load(ckpts, name)
+def test_gan_covers_every_class(name):
+    ck = _load(name)
     clf = _classifier(ck.card["dataset"])
     torch.manual_seed(0)
     with torch.no_grad():
@@ -125,8 +115,8 @@ def test_gan_covers_every_class(name, ckpts):
 
 
 @pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "vae"])
-def test_vae_samples_are_recognisable(name, ckpts):
-    ck = _load(ckpts, name)
+def test_vae_samples_are_recognisable(name):
+    ck = _load(name)
     clf = _classifier(ck.card["dataset"])
     torch.manual_seed(0)
     with torch.no_grad():
@@ -157,14 +147,12 @@ def test_smoke_build_writes_a_complete_file(tmp_path):
 
 
 @pytest.mark.parametrize("name", [r.name for r in RECIPES if r.name.endswith("-vae-2d")])
-def test_2d_latent_separates_the_classes(name, ckpts):
+def test_2d_latent_separates_the_classes(name):
     """5-NN on the posterior means of 500 real images (fit on 400, scored on 100): chance is 0.1."""
-    if not HAS_METRICS:
-        pytest.skip("genlib.metrics is not there")
     from genlib.metrics import reference_dataset
     from genlib.pretrained import latent_separation
 
-    ck = _load(ckpts, name)
+    ck = _load(name)
     try:
         ref = reference_dataset(ck.card["dataset"])
     except genlib.DataNotFoundError as e:
