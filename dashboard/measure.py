@@ -56,11 +56,24 @@ def has_quality_metrics(data: genlib.Dataset) -> bool:
     return classifier_for(data.name) is not None if data.is_image else data.meta.get("modes") is not None
 
 
-def quick_metrics(model, data: genlib.Dataset, n: int = 1000) -> dict[str, float]:
+QUICK_N = 1000          # samples per live measurement (quick_metrics, and the floor it is compared with)
+
+
+def quick_metrics(model, data: genlib.Dataset, n: int = QUICK_N) -> dict[str, float]:
     """``genlib.metrics.quick_metrics`` (classifier-FID, classes covered, ...); {} when unavailable."""
     if not has_quality_metrics(data):
         return {}
     return dict(gmetrics.quick_metrics(model, data.name, n))
+
+
+def fid_floor(data: genlib.Dataset, n: int = QUICK_N) -> tuple[float, int] | None:
+    """(``genlib.metrics.floor_fid``, images it used): the classifier-FID of up to ``n`` held-out real
+    images, what a perfect model scores at that sample size (the estimate rises as n falls); None
+    without a classifier. The held-out half can be smaller than ``n`` (digits: 898 images)."""
+    if not data.is_image or not has_quality_metrics(data):
+        return None
+    held = len(gmetrics.split_halves(len(gmetrics.reference_dataset(data.name)))[1])
+    return gmetrics.floor_fid(data.name, n=n), min(n, held)
 
 
 def live_metric_fn(data: genlib.Dataset) -> Callable[[Any], dict[str, float]] | None:

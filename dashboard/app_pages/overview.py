@@ -35,22 +35,37 @@ for i, entry in enumerate(ctx.models):
         else:
             st.plotly_chart(ui.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts_{i}")
 
-metrics = {}
+
+def measure_all() -> tuple[dict[str, dict[str, float]], tuple[float, int] | None]:
+    """quick_metrics of every model, and the floor at the same sample size (the card's is at n=5000)."""
+    with st.spinner("Measuring…"):
+        return ({e.label: measure.quick_metrics(e.model, data) for e in ctx.models},
+                measure.fid_floor(data, measure.QUICK_N))
+
+
+metrics, floor, floor_n = {}, None, None
 if not measure.has_quality_metrics(data):
     st.info(f"No quality metrics for **{ctx.dataset}** here: they need `genlib.metrics` and, for images, "
             "the dataset's classifier (`python -m genlib.classifier build`).")
-elif st.toggle("Measure every model now (1,000 samples each; a few seconds per model)", key="ov_metrics"):
-    with st.spinner("Measuring…"):
-        metrics = {e.label: measure.quick_metrics(e.model, data) for e in ctx.models}
+elif st.toggle(f"Measure every model now ({measure.QUICK_N:,} samples each; a few seconds per model)",
+               key="ov_metrics"):
+    # measured again only when the models change (a new run, more steps), not when a widget does
+    metrics, live_floor = ui.memo("ov_metrics", (data.name, tuple((e.label, e.model.steps) for e in ctx.models)),
+                                  measure_all)
+    floor, floor_n = live_floor or (None, None)
+if not metrics:     # the cards' numbers, and the floor measured with them
+    card = next((m.card["metrics"] for m in ctx.models
+                 if isinstance((m.card.get("metrics") or {}).get("fid_floor"), float)), None)
+    floor, floor_n = (card["fid_floor"], card.get("n")) if card else (None, None)
 st.subheader("The models")
 st.dataframe(ui.model_rows(ctx.models, metrics), hide_index=True)
-floor = next((m.card["metrics"]["fid_floor"] for m in ctx.models
-              if isinstance((m.card.get("metrics") or {}).get("fid_floor"), float)), None)
+at_n = f" at {floor_n:,} samples" if isinstance(floor_n, int) else ""
 st.caption("parameters: trainable weights per network (G generator, D discriminator, enc/dec encoder and "
            "decoder). steps, epochs and train time come from each model's card (time excludes pauses). "
            "classifier-FID ↓ is the Fréchet distance in the features of this dataset's small CNN classifier, "
            "not the Inception network of published FIDs: compare it only within this table"
-           + (f"; held-out real images score {floor:.2f}: a model near that is as close to the data as this "
-              "measure can tell (small differences are sampling noise)." if floor else ".")
+           + (f"; held-out real images score {floor:.2f}{at_n} (it rises as the sample count falls): a model "
+              "near that is as close to the data as this measure can tell (small differences are sampling "
+              "noise)." if floor else ".")
            + " precision = share of samples that look like real data, recall = share of real data the "
            "samples cover (Kynkäänniemi et al. 2019).")
