@@ -14,7 +14,9 @@ import torch
 from plotly.subplots import make_subplots
 
 import genlib
+from genlib.latent import prior_draw
 from genlib.models import PRESETS, preset_config
+from genlib.trainer import to_uint8
 
 from . import state
 
@@ -115,14 +117,12 @@ def checkpoint_bytes(model: genlib.GenerativeModel, trainer: genlib.Trainer | No
 
 
 @torch.no_grad()
-def draw(model: genlib.GenerativeModel, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """n samples from z ~ N(0, I) drawn with ``seed``: uint8 images or float (n, 2) points."""
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    z = model.prior(n, generator=g)
-    out = model.sample(n, labels=labels, z=z).cpu()
-    if out.dim() == 2:
-        return out
-    return (out * 255).round().clamp(0, 255).to(torch.uint8)
+def draw(model: genlib.GenerativeModel, n: int, seed: int = 0, labels: torch.Tensor | None = None,
+         z: torch.Tensor | None = None) -> torch.Tensor:
+    """n samples on the CPU, uint8 images or float (n, 2) points, from ``z`` (n, D) or else from
+    z ~ N(0, I) drawn with ``seed`` (``genlib.latent.prior_draw``: the same z on any device)."""
+    z = prior_draw(model, n, seed) if z is None else z                  # (n, D)
+    return to_uint8(model.sample(n, labels=labels, z=z))
 
 
 def history_picker(samples: list[tuple[int, torch.Tensor]], key: str) -> tuple[int, torch.Tensor]:

@@ -3,6 +3,7 @@ import streamlit as st
 import torch
 
 from dashboard import measure, state, ui
+from genlib import latent
 
 ctx = state.context()
 data = ui.need_data(ctx)
@@ -55,7 +56,6 @@ if data.is_image:
     k = len(names)
     z_idx = torch.arange(8).repeat(k)                                   # (8k,) column = one noise vector
     labels = torch.arange(k).repeat_interleave(8)                       # (8k,) row = one class
-    g = torch.Generator().manual_seed(seed)
-    z = entry.model.prior(8, generator=g)[z_idx]
-    grid = (entry.model.sample(8 * k, labels=labels, z=z) * 255).round().to(torch.uint8)
+    z = latent.prior_draw(entry.model, 8, seed)[z_idx]                  # (8k, D)
+    grid = ui.draw(entry.model, 8 * k, labels=labels, z=z)              # (8k, C, H, W) uint8
     st.image(ui.image_grid(grid, nrow=8), caption="Each row is one class, each column one noise vector z.")
