@@ -62,6 +62,16 @@ def model_card(model: GenerativeModel, trainer=None, **extra: Any) -> dict[str, 
     return card
 
 
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path`` (named by process, so two processes never
+    share one), then rename: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, trainer=None, *,
                     optimizer_state: bool = True, **card: Any) -> None:
     """Save ``model`` (and, when given, the trainer's history and fixed-noise samples).
@@ -89,10 +99,7 @@ def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, 
             fixed_z=trainer.fixed_z.detach().cpu(),
             fixed_labels=None if trainer.fixed_labels is None else trainer.fixed_labels.cpu())
     if isinstance(path, (str, os.PathLike)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(f"{path}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)      # never leave a half-written checkpoint behind
+        atomic_save(payload, path)
     else:
         torch.save(payload, path)
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, atomic_save, load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .models import make_model
 from .trainer import Event, TrainConfig, Trainer, to_uint8
@@ -89,7 +89,7 @@ CGAN = {
 # The table. Steps were chosen so the whole set trains in about an hour on a shared 2-core CPU
 # (57 minutes of training, summed from the cards); the comments say what the short test runs behind them showed.
 RECIPES: tuple[Recipe, ...] = (
-    # --- digits (8x8, 1,437 training images): the offline default, about a minute per model ------
+    # --- digits (8x8, 1,437 training images): the offline default, 0.5-2.5 minutes per model -----
     # VAEs are cheap (~400 steps/s): 20k steps, where 3k left a 2-D latent with classes never drawn.
     Recipe("digits-vae-2d", "digits", "vae", 20000, overrides=_o(latent_dim=2),
            why="MLP VAE with a 2-D latent, for the cluster plots"),
@@ -166,16 +166,14 @@ def rebuild_command(recipe: Recipe) -> str:
 
 def measure(model, recipe: Recipe, root=None, n: int = EVAL_SAMPLES) -> dict[str, Any] | None:
     """``genlib.metrics.evaluate`` of ``model`` against its dataset's reference images (the dashboard's
-    numbers), plus the real-vs-real floor measured the same way; None without metrics or classifier.
+    numbers), plus the real-vs-real floor measured the same way; None without a shipped classifier.
 
     n is capped at the held-out half of the reference split, so the model's samples and the floor's
     real images are equally many (classifier-FID is biased upward at small n).
     """
-    try:
-        from . import metrics
-        from .classifier import has_classifier
-    except ImportError:
-        return None
+    from . import metrics
+    from .classifier import has_classifier
+
     if not has_classifier(recipe.dataset):
         return None
     ref = metrics.reference_dataset(recipe.dataset, root)
@@ -185,13 +183,14 @@ def measure(model, recipe: Recipe, root=None, n: int = EVAL_SAMPLES) -> dict[str
     result.update(fid_floor=floor["classifier_fid"], precision_floor=floor["precision"],
                   recall_floor=floor["recall"], fid_over_floor=result["classifier_fid"] / floor["classifier_fid"])
     if model.has_encoder and model.config.latent_dim == 2:
-        result.update(latent_separation(model, metrics.reference_dataset(recipe.dataset, root)))
+        result.update(latent_separation(model, ref))
     return _plain(result)
 
 
 def latent_separation(model, data, n: int = 2000, k: int = 5, seed: int = 0) -> dict[str, float]:
     """How well a 2-D latent separates the classes: accuracy of a k-nearest-neighbour vote on the
-    posterior means of ``n`` held-out images (5-fold cross-validated), and their silhouette score
+    posterior means of ``n`` images of ``data`` (5-fold cross-validated; ``measure`` passes the
+    reference images, which on digits and MNIST include the training images), and their silhouette score
     (Rousseeuw 1987; 1 = tight separate clusters, 0 = overlapping). Chance level is about 0.1."""
     from sklearn.metrics import silhouette_score
     from sklearn.model_selection import cross_val_score
@@ -264,8 +263,9 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
 
 
 def standing_batchnorm(model, batches: int = 50, batch_size: int = 256, seed: int = 0) -> None:
-    """A GAN's averaged-generator batch-norm statistics from 50 x 256 of its own samples (see
-    ``GAN.standing_statistics``); other families have none."""
+    """A GAN's sampling generator (the EMA average, or G itself without EMA) gets its batch-norm
+    statistics from 50 x 256 of its own samples, more than the 16 batches ``sample`` uses while
+    training (see ``GAN.standing_statistics``); VAEs have none."""
     if hasattr(model, "standing_statistics"):
         model.standing_statistics(batches=batches, batch_size=batch_size, seed=seed)
 
@@ -286,9 +286,7 @@ def _rewrite(path: str | os.PathLike, change: Callable[[dict[str, Any]], None]) 
     path = Path(path)
     payload = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     change(payload)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_save(payload, path)
 
 
 def update_card(path: str | os.PathLike, **fields: Any) -> None:
@@ -326,7 +324,9 @@ def _met(ok: bool) -> str:
 def report(folder: str | os.PathLike | None = None) -> str:
     """Markdown: one row per shipped model from its card, then each quality bar of the issue with
     the value measured and whether it is met. ``python -m genlib.pretrained table`` prints it."""
-    cards = {e.name: load_checkpoint(e.path).card for e in list_pretrained(root=folder)}
+    entries = list_pretrained(root=folder)
+    cards = {e.name: load_checkpoint(e.path).card for e in entries}
+    megabytes = {e.name: e.path.stat().st_size / 2**20 for e in entries}
     rows = ["| model | steps | batch | epochs | wall time | classifier-FID (floor) | precision / recall "
             "| classes | label acc. | confidence | MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, c in cards.items():
@@ -334,12 +334,11 @@ def report(folder: str | os.PathLike | None = None) -> str:
         label = f"`{name}`" + (f" (2-D latent 5-NN acc. {m['latent_knn_accuracy']:.2f})"
                                if "latent_knn_accuracy" in m else "")
         acc = f"{m['label_accuracy']:.1%}" if "label_accuracy" in m else ""
-        size = (Path(folder or PRETRAINED_DIR) / f"{name}.pt").stat().st_size / 2**20
         rows.append(f"| {label} | {c['steps']:,} | {c['batch_size']} | {c['epochs']:,.0f} | {c['wall_time_s']:.0f} s "
                     f"| {m.get('classifier_fid', float('nan')):.2f} ({m.get('fid_floor', float('nan')):.2f}) "
                     f"| {m.get('precision', float('nan')):.2f} / {m.get('recall', float('nan')):.2f} "
                     f"| {m.get('classes_covered', '?')}/{m.get('num_classes', 10)} | {acc} "
-                    f"| {m.get('mean_confidence', float('nan')):.2f} | {size:.1f} |")
+                    f"| {m.get('mean_confidence', float('nan')):.2f} | {megabytes[name]:.1f} |")
     total = sum(c["wall_time_s"] for c in cards.values())
     rows += ["", f"Training time of the set, summed from the cards: {total / 60:.1f} minutes.", "",
              "Quality bars, as measured:", ""]
