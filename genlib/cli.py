@@ -160,26 +160,28 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _evaluate(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``evaluate_checkpoint`` with the command's options, plus the seconds it took."""
     from .metrics import default_cache_dir, evaluate_checkpoint   # lazy: metrics loads the classifiers
     t0 = time.perf_counter()
-    result = evaluate_checkpoint(args.checkpoint, args.n, dataset=args.dataset, root=args.data_dir,
+    result = evaluate_checkpoint(path, args.n, dataset=args.dataset, root=args.data_dir,
                                  cache_dir=default_cache_dir())
     result["seconds"] = round(time.perf_counter() - t0, 2)
-    print(json.dumps(result, indent=2))   # classifier_fid: genlib's CNN features, not the Inception FID
+    return result
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    print(json.dumps(_evaluate(args.checkpoint, args), indent=2))   # classifier_fid: not the Inception FID
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .metrics import default_cache_dir, evaluate_checkpoint, write_table
+    from .metrics import write_table
     if Path(args.out).suffix not in (".csv", ".json"):
         raise UsageError(f"--out must end in .csv or .json, got {args.out!r}")
     rows = []
     for path in args.checkpoints:
-        t0 = time.perf_counter()
-        rows.append(evaluate_checkpoint(path, args.n, dataset=args.dataset, root=args.data_dir,
-                                        cache_dir=default_cache_dir()))
-        rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+        rows.append(_evaluate(path, args))
         print(f"evaluated {path} in {rows[-1]['seconds']:.1f}s", file=sys.stderr)
     keys = ["classifier_fid", "kid", "classifier_is", "classes_covered", "precision", "recall", "label_accuracy",
             "neg_elbo", "toy_modes_covered", "parameters"]
@@ -253,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)   # argparse itself exits 2 with a usage line on bad syntax
+    args = parser.parse_args(argv)   # bad syntax: _Parser.error prints one line and exits 2
     args.argv = argv
     if args.command == "train":
         if args.steps is None and args.epochs is None:
