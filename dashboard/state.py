@@ -93,8 +93,6 @@ class ModelEntry:
     source: str                                   # 'pretrained', 'session' or 'upload'
     model: genlib.GenerativeModel
     card: dict[str, Any]
-    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
-    metrics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     samples: list[tuple[int, torch.Tensor]] = dataclasses.field(default_factory=list)
     preset: str = ""
 
@@ -104,8 +102,7 @@ class ModelEntry:
 
     @classmethod
     def from_checkpoint(cls, name: str, source: str, ckpt: Checkpoint) -> "ModelEntry":
-        return cls(name, source, ckpt.model, ckpt.card, ckpt.history, ckpt.metrics, ckpt.samples,
-                   preset=str(ckpt.card.get("preset", "")))
+        return cls(name, source, ckpt.model, ckpt.card, ckpt.samples, preset=str(ckpt.card.get("preset", "")))
 
 
 def matches_dataset(card: dict[str, Any], model: genlib.GenerativeModel, data: genlib.Dataset) -> bool:
@@ -126,7 +123,6 @@ class Run:
     trainer: genlib.Trainer
     page: str = "train"                 # which page started it ('train', 'toy')
     probe: Any = None                   # an optional object the metric_fn fills (toy heat-maps)
-    started: float = dataclasses.field(default_factory=time.time)
     _frozen: tuple[int, genlib.GenerativeModel] | None = None
 
     @property
@@ -192,8 +188,7 @@ class Run:
             return None
         snap = self.snapshot()
         card = model_card(model, self.trainer, preset=self.preset)
-        return ModelEntry(self.name, "session", model, card, snap.history, snap.metrics, snap.samples,
-                          preset=self.preset)
+        return ModelEntry(self.name, "session", model, card, snap.samples, preset=self.preset)
 
 
 def _stop_trainers(trainers: list[genlib.Trainer]) -> None:
@@ -220,12 +215,6 @@ class SessionRuns:
         self.runs[run.name] = run
         self._trainers.append(run.trainer)
         return run
-
-    def remove(self, name: str) -> None:
-        run = self.runs.pop(name, None)
-        if run is not None:
-            run.trainer.stop()
-            self._trainers.remove(run.trainer)
 
     def of_page(self, page: str) -> list[Run]:
         return [r for r in self.runs.values() if r.page == page]

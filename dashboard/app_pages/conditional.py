@@ -23,7 +23,7 @@ if entry is None:
     ui.no_model_note(ctx, "conditional model")
     st.stop()
 if not entry.model.config.conditional:
-    others = [m.label for m in ctx.models if m.model.config.conditional]
+    others = [m.label for m in ctx.models_where(lambda m: m.model.config.conditional)]
     st.warning(f"**{entry.name}** is not conditional: it was trained without labels, so it cannot be told "
                "which class to draw. " + (f"Pick a conditional one in the sidebar: {', '.join(others)}."
                                           if others else "Train a **cgan** or **cvae** on the Train page."))
