@@ -292,6 +292,18 @@ def test_concept_vector_gan_needs_a_classifier_and_self_is_zero(digits):
     pred = clf(m.sample(200, z=L.prior_draw(m, 200, 0))).argmax(1)
     a = int(pred.mode().values)
     assert torch.equal(L.concept_vector(m, None, a, a, n=200, classifier=clf), torch.zeros(6))
+    # two different classes: mean z of the samples labelled a minus those labelled b. The untrained
+    # G's images differ little, so the linear classifier sees them centred (else one class takes all 200).
+    z = L.prior_draw(m, 200, 0)                                        # (200, 6): concept_vector's draw, seed 0
+    x = m.sample(200, z=z)                                             # (200, 1, 8, 8)
+    centre = x.mean(0)
+    centred = lambda images: clf(images - centre)                      # noqa: E731
+    pred = centred(x).argmax(1)                                        # (200,)
+    counts = torch.bincount(pred, minlength=10)
+    a, b = counts.argsort(descending=True, stable=True)[:2].tolist()   # the two most common classes
+    assert counts[b] >= 10, counts.tolist()
+    torch.testing.assert_close(L.concept_vector(m, None, a, b, n=200, classifier=centred),
+                               z[pred == a].mean(0) - z[pred == b].mean(0))
 
 
 def test_apply_concept():
