@@ -393,6 +393,14 @@ def test_measure_ood_differs_from_the_prior_on_a_trained_gan(digits, trained_gan
         assert 0 <= s["discriminator"] <= 1 and s["discriminator_kind"] == "P(real)"
         assert 0.1 <= s["classifier_confidence"] <= 1 and 0 <= s["classifier_entropy"] <= math.log(10)
         assert s["nn_distance"] > 0
+    # the classifier numbers, recomputed: the OOD draw uses seed 0, the N(0, I) reference seed 0 + 1
+    shape = trained_gan.latent_shape
+    for s, z in ((ood, O.sample_latents("scaled", 300, shape, torch.Generator().manual_seed(0), scale=4.0)),
+                 (ref, torch.randn(300, *shape, generator=torch.Generator().manual_seed(1)))):
+        with torch.no_grad():
+            p = clf(trained_gan.sample(300, z=z)).softmax(1)                # (300, 10)
+        assert s["classifier_confidence"] == pytest.approx(p.max(1).values.mean().item(), rel=1e-5)
+        assert s["classifier_entropy"] == pytest.approx(-(p * p.log()).sum(1).mean().item(), rel=1e-4)
     const = O.measure_ood(trained_gan, "constant", n=100, value=0.0)["ood"]
     assert const["diversity"] == 0 and const["z_norm"] == 0 and "nn_distance" not in const
 
