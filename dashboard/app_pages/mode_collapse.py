@@ -58,7 +58,9 @@ if pair:
     stop_col.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.stop() for r in pair])
     real = state.load_data(pair[0].dataset).subset(500).x
 
-    @st.fragment(run_every=2.0 if alive else None)   # 6 charts redraw each time: spare the browser
+    # 6 charts every 2 s: each figure is rebuilt only when its data changed (a new grid, heat-map or
+    # measurement), and the browser is spared the rest
+    @st.fragment(run_every=2.0 if alive else None)
     def live(was_alive: bool) -> None:
         for i, (col, run) in enumerate(zip(st.columns(2), pair)):
             snap, heat = run.snapshot(), run.probe.heat()
@@ -66,14 +68,19 @@ if pair:
                 st.markdown(f"**{run.name}** — {snap.state}, step {snap.step:,} / {snap.total_steps:,}")
                 fake = snap.samples[-1][1] if snap.samples else None
                 label = "P(real)" if run.model.config.probabilistic else "critic score"
-                st.plotly_chart(ui.points_figure(real, fake, "Real (grey) vs generated (red) points",
-                                                 None if heat is None else (run.probe.ticks, heat[1]), label),
-                                key=f"mc_pts_{i}")
-                share = run.probe.mode_share()
+                drawn = (run.name, snap.samples[-1][0] if snap.samples else None, None if heat is None else heat[0])
+                st.plotly_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: ui.points_figure(
+                    real, fake, "Real (grey) vs generated (red) points",
+                    None if heat is None else (run.probe.ticks, heat[1]), label)), key=f"mc_pts_{i}")
+                measured = (run.name, len(snap.metrics.get("step", [])), (snap.metrics.get("step") or [None])[-1])
+                share = run.probe.mode_share()       # set by the measurement that appends to snap.metrics
                 if share is not None:
-                    st.plotly_chart(ui.mode_share_figure(share), key=f"mc_share_{i}")
+                    st.plotly_chart(ui.memo(f"mc_share_{i}", measured, lambda: ui.mode_share_figure(share)),
+                                    key=f"mc_share_{i}")
                 if snap.metrics.get("step"):
-                    st.plotly_chart(ui.metric_figure(snap.metrics, "Coverage over training"), key=f"mc_met_{i}")
+                    st.plotly_chart(ui.memo(f"mc_met_{i}", measured,
+                                            lambda: ui.metric_figure(snap.metrics, "Coverage over training")),
+                                    key=f"mc_met_{i}")
         if was_alive and not any(r.alive for r in pair):
             st.rerun()
 
@@ -94,7 +101,10 @@ elif clf is None:
 else:
     labels = [m.label for m in gans]
     chosen = gans[labels.index(st.selectbox("GAN", labels, key="mc_gan"))]
-    steps_, shares = measure.class_histogram(chosen.samples, clf, ctx.data.num_classes)
-    st.plotly_chart(ui.class_share_figure(steps_, shares, ctx.data.class_names), key="mc_hist")
+    # classify the saved grids again only for another model or new grids, not on every rerun
+    st.plotly_chart(ui.memo("mc_hist", (ctx.dataset, chosen.label, len(chosen.samples), chosen.samples[-1][0]),
+                            lambda: ui.class_share_figure(*measure.class_histogram(chosen.samples, clf,
+                                                                                   ctx.data.num_classes),
+                                                          ctx.data.class_names)), key="mc_hist")
     st.caption(f"Judge: the {ctx.dataset} classifier ({measure.classifier_accuracy_note(clf)}). A uniform "
                f"model puts {100 / ctx.data.num_classes:.0f} % in each class.")
