@@ -708,6 +708,11 @@ _ZIP_MAX_RATIO = 200               # uncompressed / compressed, per member (imag
 _MAX_PIXELS = 4096 * 4096          # per image, before resizing
 
 
+def _unsafe_member(name: str) -> bool:
+    """True for a zip member path that is absolute, climbs with '..' or names a drive ('C:')."""
+    return name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name.split("/")[0]
+
+
 def _load_zip(fh: IO[bytes], size: int, channels: int, source: str) -> Dataset:
     """Images from a zip, read in memory (nothing is extracted, so member names cannot escape).
 
@@ -730,11 +735,10 @@ def _load_zip(fh: IO[bytes], size: int, channels: int, source: str) -> Dataset:
             if i.compress_size and i.file_size / i.compress_size > _ZIP_MAX_RATIO and i.file_size > 1 << 20:
                 raise ValueError(f"{source}: member {i.filename!r} expands {i.file_size / i.compress_size:,.0f}x "
                                  "(zip bomb?)")
-        unsafe = [i for i in infos if i.filename.startswith(("/", "\\")) or ".." in Path(i.filename).parts
-                  or ":" in i.filename.split("/")[0]]
-        parts = [PurePosixPath(i.filename).parts for i in infos if i not in unsafe]
-        members = [(i, p) for i, p in zip([i for i in infos if i not in unsafe], parts)
-                   if not any(q.startswith(".") or q == "__MACOSX" for q in p)]
+        safe = [i for i in infos if not _unsafe_member(i.filename)]
+        n_unsafe = len(infos) - len(safe)
+        members = [(i, PurePosixPath(i.filename).parts) for i in safe]
+        members = [(i, p) for i, p in members if not any(q.startswith(".") or q == "__MACOSX" for q in p)]
         if members and len({p[0] for _, p in members}) == 1 and all(len(p) > 1 for _, p in members):
             members = [(i, p[1:]) for i, p in members]   # strip the single top folder
         dirs = sorted({p[0] for _, p in members if len(p) > 1})
@@ -745,7 +749,7 @@ def _load_zip(fh: IO[bytes], size: int, channels: int, source: str) -> Dataset:
         else:
             stray, class_names, labels = [], ["all"], [0] * len(members)
         items = ((io.BytesIO(zf.read(i)), y) for (i, _), y in zip(members, labels))
-        return _stack_images(items, class_names, len(unsafe) + len(stray), size, channels, source)
+        return _stack_images(items, class_names, n_unsafe + len(stray), size, channels, source)
 
 
 # --------------------------------------------------------------------------------------------
