@@ -90,6 +90,27 @@ def sample_batched(model, z: torch.Tensor, labels: torch.Tensor | None, batch_si
                       for i in range(0, len(z), batch_size)])
 
 
+@torch.no_grad()
+def _posterior_at(vae, data, idx: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of q(z | x) for the examples ``data.get(idx)``, each (len(idx), D) on the CPU,
+    in batches, in eval mode (so mu is what ``vae.encode`` returns). Every encoding here uses it."""
+    if not vae.has_encoder:
+        raise ValueError(f"a {vae.family} has no posterior")
+    cond = vae.config.conditional
+    was_training = vae.training
+    vae.eval()
+    try:
+        mus, logvars = [], []
+        for i in range(0, len(idx), batch_size):
+            x, y = data.get(idx[i:i + batch_size])
+            mu, logvar = vae.posterior(x.to(vae.device), y.to(vae.device) if cond else None)   # (B, D) each
+            mus.append(mu.cpu())
+            logvars.append(logvar.cpu())
+    finally:
+        vae.train(was_training)
+    return torch.cat(mus), torch.cat(logvars)
+
+
 # ----------------------------------------------------------------------------------------------
 # Encoding a dataset, and 2-D views of the latents
 # ----------------------------------------------------------------------------------------------
@@ -109,12 +130,8 @@ def encode_dataset(model, data=None, n: int = 2000, seed: int = 0, classifier=No
         if data is None:
             raise ValueError("encoding needs data= (a genlib Dataset)")
         sub = data.subset(n, seed)
-        cond = model.config.conditional
-        zs = []
-        for i in range(0, len(sub), batch_size):
-            x, y = sub.get(torch.arange(i, min(i + batch_size, len(sub))))
-            zs.append(model.encode(x, y if cond else None).cpu())       # (B, D)
-        return torch.cat(zs), sub.y.cpu()
+        mu, _ = _posterior_at(model, sub, torch.arange(len(sub)), batch_size)  # (n, D): encode() = mu
+        return mu, sub.y.cpu()
     z = prior_draw(model, n, seed)                                       # (n, D)
     if model.config.conditional:
         return z.cpu(), model.default_labels(n).cpu()
@@ -185,8 +202,9 @@ def project_2d(z, method: str = "auto", seed: int = 0, n_components: int = 2,
     'identity': the first n_components dimensions (zero-padded when D is smaller); 'pca' and 'tsne'
     use scikit-learn; 'auto' is identity when D <= n_components, else t-SNE. Results are cached on
     (bytes of z, method, seed, settings); ``cache=None`` recomputes. ``threads`` caps t-SNE's OpenMP
-    threads (default ``genlib.device.default_threads()``, one core left free: on a busy 2-core
-    machine all cores made 2,000 points take 41 s instead of 10 s, see bench/tsne.py).
+    threads (default ``genlib.device.default_threads()``, one core left free, since on a shared CPU
+    more threads can be slower; bench/tsne.py --threads compares caps). At that default,
+    bench/results-2core-cpu.txt records 3.99 s for 2,000 points of a 16-D VAE's latents.
     """
     z = np.asarray(z.detach().cpu() if isinstance(z, torch.Tensor) else z, dtype=np.float32)
     if z.ndim != 2:
@@ -395,12 +413,7 @@ def class_latents(model, data, cls: int, n: int = 500, seed: int = 0, batch_size
     if len(idx) == 0:
         raise ValueError(f"the data has no examples of class {cls}")
     idx = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:n]]
-    cond = model.config.conditional
-    out = []
-    for i in range(0, len(idx), batch_size):
-        x, y = data.get(idx[i:i + batch_size])
-        out.append(model.encode(x, y if cond else None).cpu())
-    return torch.cat(out)
+    return _posterior_at(model, data, idx, batch_size)[0]
 
 
 @torch.no_grad()
@@ -438,25 +451,12 @@ def apply_concept(z: torch.Tensor, v: torch.Tensor, strength=1.0) -> torch.Tenso
 # ----------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def posterior_stats(vae, data, n: int = 1000, seed: int = 0, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) of q(z | x) for ``data.subset(n, seed)``, each (n, D) on the CPU (eval mode)."""
-    if not vae.has_encoder:
-        raise ValueError(f"a {vae.family} has no posterior")
+    """(mu, logvar) of q(z | x) for ``data.subset(n, seed)``, each (n, D) on the CPU (eval mode).
+    Encode once and derive the collapse statistics from these with ``genlib.metrics.kl_per_dim``,
+    ``activity`` and ``active_units``, as the functions below do."""
     sub = data.subset(n, seed)
-    cond = vae.config.conditional
-    was_training = vae.training
-    vae.eval()
-    try:
-        mus, logvars = [], []
-        for i in range(0, len(sub), batch_size):
-            x, y = sub.get(torch.arange(i, min(i + batch_size, len(sub))))
-            mu, logvar = vae.posterior(x.to(vae.device), y.to(vae.device) if cond else None)
-            mus.append(mu.cpu())
-            logvars.append(logvar.cpu())
-    finally:
-        vae.train(was_training)
-    return torch.cat(mus), torch.cat(logvars)
+    return _posterior_at(vae, sub, torch.arange(len(sub)), batch_size)
 
 
 def kl_per_dimension(vae, data, n: int = 1000, seed: int = 0) -> torch.Tensor:
@@ -467,9 +467,9 @@ def kl_per_dimension(vae, data, n: int = 1000, seed: int = 0) -> torch.Tensor:
 
 def latent_activity(vae, data, n: int = 1000, seed: int = 0) -> torch.Tensor:
     """Activity A_u = Cov_x(E_q[z_u]) of each dimension (Burda et al. 2016), the quantity
-    ``active_units`` thresholds: variance over examples of the posterior mean, (D,)."""
-    mu, _ = posterior_stats(vae, data, n, seed)
-    return mu.double().var(0, unbiased=False).float()
+    ``active_units`` thresholds: variance over examples of the posterior mean, (D,) float32."""
+    from .metrics import activity
+    return activity(posterior_stats(vae, data, n, seed)[0]).float()
 
 
 def active_units(vae, data, n: int = 1000, threshold: float = 0.01, seed: int = 0) -> int:

@@ -6,6 +6,7 @@ import torch
 
 from dashboard import measure, state, ui
 from genlib import latent
+from genlib import metrics as gmetrics
 
 ctx = state.context()
 data = ui.need_data(ctx)
@@ -118,9 +119,10 @@ with right:
 # --- how much of the latent space a VAE uses ---------------------------------------------------
 if model.has_encoder:
     st.subheader("KL per dimension: which dimensions carry information")
-    kl = latent.kl_per_dimension(model, test)                                    # (D,) nats
-    active_mask = latent.latent_activity(model, test) > 0.01                     # (D,)
-    active = latent.active_units(model, test)
+    mu, logvar = latent.posterior_stats(model, test)                             # (<=1000, D) each: encode once
+    kl = gmetrics.kl_per_dim(mu, logvar)                                         # (D,) nats
+    active_mask = gmetrics.activity(mu) > 0.01                                   # (D,)
+    active = gmetrics.active_units(mu)
     m = st.columns([1, 1, 4])
     m[0].metric("Active units", f"{active} / {d}", help="Dimensions whose posterior mean μ(x) varies over "
                 "test images (variance > 0.01, Burda et al. 2016).")
