@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from . import losses
+from .checkpoint import atomic_save
 from .classifier import Classifier, has_classifier, load_classifier
 from .data import Dataset, _canonical_name, load_dataset
 
@@ -360,10 +361,8 @@ def reference_stats(ref: Dataset, classifier: Classifier, cache_dir: str | os.Pa
 
 
 def _save_stats(stats: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stats.items()}, tmp)
-    os.replace(tmp, path)   # another process reading the cache never sees half a file
+    # atomic: another process reading the cache never sees half a file
+    atomic_save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in stats.items()}, path)
 
 
 def _resolve_classifier(ref: Dataset, classifier: Classifier | None, device) -> Classifier | None:
