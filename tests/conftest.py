@@ -1,4 +1,5 @@
 """Shared pytest fixtures."""
+from __future__ import annotations
 
 from pathlib import Path
 
@@ -9,6 +10,12 @@ import genlib
 # torch's default (one thread per core) oversubscribes a 2-core CI box running small models;
 # genlib's own choice is what the app and CLI use, so the tests run with it too.
 genlib.configure_threads()
+
+
+@pytest.fixture(scope="session")
+def digits() -> genlib.Dataset:
+    """The offline 8x8 digits (train split), loaded once for every test file that uses it."""
+    return genlib.load_dataset("digits")
 
 
 @pytest.fixture

@@ -12,11 +12,6 @@ from genlib import ood as O
 from genlib.losses import kl_normal_per_dim
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return genlib.load_dataset("digits")
-
-
 def tiny(preset, data, **kw):
     torch.manual_seed(0)
     fields = {"hidden": (32,), "latent_dim": 6, "width": 8, **kw}

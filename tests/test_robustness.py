@@ -24,11 +24,6 @@ from genlib.trainer import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
 def good_ckpt(tmp_path_factory, digits):
     torch.manual_seed(0)
     model = make_model("dcgan", digits)

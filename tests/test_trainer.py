@@ -17,11 +17,6 @@ from genlib.trainer import History
 TIMEOUT = 20.0   # seconds; only reached when something is broken
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return genlib.load_dataset("digits")
-
-
 def tiny(preset: str, data, seed: int = 0, **overrides):
     torch.manual_seed(seed)
     return make_model(preset, data, **{"hidden": (32,), "width": 4, "latent_dim": 4, **overrides})
