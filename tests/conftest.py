@@ -1,4 +1,4 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the helpers of the AppTest files (``from conftest import APP, assert_clean``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,14 @@ from pathlib import Path
 import pytest
 
 import genlib
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")   # the dashboard's entry, for AppTest
+
+
+def assert_clean(at) -> None:
+    """The AppTest ``at`` shows no exception and no st.error."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
 
 # torch's default (one thread per core) oversubscribes a 2-core CI box running small models;
 # genlib's own choice is what the app and CLI use, so the tests run with it too.

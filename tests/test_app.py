@@ -24,9 +24,9 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
+from conftest import APP, assert_clean  # noqa: E402
 from dashboard import measure, state, ui  # noqa: E402
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["app_pages/overview.py", "app_pages/train.py", "app_pages/conditional.py", "app_pages/mode_collapse.py"]
 
 
@@ -41,11 +41,6 @@ def wait_until(cond, timeout: float = 20.0, poll: float = 0.05) -> bool:
 
 def runs_of(at: AppTest) -> state.SessionRuns:
     return at.session_state["genlib_runs"]
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 @pytest.fixture

@@ -19,16 +19,11 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
+from conftest import APP, assert_clean  # noqa: E402
 from dashboard import measure, state, ui  # noqa: E402
 from genlib import latent  # noqa: E402
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["app_pages/latent.py", "app_pages/interpolate.py", "app_pages/ood.py"]
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 @pytest.fixture(scope="module")
