@@ -334,7 +334,7 @@ def pretrained(tmp_path, monkeypatch):
 
 
 def test_pages_use_the_pretrained_models(app, pretrained):
-    has_classifier = measure.classifier_for("digits") is not None
+    assert measure.classifier_for("digits") is not None, "the digits classifier ships with the repo"
     app.run()
     assert app.selectbox(key="model").options == ["digits-cgan (pretrained)", "digits-gan (pretrained)"]
     assert_clean(app)
@@ -344,13 +344,12 @@ def test_pages_use_the_pretrained_models(app, pretrained):
     assert table["parameters"][0].startswith("G ") and " + D " in table["parameters"][0]
     app.switch_page("app_pages/conditional.py").run()
     assert_clean(app)
-    if has_classifier:
-        assert [m.label for m in app.metric] == ["Label accuracy"]
+    assert [m.label for m in app.metric] == ["Label accuracy"]
     app.switch_page("app_pages/mode_collapse.py").run()
     assert_clean(app)
-    if has_classifier:                                              # the class histogram along training
-        assert app.selectbox(key="mc_gan").options == ["digits-gan (pretrained)", "digits-cgan (pretrained)"]
-        assert app.get("plotly_chart")
+    # the class histogram along training
+    assert app.selectbox(key="mc_gan").options == ["digits-gan (pretrained)", "digits-cgan (pretrained)"]
+    assert app.get("plotly_chart")
 
 
 def test_uploaded_checkpoints_join_the_picker_and_bad_files_are_refused(app):
