@@ -356,10 +356,7 @@ def add_folder_upload(file_name: str, data: bytes, channels: int) -> genlib.Data
     key = (hashlib.sha256(data).hexdigest(), channels)
     held = st.session_state.get("genlib_folder")
     if held is None or held["key"] != key:
-        try:
-            ds = genlib.load_dataset("folder", path=data, size=FOLDER_SIZE, channels=channels)
-        except ValueError as e:           # genlib calls an in-memory zip 'upload': name the file
-            raise ValueError(str(e).replace("upload", file_name, 1)) from None
+        ds = genlib.load_dataset("folder", path=data, size=FOLDER_SIZE, channels=channels, source=file_name)
         held = {"key": key, "file": file_name, "raw": data, "data": ds}
         st.session_state["genlib_folder"] = held
     return held["data"]

@@ -684,13 +684,15 @@ def _stack_images(items: Iterator[tuple[Any, int]], class_names: list[str], skip
 
 
 def _load_folder(path: str | os.PathLike | bytes | IO[bytes] | None = None, size: int = 28,
-                 channels: int = 1) -> Dataset:
+                 channels: int = 1, source: str = "upload") -> Dataset:
+    """Images in a folder (one subfolder per class, or none), or a zip of one given as a path, bytes
+    or a file object; ``source`` names an in-memory zip in messages and ``meta`` (e.g. its file name)."""
     if path is None:
         raise ValueError("dataset 'folder' needs path=<directory of images, or a .zip of one>")
     if not 4 <= size <= 128:
         raise ValueError(f"size must be between 4 and 128 pixels, got {size}")
     if isinstance(path, (bytes, bytearray)) or hasattr(path, "read"):
-        return _load_zip(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path, size, channels, "upload")
+        return _load_zip(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path, size, channels, source)
     folder = Path(path).expanduser()
     if folder.is_file() and zipfile.is_zipfile(folder):
         with open(folder, "rb") as fh:
@@ -776,7 +778,8 @@ def load_dataset(name: str, *, split: str = "train", root: str | os.PathLike | N
     download: None fetches only when no split of the dataset is on disk; True fetches the
         missing requested split; False never touches the network. Files go to `data_root(root)`.
     progress: callable(done_bytes, total_bytes | None, message), called while downloading.
-    kwargs: toys take n (default 20,000) and seed; folder takes path, size (28), channels (1|3).
+    kwargs: toys take n (default 20,000) and seed; folder takes path, size (28), channels (1|3), source (the
+        name of an in-memory zip in messages).
     """
     key = _canonical_name(name)
     if split not in SPLITS:

@@ -436,7 +436,7 @@ def concept_vector(model, data, class_a: int, class_b: int, n: int = 500, classi
     za, zb = z.cpu()[pred == class_a], z.cpu()[pred == class_b]
     if len(za) == 0 or len(zb) == 0:
         missing = class_a if len(za) == 0 else class_b
-        raise ValueError(f"the classifier assigned none of {n} samples to class {missing}; raise n")
+        raise ValueError(f"the classifier assigned none of {n} samples to class {missing} (a larger n may)")
     return za.mean(0) - zb.mean(0)
 
 

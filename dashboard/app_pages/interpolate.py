@@ -133,8 +133,7 @@ else:
     try:
         v = latent.concept_vector(model, data, ca, cb, classifier=clf)               # (D,)
     except ValueError as e:
-        st.warning(f"No concept vector: {str(e).split('; raise n')[0]}. This model rarely draws that class: "
-                   "pick other classes.")
+        st.warning(f"No concept vector: {e}. This model rarely draws that class: pick other classes.")
     else:
         s = torch.linspace(0, strength, 7)
         zs = latent.apply_concept(za.cpu(), v, s)                                     # (7, D)
