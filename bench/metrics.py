@@ -12,19 +12,16 @@ machine's load: on a shared CPU every number here moves with the other processes
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from genlib import Trainer, TrainConfig, load_dataset, make_model  # noqa: E402
-from genlib import metrics as M  # noqa: E402
-from genlib.classifier import load_classifier  # noqa: E402
+from common import machine
+
+from genlib import Trainer, TrainConfig, load_dataset, make_model
+from genlib import metrics as M
+from genlib.classifier import load_classifier
 
 
 def timed(fn, *args, **kwargs):
@@ -42,8 +39,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores, python {platform.python_version()}")
+    print(machine("cpu"))
 
     data = load_dataset("mnist")
     torch.manual_seed(0)

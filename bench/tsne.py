@@ -13,17 +13,14 @@ one core left free). Note the machine's load: on a shared CPU, more threads can 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from genlib.device import default_threads  # noqa: E402
-from genlib.latent import project_2d  # noqa: E402
+from common import machine
+
+from genlib.device import default_threads
+from genlib.latent import project_2d
 
 
 def mixture(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -52,10 +49,7 @@ def main() -> None:
 
     from sklearn.manifold import trustworthiness
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"# {platform.machine()}, {cores} cores, load average {load:.1f} at start, dim={a.dim}, "
-          f"genlib default threads={default_threads()}")
+    print(machine("cpu", f"dim={a.dim}"))
     print(f"{'method':<6} {'max_iter':>8} {'threads':>7} {'n':>6} {'seconds':>8} {'trust':>6}")
     for n in [int(s) for s in a.sizes.split(",")]:
         z = mixture(n, a.dim)
