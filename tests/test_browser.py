@@ -11,11 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,43 +23,28 @@ ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 PAGES = ["Overview / compare", "Train live", "Conditional generation", "Latent space", "Interpolate & traverse",
          "Out-of-distribution", "Mode collapse lab"]
 
+from bench.common import free_port, start_streamlit, stop_process, wait_healthy  # noqa: E402
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to run the browser test")
 if not CHROMIUM:
     pytest.skip("no chromium binary (apt-get install chromium, or set $CHROMIUM)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    log = open(SHOTS / "server.log", "w")
-    env = {**os.environ, "GENLIB_DASHBOARD_PAUSE_AFTER_S": "1", "GENLIB_DASHBOARD_STOP_AFTER_S": "600",
-           "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = SHOTS / "server.log"
+    proc = start_streamlit(port, log, env={"GENLIB_DASHBOARD_PAUSE_AFTER_S": "1",
+                                           "GENLIB_DASHBOARD_STOP_AFTER_S": "600"})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start; see {log.name}")
-    yield url, Path(log.name)
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    try:
+        wait_healthy(url, proc, timeout=30)
+    except RuntimeError as e:
+        stop_process(proc)
+        pytest.fail(f"{e}; see {log}")
+    yield url, log
+    stop_process(proc)
 
 
 def settle(page, timeout: float = 30_000) -> None:
