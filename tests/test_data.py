@@ -251,7 +251,7 @@ def test_env_var_sets_the_only_search_root(tmp_path: Path, monkeypatch: pytest.M
 
 def test_default_search_roots_include_repo_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GENLIB_DATA_DIR", raising=False)
-    repo = Path(D.__file__).resolve().parents[1]
+    repo = Path(D.__file__).resolve().parents[2]
     assert D.search_roots() == [Path.home() / ".cache/genlib/data", repo / "data",
                                 repo.parent / "shared" / "data"]
 

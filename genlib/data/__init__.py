@@ -181,7 +181,7 @@ def search_roots(root: str | os.PathLike | None = None) -> list[Path]:
     """
     roots = [data_root(root)]
     if root is None and not os.environ.get("GENLIB_DATA_DIR"):
-        repo = Path(__file__).resolve().parents[1]
+        repo = Path(__file__).resolve().parents[2]
         roots += [repo / "data", repo.parent / "shared" / "data"]
     unique: list[Path] = []
     for r in roots:
