@@ -36,10 +36,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import losses
-from .checkpoint import atomic_save
-from .classifier import Classifier, has_classifier, load_classifier
-from .data import Dataset, _canonical_name, load_dataset
+from .. import losses
+from ..checkpoint import atomic_save
+from ..classifier import Classifier, has_classifier, load_classifier
+from ..data import Dataset, _canonical_name, load_dataset
 
 FID_LABEL = "classifier-FID (genlib CNN features, not Inception FID)"
 COVERED_SHARE = 0.1   # a class counts as covered with >= 10 % of its uniform share of the samples
@@ -648,7 +648,7 @@ def default_cache_dir() -> Path:
 def evaluate_checkpoint(path: str | os.PathLike, n: int = 5000, *, dataset: str | None = None, root=None,
                         device: str = "cpu", **kwargs: Any) -> dict[str, Any]:
     """``evaluate`` of a checkpoint's model, on the dataset its card names unless ``dataset`` is given."""
-    from .checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, device=device)
     name = dataset or ckpt.card.get("dataset")
