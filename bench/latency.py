@@ -158,7 +158,7 @@ def tsne_latents(ckpts, n: int) -> tuple[torch.Tensor, str]:
         except (genlib.DataNotFoundError, ValueError):
             continue
         if len(data) >= n:
-            z, _ = encode_dataset(c.model.cpu(), data, n=n)
+            z, _, _ = encode_dataset(c.model.cpu(), data, n=n)
             return z, f"posterior means of {n:,} {data.name} {data.split} images under pretrained/{name}.pt " \
                       f"({z.shape[1]}-D)"
     from tsne import mixture

@@ -1,4 +1,4 @@
-"""Latent-space tools (genlib.latent) and out-of-distribution latents (genlib.ood)."""
+"""Latent-space tools (genlib.latent) and out-of-distribution latents (genlib.latent.ood)."""
 import math
 
 import numpy as np
@@ -8,8 +8,9 @@ from torch import nn
 
 import genlib
 from genlib import latent as L
-from genlib import ood as O
+from genlib.latent import ood as O
 from genlib.losses import kl_normal_per_dim
+from genlib.sampling import prior_draw
 
 
 def tiny(preset, data, **kw):
@@ -25,9 +26,28 @@ def train(model, data, steps, seed=0):
     return model.eval()
 
 
-def linear_classifier(data_shape, k=10):
+class Probe(nn.Module):
+    """A stand-in for genlib's Classifier with the interface genlib.sampling.classify_batched uses:
+    ``features`` (x - centre, flattened), ``head`` (features -> logits) and ``device``."""
+
+    def __init__(self, head, centre=None):
+        super().__init__()
+        self.head, self.centre = head, centre
+
+    def features(self, x):
+        return (x if self.centre is None else x - self.centre).flatten(1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+
+def linear_classifier(data_shape, k=10, centre=None):
     torch.manual_seed(1)
-    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(data_shape), k))
+    return Probe(nn.Linear(math.prod(data_shape), k), centre)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -193,13 +213,16 @@ def test_traverse_grid_rows_are_traversals(digits):
 
 def test_manifold_grid_shape_and_orientation(digits):
     m = tiny("vae", digits, latent_dim=2)
-    grid = L.manifold_grid(m, n=5)
+    grid, values = L.manifold_grid(m, n=5)
     assert grid.shape == (25, 1, 8, 8)
     lo, hi = torch.distributions.Normal(0, 1).icdf(torch.tensor([0.05, 0.95]))
+    torch.testing.assert_close(values, torch.distributions.Normal(0, 1).icdf(torch.linspace(0.05, 0.95, 5)))
+    for i, j in ((0, 0), (1, 3), (4, 2)):                          # row i, column j: (values[j], values[4 - i])
+        torch.testing.assert_close(grid[5 * i + j], m.sample(1, z=torch.stack([values[j], values[4 - i]])[None])[0])
     torch.testing.assert_close(grid[0], m.sample(1, z=torch.tensor([[lo, hi]]))[0])     # top left
     torch.testing.assert_close(grid[-1], m.sample(1, z=torch.tensor([[hi, lo]]))[0])    # bottom right
     m6 = tiny("cvae", digits)
-    grid = L.manifold_grid(m6, n=3, dims=(1, 4), labels=7)
+    grid, _ = L.manifold_grid(m6, n=3, dims=(1, 4), labels=7)
     z = torch.zeros(1, 6)
     z[0, 1], z[0, 4] = lo, hi
     torch.testing.assert_close(grid[0], m6.sample(1, labels=torch.tensor([7]), z=z)[0])
@@ -213,21 +236,27 @@ def test_manifold_grid_shape_and_orientation(digits):
 
 def test_encode_dataset_vae_gives_posterior_means(digits):
     m = tiny("vae", digits)
-    z, y = L.encode_dataset(m, digits, n=300, seed=3, batch_size=128)
+    z, y, index = L.encode_dataset(m, digits, n=300, seed=3, batch_size=128)
     sub = digits.subset(300, 3)
     assert z.shape == (300, 6) and torch.equal(y, sub.y)
     torch.testing.assert_close(z, m.encode(sub.get(torch.arange(300))[0]))
+    # the encoded examples are named: point i is data.get(index[i])
+    assert index.shape == (300,) and len(set(index.tolist())) == 300
+    x, y_at = digits.get(index)
+    assert torch.equal(y_at, y)
+    torch.testing.assert_close(z, m.encode(x))
+    assert torch.equal(L.encode_dataset(m, digits, n=300, seed=3).index, L.subset_index(digits, 300, 3))
 
 
 def test_encode_dataset_gan_uses_prior_and_labels(digits):
     gan, cgan = tiny("gan", digits), tiny("cgan", digits)
-    z, y = L.encode_dataset(gan, n=50, seed=1)
-    assert z.shape == (50, 6) and y is None
-    torch.testing.assert_close(z, L.prior_draw(gan, 50, 1))
-    z, y = L.encode_dataset(cgan, n=50)
+    z, y, index = L.encode_dataset(gan, n=50, seed=1)
+    assert z.shape == (50, 6) and y is None and index is None
+    torch.testing.assert_close(z, prior_draw(gan, 50, 1))
+    z, y, _ = L.encode_dataset(cgan, n=50)
     assert torch.equal(y, torch.arange(50) % 10)
     clf = linear_classifier((1, 8, 8))
-    z, y = L.encode_dataset(gan, n=50, classifier=clf)
+    z, y, _ = L.encode_dataset(gan, n=50, classifier=clf)
     assert torch.equal(y, clf(gan.sample(50, z=z)).argmax(1))
 
 
@@ -284,15 +313,15 @@ def test_concept_vector_gan_needs_a_classifier_and_self_is_zero(digits):
     with pytest.raises(ValueError, match="classifier"):
         L.concept_vector(m, None, 1, 7)
     clf = linear_classifier((1, 8, 8))
-    pred = clf(m.sample(200, z=L.prior_draw(m, 200, 0))).argmax(1)
+    pred = clf(m.sample(200, z=prior_draw(m, 200, 0))).argmax(1)
     a = int(pred.mode().values)
     assert torch.equal(L.concept_vector(m, None, a, a, n=200, classifier=clf), torch.zeros(6))
     # two different classes: mean z of the samples labelled a minus those labelled b. The untrained
     # G's images differ little, so the linear classifier sees them centred (else one class takes all 200).
-    z = L.prior_draw(m, 200, 0)                                        # (200, 6): concept_vector's draw, seed 0
+    z = prior_draw(m, 200, 0)                                        # (200, 6): concept_vector's draw, seed 0
     x = m.sample(200, z=z)                                             # (200, 1, 8, 8)
     centre = x.mean(0)
-    centred = lambda images: clf(images - centre)                      # noqa: E731
+    centred = linear_classifier((1, 8, 8), centre=centre)              # clf's weights, on x - centre
     pred = centred(x).argmax(1)                                        # (200,)
     counts = torch.bincount(pred, minlength=10)
     a, b = counts.argsort(descending=True, stable=True)[:2].tolist()   # the two most common classes
@@ -313,18 +342,19 @@ def test_apply_concept():
 # Posterior collapse
 
 
-def test_kl_per_dimension_matches_torch_distributions_and_activity(digits):
+def test_posterior_collapse_matches_torch_distributions_and_activity(digits):
     m = tiny("vae", digits)
-    kl = L.kl_per_dimension(m, digits, n=200)
+    collapse = L.posterior_collapse(m, digits, n=200)
+    kl = collapse.kl_per_dim
     mu, logvar = L.posterior_stats(m, digits, n=200)
     q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
     ref = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).mean(0)
     torch.testing.assert_close(kl, ref)
     torch.testing.assert_close(kl, kl_normal_per_dim(mu, logvar).mean(0))
-    activity = L.latent_activity(m, digits, n=200)
-    torch.testing.assert_close(activity, mu.var(0, unbiased=False))
-    assert L.active_units(m, digits, n=200, threshold=0.0) == 6
-    assert L.active_units(m, digits, n=200, threshold=float("inf")) == 0
+    torch.testing.assert_close(collapse.activity, mu.var(0, unbiased=False))
+    assert collapse.active_units == int((mu.var(0, unbiased=False) > 0.01).sum()) and collapse.threshold == 0.01
+    assert L.posterior_collapse(m, digits, n=200, threshold=0.0).active_units == 6
+    assert L.posterior_collapse(m, digits, n=200, threshold=float("inf")).active_units == 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -366,6 +396,11 @@ def test_ood_samplers_validate_and_are_reproducible():
     with pytest.raises(ValueError, match="low must be < high"):
         draw("uniform", low=1.0, high=1.0)
     assert torch.equal(draw("cauchy", n=5), draw("cauchy", n=5))
+    # the one merge of defaults and given values, as the OOD page and measure_ood read it
+    s = O.OOD_SAMPLERS["uniform"]
+    assert s.merged({"high": 3}) == {"low": -1.0, "high": 3.0} and s.problem({"high": 3}) is None
+    assert s.problem({"low": 2}) == "low must be < high"
+    assert s.problem({"rate": 1}).startswith("no parameter rate")
 
 
 @pytest.fixture(scope="module")
@@ -404,7 +439,7 @@ def test_measure_ood_vae_and_toy_data():
     ring = genlib.load_dataset("ring")
     m = tiny("vae", ring)
     r = O.measure_ood(m, "exponential", n=100, reference_data=ring, n_reference=200,
-                      classifier=lambda x: torch.zeros(len(x), 3))   # any callable x -> logits
+                      classifier=Probe(lambda f: torch.zeros(len(f), 3)))   # uniform softmax over 3 classes
     assert "discriminator" not in r["ood"] and "saturated" not in r["ood"]
     torch.testing.assert_close(torch.tensor(r["ood"]["classifier_entropy"]), torch.tensor(math.log(3)))
     assert r["ood"]["nn_distance"] >= 0 and r["ood"]["z_norm"] != r["normal"]["z_norm"]

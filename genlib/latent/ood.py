@@ -6,16 +6,18 @@
     report["ood"]["discriminator"], report["normal"]["discriminator"]
 
 Each kind in ``OOD_SAMPLERS`` says what it draws; ``OOD_METRICS`` says what each number measures.
+Seeds follow ``genlib.sampling``'s one rule (a seeded CPU generator), so a seed draws the same codes
+here, on the OOD page and in the live grid.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
-from .latent import classifier_logits, sample_batched
+from ..sampling import classify_batched, prior_draw, sample_batched, seeded_generator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +28,17 @@ class OODSampler:
     defaults: dict[str, float]
     draw: Callable[..., torch.Tensor]
     check: Callable[[dict[str, float]], str | None] = lambda p: None   # an error message or None
+
+    def merged(self, params: Mapping[str, float]) -> dict[str, float]:
+        """The defaults overridden by ``params`` (as floats): the one place they are merged."""
+        return {**self.defaults, **{k: float(v) for k, v in params.items()}}
+
+    def problem(self, params: Mapping[str, float]) -> str | None:
+        """What is wrong with ``params`` (an unknown name, or a value ``check`` refuses), or None."""
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            return f"no parameter {', '.join(unknown)} (parameters: {', '.join(self.defaults) or 'none'})"
+        return self.check(self.merged(params))
 
 
 def _normal(shape, g):
@@ -81,13 +94,9 @@ def sample_latents(kind: str, n: int, shape: tuple[int, ...], generator: torch.G
     if kind not in OOD_SAMPLERS:
         raise ValueError(f"unknown latent distribution {kind!r}; choose from {', '.join(OOD_SAMPLERS)}")
     s = OOD_SAMPLERS[kind]
-    unknown = sorted(set(params) - set(s.defaults))
-    if unknown:
-        allowed = ", ".join(s.defaults) or "none"
-        raise ValueError(f"{kind} has no parameter {', '.join(unknown)} (parameters: {allowed})")
-    p = {**s.defaults, **{k: float(v) for k, v in params.items()}}
-    if (error := s.check(p)) is not None:
+    if (error := s.problem(params)) is not None:
         raise ValueError(f"{kind}: {error}")
+    p = s.merged(params)
     return s.draw((n, *shape), generator, **p)
 
 
@@ -125,9 +134,9 @@ def sample_statistics(model, z: torch.Tensor, labels: torch.Tensor | None, class
         out["discriminator"] = scores.float().mean().item()
         out["discriminator_kind"] = "P(real)" if model.config.probabilistic else "critic score"
     if classifier is not None:
-        logp = classifier_logits(classifier, x).log_softmax(1)                # (n, K)
-        out["classifier_confidence"] = logp.exp().max(1).values.mean().item()
-        out["classifier_entropy"] = -(logp.exp() * logp).sum(1).mean().item()
+        p = torch.from_numpy(classify_batched(classifier, x)[1])              # (n, K) float64
+        out["classifier_confidence"] = p.max(1).values.mean().item()
+        out["classifier_entropy"] = -torch.special.xlogy(p, p).sum(1).mean().item()   # 0 log 0 = 0
     if reference is not None:
         out["nn_distance"] = nearest_distance(flat, reference.flatten(1).float()).mean().item()
     return out
@@ -151,19 +160,18 @@ def measure_ood(model, kind: str, n: int = 500, classifier=None, reference_data=
 
     Returns ``{'kind', 'params', 'ood': {...}, 'normal': {...}}``, the inner dicts holding the
     ``OOD_METRICS`` that apply: the discriminator for GANs, classifier confidence and entropy when a
-    ``classifier`` (any callable x -> logits) is given, pixel statistics always, and the
+    ``classifier`` (a genlib Classifier) is given, pixel statistics always, and the
     distance to the nearest of ``n_reference`` images of ``reference_data`` when it is given.
-    Conditional models use the same balanced labels 0..K-1 for both sets.
+    Conditional models use the same balanced labels 0..K-1 for both sets. The OOD codes are drawn
+    with ``seeded_generator(seed)``, the N(0, I) ones with ``prior_draw(model, n, seed + 1)``.
     """
-    g = torch.Generator().manual_seed(seed)
-    z_ood = sample_latents(kind, n, model.latent_shape, g, **params)
-    z_ref = sample_latents("normal", n, model.latent_shape, torch.Generator().manual_seed(seed + 1))
+    z_ood = sample_latents(kind, n, model.latent_shape, seeded_generator(seed), **params)
+    z_ref = prior_draw(model, n, seed + 1)
     labels = model.default_labels(n)
     reference = None if reference_data is None else reference_subset(reference_data, n_reference, seed)
     stats = {name: sample_statistics(model, z, labels, classifier, reference)
              for name, z in (("ood", z_ood), ("normal", z_ref))}
-    p = {**OOD_SAMPLERS[kind].defaults, **{k: float(v) for k, v in params.items()}}
-    return {"kind": kind, "params": p, **stats}
+    return {"kind": kind, "params": OOD_SAMPLERS[kind].merged(params), **stats}
 
 
 __all__ = ["OOD_SAMPLERS", "OOD_METRICS", "OODSampler", "sample_latents", "sample_statistics",
