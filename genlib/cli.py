@@ -6,7 +6,6 @@ and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shlex
@@ -21,7 +20,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, DataNotFoundError, load_dataset
 from .device import pick_device
-from .models import PRESETS, config_class, preset_config, build_model
+from .models import PRESETS, config_class, field_specs, preset_config, build_model
 from .trainer import Event, TrainConfig, Trainer
 
 
@@ -37,29 +36,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_overrides(family: str, items: Sequence[str]) -> dict[str, Any]:
-    """``['lr=1e-3', 'hidden=256,128', 'skip=true']`` -> typed values, by the config field's default."""
-    fields = {f.name: f for f in dataclasses.fields(config_class(family))}
+    """``['lr=1e-3', 'hidden=256,128', 'skip=true']`` -> typed values, by each field's spec (its kind
+    and choices, ``genlib.models.field_specs``); ranges are left to the config's own validation."""
+    specs = {s.name: s for s in field_specs(config_class(family))}
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
             raise UsageError(f"--set expects key=value, got {item!r}")
-        if key not in fields:
-            raise UsageError(f"--set {key}: not a {family} setting; known: {', '.join(sorted(fields))}")
-        default = fields[key].default
+        if key not in specs:
+            raise UsageError(f"--set {key}: not a {family} setting; known: {', '.join(sorted(specs))}")
+        spec = specs[key]
+        if spec.choices is not None and raw not in spec.choices:
+            raise UsageError(f"--set {key}={raw!r}: choose {spec.rule}")
         try:
-            if isinstance(default, bool):
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                out[key] = raw.lower() in ("true", "1", "yes")
-            elif isinstance(default, tuple):
-                out[key] = tuple(int(v) for v in raw.split(",") if v.strip())
-            else:
-                out[key] = type(default)(raw)
+            out[key] = _PARSE[spec.kind](raw)
         except ValueError:
-            raise UsageError(f"--set {key}={raw!r}: expected a {type(default).__name__}") from None
+            raise UsageError(f"--set {key}={raw!r}: expected a {spec.kind}") from None
     return out
+
+
+def _parse_bool(raw: str) -> bool:
+    if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(raw)
+    return raw.lower() in ("true", "1", "yes")
+
+
+_PARSE = {"bool": _parse_bool, "int": int, "float": float, "str": str,
+          "tuple": lambda raw: tuple(int(v) for v in raw.split(",") if v.strip())}
 
 
 def _print_event(ev: Event, total: int) -> None:

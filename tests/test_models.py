@@ -8,15 +8,17 @@ D frozen, G learns to raise D's score of its samples (loss-agnostic, so a sign e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import genlib
-from genlib.models import PRESETS, GANConfig, VAEConfig, make_model
+from genlib.models import PRESETS, FieldSpec, GANConfig, VAEConfig, field_specs, make_model
 
 ALL = list(PRESETS)
 VAES = [p for p in ALL if PRESETS[p][0] == "vae"]
@@ -400,10 +402,95 @@ def test_gan_has_no_encoder(preset, digits):
     ("cgan", {"aux_weight": 1.0}, "aux_weight"),                        # MLP D reads the label
     ("dcgan", {"aux_weight": 1.0}, "aux_weight"),                       # unconditional
     ("cgan", {"arch": "conv", "aux_weight": -1.0}, "aux_weight"),
+    ("vae", {"lr": -1e-3}, "lr"), ("vae", {"anneal_steps": 0}, "anneal_steps"),
+    ("vae", {"kl_schedule": "sometimes"}, "kl_schedule"), ("gan", {"latent_dim": 0}, "latent_dim"),
+    ("wgan-gp", {"n_critic": 0}, "n_critic"), ("gan", {"loss": "magic"}, "loss"), ("gan", {"ema": 1.0}, "ema"),
+    ("gan", {"label_smoothing": 0.7}, "label_smoothing"), ("gan", {"hidden": (0,)}, "hidden"),
+    ("dcgan", {"width": 0}, "width"),
+    ("vae", {"latent_dim": 2.5}, "latent_dim"), ("gan", {"lr_g": "fast"}, "lr_g"),   # wrong types
+    ("gan", {"n_critic": True}, "n_critic"),
 ])
+@pytest.mark.hostile
 def test_config_validation_names_the_field(preset, overrides, field):
-    with pytest.raises(ValueError, match=rf"^{field}="):
+    with pytest.raises(ValueError, match=rf"^{field}=.* is invalid: must be "):
         make_model(preset, **{"data_shape": (1, 8, 8), "num_classes": 10, **overrides})
+
+
+# Field metadata is the one description of a setting: validate(), the CLI's --set and the dashboard's
+# training form all read field_specs.
+@pytest.mark.parametrize("cls", [VAEConfig, GANConfig])
+def test_field_specs_describe_every_field(cls):
+    specs = field_specs(cls)
+    assert [s.name for s in specs] == [f.name for f in dataclasses.fields(cls)]
+    assert field_specs(cls()) == specs                                   # an instance works too
+    defaults = cls()
+    for s in specs:
+        assert isinstance(s, FieldSpec) and s.kind in ("bool", "int", "float", "str", "tuple"), s
+        assert s.help and s.default == getattr(defaults, s.name), s.name
+        assert s.problem(s.default) is None, s.name
+        if s.choices is not None:
+            assert s.kind == "str" and s.default in s.choices
+        if s.typical is not None:                       # a form's span lies inside the valid range
+            assert all(s.problem(type(s.default)(v)) is None for v in s.typical), s.name
+        if s.log:
+            assert s.low is not None and s.low >= 0 and s.kind == "float", s.name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        specs[0].name = "x"
+
+
+@pytest.mark.parametrize("cls", [VAEConfig, GANConfig])
+def test_validation_follows_the_metadata_at_each_bound(cls):
+    """Every bound and choice in the metadata is enforced with its rule in the message, and only there:
+    the bound itself passes or fails by its openness; one step inside always passes."""
+    checked = 0
+    for s in field_specs(cls):
+        if s.from_data:
+            continue
+        shape = {k: v for k, v in (("data_shape", (1, 8, 8)), ("conditional", True), ("arch", "conv"))
+                 if k != s.name}                                      # every cross-field rule holds
+        for bound, is_open, inward in ((s.low, s.low_open, 1), (s.high, s.high_open, -1)):
+            if bound is None:
+                continue
+            step = 1 if s.kind == "int" else 1e-3
+            inside, outside = bound + inward * step, bound - inward * step
+            cls(**shape, **{s.name: type(s.default)(inside)})
+            with pytest.raises(ValueError, match=rf"^{s.name}=.* is invalid: must be {re.escape(s.rule)}$"):
+                cls(**shape, **{s.name: type(s.default)(outside)})
+            if is_open:
+                with pytest.raises(ValueError, match=rf"^{s.name}="):
+                    cls(**shape, **{s.name: type(s.default)(bound)})
+            else:
+                cls(**shape, **{s.name: type(s.default)(bound)})
+            checked += 1
+        if s.choices is not None:
+            for choice in s.choices:
+                assert s.problem(choice) is None
+            with pytest.raises(ValueError, match=rf"^{s.name}='nope' is invalid: must be {re.escape(s.rule)}$"):
+                cls(**shape, **{s.name: "nope"})
+            checked += 1
+    assert checked >= (8 if cls is VAEConfig else 12)
+
+
+def test_field_rules_read_as_before():
+    rules = {s.name: s.rule for s in field_specs(GANConfig)}
+    assert rules["lr_g"] == "> 0" and rules["gp_weight"] == ">= 0" and rules["beta1"] == "in [0, 1)"
+    assert rules["label_smoothing"] == "in [0, 0.5)" and rules["optimizer"] == "'adam' or 'rmsprop'"
+    assert {s.name: s.rule for s in field_specs(VAEConfig)}["kl_schedule"] == "'none', 'linear' or 'cyclical'"
+    with pytest.raises(ValueError, match=r"^label_smoothing=0\.5 is invalid: must be in \[0, 0\.5\)$"):
+        GANConfig(label_smoothing=0.5)
+    assert GANConfig(label_smoothing=0.49).label_smoothing == 0.49
+
+
+def test_cli_set_parsing_reads_the_specs():
+    from genlib.cli import UsageError, parse_overrides
+    got = parse_overrides("vae", ["lr=1e-3", "hidden=256,128", "skip=yes", "latent-dim=2", "kl_schedule=linear"])
+    assert got == {"lr": 1e-3, "hidden": (256, 128), "skip": True, "latent_dim": 2, "kl_schedule": "linear"}
+    assert type(got["lr"]) is float and type(got["latent_dim"]) is int
+    assert parse_overrides("gan", ["ema=0", "spectral_norm=0"]) == {"ema": 0.0, "spectral_norm": False}
+    for item, needle in (("loss=magic", "choose 'nonsaturating', 'minimax'"), ("n_critic=2.5", "expected a int"),
+                         ("spectral_norm=maybe", "expected a bool"), ("beta=1", "not a gan setting")):
+        with pytest.raises(UsageError, match=needle):
+            parse_overrides("gan", [item])
 
 
 @pytest.mark.parametrize("cls", [VAEConfig, GANConfig])

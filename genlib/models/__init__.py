@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import BaseConfig, GenerativeModel
+from .base import GenerativeModel
+from .config import BaseConfig, FieldSpec, field_specs
 from .gan import GAN, GANConfig
 from .vae import VAE, VAEConfig
 
@@ -75,5 +76,5 @@ def make_model(preset: str, data=None, *, data_shape=None, num_classes=None, **o
     return build_model(family, config)
 
 
-__all__ = ["BaseConfig", "GenerativeModel", "GAN", "GANConfig", "VAE", "VAEConfig", "FAMILIES", "PRESETS",
+__all__ = ["BaseConfig", "FieldSpec", "field_specs", "GenerativeModel", "GAN", "GANConfig", "VAE", "VAEConfig", "FAMILIES", "PRESETS",
            "build_model", "make_model", "preset_config", "config_class"]

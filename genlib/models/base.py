@@ -19,69 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-
-@dataclasses.dataclass
-class BaseConfig:
-    """Fields every family shares. Subclasses add their own, each with a comment on its default."""
-
-    later_fields: ClassVar[tuple[str, ...]] = ()   # see from_dict
-    data_shape: tuple[int, ...] = (1, 28, 28)  # (C, H, W) for images, (2,) for 2-D toy points
-    num_classes: int = 10                      # labels available in the data (used when conditional)
-    conditional: bool = False                  # feed the class label to the networks
-    arch: str = "mlp"                          # 'mlp' or 'conv' (DCGAN-style, side divisible by 4)
-    hidden: tuple[int, ...] = (512, 256)       # MLP hidden sizes, input side first
-    width: int = 64                            # conv: channels of the first stage (doubled in the second)
-    latent_dim: int = 64                       # size of z
-
-    def __post_init__(self) -> None:
-        self.data_shape = tuple(int(s) for s in self.data_shape)
-        self.hidden = tuple(int(h) for h in self.hidden)
-        self.validate()
-
-    # Each rule names its field, so a UI or CLI can point at the culprit.
-    def validate(self) -> None:
-        if not self.data_shape or any(s < 1 for s in self.data_shape):
-            raise ValueError(f"data_shape must be positive sizes, got {self.data_shape}")
-        if len(self.data_shape) not in (1, 3):
-            raise ValueError(f"data_shape must be (C, H, W) or (D,), got {self.data_shape}")
-        _check(self.num_classes >= 0, "num_classes", self.num_classes, ">= 0")
-        _check(not self.conditional or self.num_classes >= 2, "num_classes", self.num_classes,
-               ">= 2 for a conditional model")
-        _check(self.arch in ("mlp", "conv"), "arch", self.arch, "'mlp' or 'conv'")
-        _check(self.arch == "mlp" or self.is_image and self.data_shape[1] % 4 == 0 == self.data_shape[2] % 4,
-               "arch", self.arch, "'mlp' for this data (conv needs images with sides divisible by 4)")
-        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
-               "one or more positive sizes")
-        _check(self.width >= 1, "width", self.width, ">= 1")
-        _check(self.latent_dim >= 1, "latent_dim", self.latent_dim, ">= 1")
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.data_shape) == 3
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], require_all: bool = False) -> "BaseConfig":
-        """Unknown fields are an error (a config from another family or version); with
-        ``require_all`` (checkpoints) so are missing ones, rather than silently taking defaults,
-        except ``later_fields``: added after checkpoints were first written, their defaults turn
-        the addition off, so an older file loads as the model it was."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-        missing = sorted(names - set(d) - set(cls.later_fields))
-        if require_all and missing:
-            raise ValueError(f"{cls.__name__} field(s) missing: {', '.join(missing)}")
-        return cls(**d)
-
-
-def _check(ok: bool, field: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise ValueError(f"{field}={value!r} is invalid: must be {rule}")
+from .config import BaseConfig
 
 
 class GenerativeModel(nn.Module):

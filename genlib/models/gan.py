@@ -19,7 +19,8 @@ from torch import nn
 
 from .. import losses
 from ..nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
-from .base import BaseConfig, GenerativeModel, _check
+from .base import GenerativeModel
+from .config import BaseConfig, check, inherit, setting
 
 LOSSES = ("nonsaturating", "minimax", "wgan", "wgan-gp", "hinge")
 
@@ -28,37 +29,32 @@ LOSSES = ("nonsaturating", "minimax", "wgan", "wgan-gp", "hinge")
 class GANConfig(BaseConfig):
     later_fields = ("aux_weight",)
 
-    latent_dim: int = 64               # 64 is plenty for 28x28; DCGAN used 100
-    loss: str = "nonsaturating"        # one of LOSSES
-    n_critic: int = 1                  # D steps per G step; WGAN papers use 5
-    gp_weight: float = 10.0            # lambda of the gradient penalty (Gulrajani et al. 2017)
-    clip: float = 0.01                 # WGAN weight clipping bound (Arjovsky et al. 2017)
-    lr_g: float = 2e-4                 # DCGAN's rate
-    lr_d: float = 2e-4                 # TTUR (Heusel et al. 2017): lr_d > lr_g, e.g. 4e-4 / 1e-4
-    beta1: float = 0.5                 # DCGAN: 0.9 oscillates; WGAN-GP uses 0.0 with beta2 0.9
-    beta2: float = 0.999
-    optimizer: str = "adam"            # 'adam' or 'rmsprop' (WGAN with clipping: momentum hurts)
-    spectral_norm: bool = False        # spectral normalisation of D (Miyato et al. 2018)
-    label_smoothing: float = 0.0       # one-sided: real target 1 - s (Salimans et al. 2016), e.g. 0.1
-    ema: float = 0.0                   # decay of an exponential moving average of G; 0 = off, 0.999 typical
-    aux_weight: float = 0.0            # conditional conv D: weight of an auxiliary classifier (AC-GAN); 0 = off
+    latent_dim: int = inherit(BaseConfig, "latent_dim", 64)   # 64 is plenty for 28x28; DCGAN used 100
+    loss: str = setting("nonsaturating", "the GAN objective (genlib.models.gan_objectives)", choices=LOSSES)
+    n_critic: int = setting(1, "D steps per G step", ge=1, typical=(1, 10))   # WGAN papers use 5
+    gp_weight: float = setting(10.0, "lambda of the gradient penalty (Gulrajani et al. 2017)", ge=0,
+                               typical=(0.0, 50.0))
+    clip: float = setting(0.01, "WGAN weight clipping bound (Arjovsky et al. 2017)", gt=0, log=True,
+                          typical=(1e-3, 0.1))
+    lr_g: float = setting(2e-4, "generator learning rate", gt=0, log=True, typical=(1e-5, 1e-1))   # DCGAN's
+    lr_d: float = setting(2e-4, "discriminator learning rate; TTUR (Heusel et al. 2017): lr_d > lr_g, "
+                                "e.g. 4e-4 / 1e-4", gt=0, log=True, typical=(1e-5, 1e-1))
+    beta1: float = setting(0.5, "Adam beta1", ge=0, lt=1)   # DCGAN: 0.9 oscillates; WGAN-GP uses 0.0 with beta2 0.9
+    beta2: float = setting(0.999, "Adam beta2", ge=0, lt=1)
+    optimizer: str = setting("adam", "'adam' or 'rmsprop' (WGAN with clipping: momentum hurts)",
+                             choices=("adam", "rmsprop"))
+    spectral_norm: bool = setting(False, "spectral normalisation of D (Miyato et al. 2018)")
+    label_smoothing: float = setting(0.0, "one-sided: real target 1 - s (Salimans et al. 2016), e.g. 0.1",
+                                     ge=0, lt=0.5)
+    ema: float = setting(0.0, "decay of a moving average of G used for sampling; 0 = off, 0.999 typical",
+                         ge=0, lt=1)
+    aux_weight: float = setting(0.0, "conditional conv D: weight of an auxiliary classifier (AC-GAN); 0 = off",
+                                ge=0, typical=(0.0, 2.0))
 
     def validate(self) -> None:
         super().validate()
-        _check(self.loss in LOSSES, "loss", self.loss, "one of " + ", ".join(LOSSES))
-        _check(self.n_critic >= 1, "n_critic", self.n_critic, ">= 1")
-        _check(self.gp_weight >= 0, "gp_weight", self.gp_weight, ">= 0")
-        _check(self.clip > 0, "clip", self.clip, "> 0")
-        _check(self.lr_g > 0, "lr_g", self.lr_g, "> 0")
-        _check(self.lr_d > 0, "lr_d", self.lr_d, "> 0")
-        _check(0 <= self.beta1 < 1, "beta1", self.beta1, "in [0, 1)")
-        _check(0 <= self.beta2 < 1, "beta2", self.beta2, "in [0, 1)")
-        _check(self.optimizer in ("adam", "rmsprop"), "optimizer", self.optimizer, "'adam' or 'rmsprop'")
-        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "in [0, 0.5)")
-        _check(0 <= self.ema < 1, "ema", self.ema, "in [0, 1)")
-        _check(self.aux_weight >= 0, "aux_weight", self.aux_weight, ">= 0")
-        _check(not self.aux_weight or (self.conditional and self.arch == "conv"), "aux_weight", self.aux_weight,
-               "0 unless conditional with arch='conv' (the MLP D reads the label, so a classifier on it could copy it)")
+        check(not self.aux_weight or (self.conditional and self.arch == "conv"), "aux_weight", self.aux_weight,
+              "0 unless conditional with arch='conv' (the MLP D reads the label, so a classifier on it could copy it)")
 
     @property
     def probabilistic(self) -> bool:

@@ -13,36 +13,34 @@ from torch import nn
 
 from .. import losses
 from ..nets import Decoder, Trunk, count_parameters, one_hot
-from .base import BaseConfig, GenerativeModel, _check
+from .base import GenerativeModel
+from .config import BaseConfig, check, inherit, setting
 
 
 @dataclasses.dataclass
 class VAEConfig(BaseConfig):
-    hidden: tuple[int, ...] = (400,)   # the classic 784-400-20 VAE of pytorch/examples
-    width: int = 32                    # conv: 32 then 64 channels, enough for 28x28 digits
-    latent_dim: int = 20               # 2 for the latent-space scatter plots
-    likelihood: str = "bernoulli"      # 'bernoulli' (binary-ish pixels) or 'gaussian' (fixed sigma)
-    sigma: float = 0.1                 # gaussian likelihood std; smaller weighs reconstruction more
-    beta: float = 1.0                  # weight of the KL term (beta-VAE, Higgins et al. 2017); 1 = ELBO
-    kl_schedule: str = "none"          # 'none', 'linear' warm-up, or 'cyclical' (Fu et al. 2019)
-    anneal_steps: int = 2000           # linear: warm-up length; cyclical: one cycle's length
-    free_bits: float = 0.0             # nats per latent dim not penalised (Kingma et al. 2016); 0 = off
-    skip: bool = False                 # feed z to every decoder layer (Dieng et al. 2019)
-    lr: float = 1e-3                   # Adam; 1e-3 is the pytorch/examples VAE rate
+    hidden: tuple[int, ...] = inherit(BaseConfig, "hidden", (400,))   # the 784-400-20 VAE of pytorch/examples
+    width: int = inherit(BaseConfig, "width", 32)           # conv: 32 then 64 channels, enough for 28x28 digits
+    latent_dim: int = inherit(BaseConfig, "latent_dim", 20)   # 2 for the latent-space scatter plots
+    likelihood: str = setting("bernoulli", "p(x|z): 'bernoulli' (binary-ish pixels) or 'gaussian' (fixed sigma)",
+                              choices=("bernoulli", "gaussian"))
+    sigma: float = setting(0.1, "gaussian likelihood std; smaller weighs reconstruction more", gt=0, log=True,
+                           typical=(0.01, 1.0))
+    beta: float = setting(1.0, "weight of the KL term (beta-VAE, Higgins et al. 2017); 1 = the ELBO", ge=0,
+                          typical=(0.0, 10.0))
+    kl_schedule: str = setting("none", "KL weight schedule: 'none', 'linear' warm-up, or 'cyclical' (Fu et al. 2019)",
+                               choices=("none", "linear", "cyclical"))
+    anneal_steps: int = setting(2000, "linear: warm-up length; cyclical: one cycle's length (steps)", ge=1,
+                                typical=(1, 100_000))
+    free_bits: float = setting(0.0, "nats per latent dim not penalised (Kingma et al. 2016); 0 = off", ge=0,
+                               typical=(0.0, 2.0))
+    skip: bool = setting(False, "feed z to every decoder layer, against posterior collapse (Dieng et al. 2019)")
+    lr: float = setting(1e-3, "Adam learning rate", gt=0, log=True, typical=(1e-5, 1e-1))   # pytorch/examples' rate
 
     def validate(self) -> None:
         super().validate()
-        _check(self.likelihood in ("bernoulli", "gaussian"), "likelihood", self.likelihood,
-               "'bernoulli' or 'gaussian'")
-        _check(self.likelihood == "gaussian" or self.is_image, "likelihood", self.likelihood,
-               "'gaussian' for non-image data")
-        _check(self.sigma > 0, "sigma", self.sigma, "> 0")
-        _check(self.beta >= 0, "beta", self.beta, ">= 0")
-        _check(self.kl_schedule in ("none", "linear", "cyclical"), "kl_schedule", self.kl_schedule,
-               "'none', 'linear' or 'cyclical'")
-        _check(self.anneal_steps >= 1, "anneal_steps", self.anneal_steps, ">= 1")
-        _check(self.free_bits >= 0, "free_bits", self.free_bits, ">= 0")
-        _check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.likelihood == "gaussian" or self.is_image, "likelihood", self.likelihood,
+              "'gaussian' for non-image data")
 
 
 def kl_weight(cfg: VAEConfig, step: int) -> float:
