@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from genlib import data as D
+from genlib.data import download
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -79,7 +80,7 @@ def md5(path: Path) -> str:
 def test_mnist_train_falls_back_to_test_split(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if (shared_data / "MNIST/raw/train-images-idx3-ubyte.gz").exists():
         pytest.skip("this machine has the MNIST training split; nothing to fall back from")
-    monkeypatch.setattr(D, "_fetch", _no_network)  # download=None must not go online here
+    monkeypatch.setattr(download, "_fetch", _no_network)  # download=None must not go online here
     ds = D.load_dataset("mnist", split="train", root=shared_data)
     assert ds.split == "test"
     assert "test split" in ds.note and str(shared_data / "MNIST" / "raw") in ds.note
@@ -245,7 +246,7 @@ def test_env_var_sets_the_only_search_root(tmp_path: Path, monkeypatch: pytest.M
     assert D.data_root() == tmp_path and D.search_roots() == [tmp_path]
     write_mnist_split(tmp_path / "MNIST" / "raw", "test", n=7)
     ds = D.load_dataset("mnist", split="test", download=False)
-    assert len(ds) == 7 and ds.meta["source"] == str(tmp_path / "MNIST" / "raw")
+    assert len(ds) == 7 and ds.source == str(tmp_path / "MNIST" / "raw")
     assert D.search_roots(tmp_path / "explicit") == [tmp_path / "explicit"]  # explicit root wins
 
 
@@ -274,12 +275,12 @@ def test_toys_shape_determinism_and_modes(name: str, k: int | None) -> None:
     assert a.shape == (2,) and not a.is_image and a.x.dtype == torch.float32 and a.x.shape == (500, 2)
     assert torch.equal(a.x, D.load_dataset(name, n=500, seed=3).x)
     assert not torch.equal(a.x, D.load_dataset(name, n=500, seed=4).x)
-    assert a.meta["std"] > 0
+    assert a.mode_std > 0
     if k is None:
-        assert a.meta["modes"] is None and a.num_classes == 2
+        assert a.modes is None and a.num_classes == 2
     else:
-        assert a.meta["modes"].shape == (k, 2) and a.num_classes == k
-        nearest = torch.cdist(a.x, a.meta["modes"]).argmin(1)
+        assert a.modes.shape == (k, 2) and a.num_classes == k
+        nearest = torch.cdist(a.x, a.modes).argmin(1)
         assert (nearest == a.y).float().mean() > 0.99  # labels are the mixture components
 
 
@@ -287,7 +288,7 @@ def test_ring_points_lie_near_unit_circle() -> None:
     ds = D.load_dataset("ring", n=2000)
     radius = ds.x.norm(dim=1)
     assert (radius - 1).abs().max() < 0.3 and abs(radius.mean().item() - 1) < 0.01
-    assert torch.allclose(ds.meta["modes"].norm(dim=1), torch.ones(8))
+    assert torch.allclose(ds.modes.norm(dim=1), torch.ones(8))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,7 +346,7 @@ def test_toy_get_returns_raw_floats_and_subset_is_reproducible() -> None:
     assert torch.equal(x, ds.x[[0, 5]]) and torch.equal(y, ds.y[[0, 5]])
     sub = ds.subset(10, seed=1)
     assert len(sub) == 10 and torch.equal(sub.x, ds.subset(10, seed=1).x)
-    assert sub.meta["modes"] is ds.meta["modes"]
+    assert sub.modes is ds.modes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +369,7 @@ def test_folder_with_class_subfolders(tmp_path: Path, channels: int) -> None:
     ds = D.load_dataset("folder", path=_make_folder(tmp_path / "imgs"), size=16, channels=channels)
     assert ds.class_names == ["cat", "dog"] and ds.y.tolist() == [0, 0, 1, 1]
     assert ds.shape == (channels, 16, 16) and ds.x.dtype == torch.uint8
-    assert ds.meta["skipped"] == 1 and ds.split == "all"
+    assert ds.skipped == 1 and ds.split == "all"
     if channels == 3:
         assert ds.x[1, :, 8, 8].tolist() == [255, 0, 0]  # the red square stays red
 
