@@ -34,7 +34,8 @@ def concept_vector(model, data, class_a: int, class_b: int, n: int = 500, classi
     not z, carries the class, so the vector captures what else differs (style).
     """
     if model.has_encoder:
-        return class_latents(model, data, class_a, n, seed).mean(0) - class_latents(model, data, class_b, n, seed).mean(0)
+        mean_a, mean_b = (class_latents(model, data, c, n, seed).mean(0) for c in (class_a, class_b))   # (D,) each
+        return mean_a - mean_b
     if classifier is None:
         raise ValueError("a GAN has no encoder: pass classifier= (a genlib Classifier) to label its samples")
     z = prior_draw(model, n, seed)                                           # (n, D)

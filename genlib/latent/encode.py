@@ -75,7 +75,8 @@ def encode_dataset(model, data=None, n: int = 2000, seed: int = 0, classifier=No
     return Encoding(z.cpu(), None, None)
 
 
-def posterior_stats(vae, data, n: int = 1000, seed: int = 0, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def posterior_stats(vae, data, n: int = 1000, seed: int = 0,
+                    batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, logvar) of q(z | x) for ``subset_index(data, n, seed)``, each (n, D) on the CPU (eval mode).
     Encode once and derive the collapse statistics from these with ``genlib.metrics.kl_per_dim``,
     ``activity`` and ``active_units`` (``posterior_collapse`` does all three)."""
