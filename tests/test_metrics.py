@@ -10,7 +10,9 @@ import torch
 
 from genlib import Trainer, TrainConfig, cli, load_dataset, make_model, save_checkpoint
 from genlib import metrics as M
-from genlib.classifier import load_classifier, predict
+from genlib.classifier import load_classifier
+from genlib.metrics import reference as R
+from genlib.sampling import classify_batched, prior_draw
 
 
 # ------------------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def test_active_units_constructed():
 def test_vae_metrics_consistent():
     torch.manual_seed(0)
     data = load_dataset("digits", split="test")
-    vae = make_model("vae", data, latent_dim=6)
+    vae = make_model("vae", data, latent_dim=6).train()
     out = M.vae_metrics(vae, data, batch_size=100)
     assert len(out["kl_per_dim"]) == 6 and out["latent_dim"] == 6
     assert sum(out["kl_per_dim"]) == pytest.approx(out["kl"], rel=1e-4)
@@ -165,6 +167,7 @@ def test_vae_metrics_consistent():
         mu, logvar = vae.posterior(x)
     assert out["kl"] == pytest.approx(float(M.kl_per_dim(mu, logvar).sum()), rel=1e-4)
     assert 0 <= out["active_units"] <= 6 and out["vae_test_images"] == len(data)
+    assert vae.training                                      # eval mode only while measuring
 
 
 # ------------------------------------------------------------------------------------------------
@@ -211,7 +214,8 @@ def test_label_accuracy_of_oracles(digits):
     clf = load_classifier("digits")
     oracle = M.evaluate(RealSampler(digits, conditional=True), digits, n=300, kid_subsets=5)
     assert oracle["label_accuracy"] >= 0.97                  # real images of class c; the classifier errs ~1 %
-    right = torch.nonzero(predict(clf, digits.x) == digits.y).squeeze(1)
+    pred = torch.from_numpy(classify_batched(clf, digits.x)[1].argmax(1))
+    right = torch.nonzero(pred == digits.y).squeeze(1)
     perfect = M.evaluate(RealSampler(digits, conditional=True, pool=right), digits, n=300, kid_subsets=5)
     assert perfect["label_accuracy"] == 1.0                  # only images the classifier gets right
     assert all(a == 1.0 for a in perfect["label_accuracy_per_class"])
@@ -286,8 +290,71 @@ def test_live_metric_fn_in_trainer():
     metrics = trainer.snapshot().metrics
     assert metrics["step"] == [2, 4]
     assert set(metrics) >= {"classifier_fid", "classes_covered", "mean_confidence"}
-    again = M.quick_metrics(model, "digits", n=200)
+    again = M.evaluate(model, "digits", 200, M.LIVE_METRICS)
     assert again["classifier_fid"] == pytest.approx(metrics["classifier_fid"][-1])   # fixed z: repeatable
+    assert set(again) == {"classifier_fid", "classes_covered", "mean_confidence"}
+    assert all(isinstance(v, float) for v in again.values())
+
+
+def test_live_set_is_the_full_evaluation_restricted():
+    digits = load_dataset("digits", split="train")
+    torch.manual_seed(0)
+    cgan = make_model("cgan", digits, hidden=(32,))
+    full = M.evaluate(cgan, "digits", n=200, kid_subsets=5)
+    live = M.evaluate(cgan, "digits", 200, M.LIVE_METRICS)
+    assert set(live) == {"classifier_fid", "classes_covered", "mean_confidence", "label_accuracy"}
+    for key, value in live.items():
+        assert value == pytest.approx(float(full[key]), rel=1e-9), key
+    vae = make_model("vae", digits, hidden=(32,), latent_dim=4)
+    assert M.evaluate(vae, "digits", 200, ["kl", "active_units"]) == pytest.approx(
+        {k: float(v) for k, v in M.evaluate(vae, "digits", n=200, kid_subsets=5).items() if k in ("kl", "active_units")})
+    ring = load_dataset("ring", n=512)
+    toy = make_model("gan", ring)
+    full, live = M.evaluate(toy, "ring", n=300), M.evaluate(toy, "ring", 300, M.LIVE_METRICS)
+    assert live == {"toy_modes_covered": float(full["toy_modes_covered"]), "toy_high_quality": full["toy_high_quality"]}
+    assert M.evaluate(make_model("gan", load_dataset("moons", n=256)), "moons", 100, M.LIVE_METRICS) == {}
+
+
+@pytest.mark.hostile(3)
+def test_evaluate_refuses_bad_requests():
+    gan = make_model("gan", load_dataset("digits", split="test"), hidden=(32,))
+    with pytest.raises(ValueError, match="unknown metric fid"):
+        M.evaluate(gan, "digits", 100, ["fid"])
+    with pytest.raises(ValueError, match="n must be >= 10"):
+        M.evaluate(gan, "digits", 5)
+    with pytest.raises(TypeError, match="cannot draw samples from object"):
+        M.draw_samples(object(), 10)
+
+
+def test_draw_samples_follow_the_one_seeding_rule():
+    digits = load_dataset("digits", split="test")
+    for preset in ("gan", "cgan"):
+        model = make_model(preset, digits, hidden=(32,))
+        rng = torch.get_rng_state()
+        x, labels = M.draw_samples(model, 37, batch_size=10, seed=3)          # four batches
+        assert torch.equal(torch.get_rng_state(), rng)                         # the global RNG is left alone
+        if preset == "cgan":
+            assert torch.equal(labels, torch.arange(37) % 10)
+        assert torch.equal(x, model.sample(37, labels=labels, z=prior_draw(model, 37, seed=3)))
+
+
+def test_reference_statistics_are_hashed_once_per_object(monkeypatch):
+    import hashlib
+
+    hashed = []
+    sha1 = hashlib.sha1
+    monkeypatch.setattr(hashlib, "sha1", lambda *a: hashed.append(1) or sha1(*a))
+    ref, clf = load_dataset("digits", split="all"), load_classifier("digits")   # a fresh image tensor
+    first = R.reference_stats(ref, clf)
+    assert hashed                                            # the new images were hashed ...
+    count = len(hashed)
+    assert R.reference_stats(ref, clf) is first and M.evaluate(ref.x[:50], ref, 50, M.LIVE_METRICS)
+    assert len(hashed) == count                              # ... once: later calls look the digest up
+    assert R.stats_key(ref, clf).startswith("digits-all-1797-")
+    ref.x[0] = 255 - ref.x[0]                                # changed in place: a new key, new statistics
+    changed = R.reference_stats(ref, clf)
+    assert len(hashed) == count + 1 and changed is not first
+    assert not np.array_equal(changed["mu"], first["mu"])
 
 
 def test_cli_evaluate_and_compare(tmp_path, monkeypatch, capsys):
