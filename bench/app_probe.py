@@ -26,12 +26,12 @@ if str(REPO) not in sys.path:
 import dashboard  # noqa: E402,F401  (before torch, as under `streamlit run`: it sets OMP_WAIT_POLICY)
 import torch  # noqa: E402
 
-import genlib.trainer  # noqa: E402
+import genlib.train  # noqa: E402
 
 _LOCK = threading.Lock()
 
 
-def probe_callback(trainer: genlib.trainer.Trainer, path: str):
+def probe_callback(trainer: genlib.train.Trainer, path: str):
     """A Trainer callback that logs ``trainer``'s start and progress to ``path`` (JSON lines)."""
     tid = f"{os.getpid()}-{id(trainer)}"
 
@@ -39,7 +39,7 @@ def probe_callback(trainer: genlib.trainer.Trainer, path: str):
         with _LOCK, open(path, "a") as f:
             f.write(json.dumps({"trainer": tid, "t": time.monotonic(), **record}) + "\n")
 
-    def callback(ev: genlib.trainer.Event) -> None:
+    def callback(ev: genlib.train.Event) -> None:
         if ev.kind == "start":
             write({"kind": "start", "step": ev.step, "family": trainer.model.family,
                    "model_config": trainer.model.config.to_dict(), "train_config": dataclasses.asdict(trainer.config),
@@ -53,13 +53,13 @@ def probe_callback(trainer: genlib.trainer.Trainer, path: str):
 
 
 def install(path: str) -> None:
-    init = genlib.trainer.Trainer.__init__
+    init = genlib.train.Trainer.__init__
 
     def __init__(self, *args, **kwargs):
         init(self, *args, **kwargs)
         self.callbacks.append(probe_callback(self, path))
 
-    genlib.trainer.Trainer.__init__ = __init__
+    genlib.train.Trainer.__init__ = __init__
 
 
 if __name__ == "__main__":

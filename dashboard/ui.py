@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 import genlib
 from genlib.latent import prior_draw
 from genlib.models import PRESETS, preset_config
-from genlib.trainer import to_uint8
+from genlib.sampling import to_uint8
 
 from . import state
 

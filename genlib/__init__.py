@@ -9,7 +9,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, DataNotFoundError, Dataset, load_dataset
 from .device import available_devices, configure_threads, pick_device
 from .models import FAMILIES, PRESETS, GenerativeModel, build_model, make_model
-from .trainer import Event, Snapshot, TrainConfig, Trainer
+from .train import Event, Snapshot, TrainConfig, Trainer
 
 __version__ = "0.1.0"
 

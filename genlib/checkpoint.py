@@ -1,32 +1,29 @@
 """One checkpoint format for every family: config, weights, optimiser state, history, samples, card.
 
-Files are written with ``torch.save`` and read with ``torch.load(weights_only=True)``, which only
-rebuilds tensors and plain containers: a file crafted to run code on load is refused. Everything
-else that can be wrong with a file (size, truncation, another format, a config or weights that do
-not fit) becomes a ``CheckpointError`` with a one-line reason.
+Files are written with ``files.atomic_save`` and read with ``files.read_versioned``
+(``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers: a file crafted
+to run code on load is refused). Everything else that can be wrong with a file (size, truncation,
+another format, a config or weights that do not fit) becomes a ``CheckpointError`` with a one-line
+reason.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import io
 import os
-import pickle
 import platform
-import zipfile
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
+from .files import MAX_BYTES, FileFormatError, Source, atomic_save, read_versioned, source_name
 from .models import FAMILIES, GenerativeModel, build_model
 
 FORMAT = "genlib-checkpoint"
 VERSION = 1
-MAX_BYTES = 200 * 2**20   # far above any model here (the largest is a few MB)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FileFormatError):
     """A file that is not a usable genlib checkpoint; the message says why in one line."""
 
 
@@ -62,16 +59,6 @@ def model_card(model: GenerativeModel, trainer=None, **extra: Any) -> dict[str, 
     return card
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path`` (named by process, so two processes never
-    share one), then rename: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, trainer=None, *,
                     optimizer_state: bool = True, **card: Any) -> None:
     """Save ``model`` (and, when given, the trainer's history and fixed-noise samples).
@@ -104,44 +91,15 @@ def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, 
         torch.save(payload, path)
 
 
-def _read_payload(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int) -> dict[str, Any]:
-    name = str(source) if isinstance(source, (str, os.PathLike)) else "upload"
-    if isinstance(source, (str, os.PathLike)):
-        if not Path(source).is_file():
-            raise CheckpointError(f"{name}: no such file")
-        size = Path(source).stat().st_size
-        if size > max_bytes:
-            raise CheckpointError(f"{name}: {size / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB limit")
-        data = Path(source).read_bytes()
-    else:
-        data = source if isinstance(source, bytes) else source.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise CheckpointError(f"{name}: over the {max_bytes / 2**20:.0f} MB limit")
-    try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # weights_only cannot tell garbage from a hostile pickle: both use opcodes or globals
-        # outside its allow-list. Say both, and quote torch's reason.
-        reason = next((ln.strip() for ln in str(e).splitlines() if ln.strip().startswith("Unsupported")),
-                      type(e).__name__)
-        raise CheckpointError(f"{name}: refused: not loadable as plain tensors and data (a corrupt file, "
-                              f"or objects that could run code; {reason[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
-        raise CheckpointError(f"{name}: not a readable checkpoint (corrupt or truncated file: "
-                              f"{type(e).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{name}: not a genlib checkpoint (no '{FORMAT}' header)")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"{name}: checkpoint version {payload.get('version')!r} is not supported "
-                              f"(this genlib reads version {VERSION})")
-    return payload
+def read_payload(source: Source, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+    """A checkpoint file's raw dict (weights as stored), read safely; for rewriting a card in place."""
+    return read_versioned(source, FORMAT, VERSION, kind="checkpoint", max_bytes=max_bytes, error=CheckpointError)
 
 
-def load_checkpoint(source: str | os.PathLike | bytes | BinaryIO, *, device: str | torch.device = "cpu",
-                    max_bytes: int = MAX_BYTES) -> Checkpoint:
+def load_checkpoint(source: Source, *, device: str | torch.device = "cpu", max_bytes: int = MAX_BYTES) -> Checkpoint:
     """Load a checkpoint without executing anything it contains; rebuild its model on ``device``."""
-    payload = _read_payload(source, max_bytes)
-    name = str(source) if isinstance(source, (str, os.PathLike)) else "upload"
+    payload = read_payload(source, max_bytes)
+    name = source_name(source)
     family = payload.get("family")
     if family not in FAMILIES:
         raise CheckpointError(f"{name}: unknown model family {family!r}")

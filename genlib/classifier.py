@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .files import CLASSIFIER_DIR, atomic_save, read_versioned
 from .nets import count_parameters
 
 FORMAT = "genlib-classifier"
 VERSION = 1
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "classifiers"
 BUILD_COMMAND = "python -m genlib.classifier build"
 
 # The datasets a classifier is shipped for, and how each is trained (see build_classifier).
@@ -168,17 +168,12 @@ def accuracy(model: Classifier, data) -> float:
 def save_classifier(path: str | os.PathLike, model: Classifier, card: dict[str, Any]) -> None:
     payload = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "card": dict(card)}
-    from .checkpoint import atomic_save
     atomic_save(payload, path)
 
 
 def read_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Classifier, dict[str, Any]]:
     """(model in eval mode, card). Loaded with weights_only=True: nothing in the file can run."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a genlib classifier (no '{FORMAT}' header)")
-    if payload.get("version") != VERSION:
-        raise ValueError(f"{path}: classifier version {payload.get('version')!r} is not supported")
+    payload = read_versioned(path, FORMAT, VERSION, kind="classifier")   # a ValueError names what is wrong
     try:
         model = Classifier(ClassifierConfig(**payload["config"]))
         model.load_state_dict(payload["state_dict"])
@@ -191,7 +186,7 @@ def read_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 def classifier_path(dataset_name: str) -> Path:
     from .data import _canonical_name
-    return PRETRAINED_DIR / f"{_canonical_name(dataset_name)}.pt"
+    return CLASSIFIER_DIR / f"{_canonical_name(dataset_name)}.pt"
 
 
 def has_classifier(dataset_name: str) -> bool:
@@ -269,7 +264,7 @@ def build_classifier(name: str, *, root=None, out_dir: str | os.PathLike | None 
         "torch": str(torch.__version__), "python": platform.python_version(),
         "command": command or f"{BUILD_COMMAND} --dataset {name}",
     }
-    path = Path(out_dir or PRETRAINED_DIR) / f"{name}.pt"
+    path = Path(out_dir or CLASSIFIER_DIR) / f"{name}.pt"
     save_classifier(path, model, card)
     _load_cached.cache_clear()
     return path, card
@@ -288,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--epochs", type=float, default=None)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--data-dir", default=None)
-    b.add_argument("--out-dir", default=None, help=f"default {PRETRAINED_DIR}")
+    b.add_argument("--out-dir", default=None, help=f"default {CLASSIFIER_DIR}")
     args = p.parse_args(argv)
     for name in [args.dataset] if args.dataset else SHIPPED:
         def report(step: int, total: int, loss: float, name: str = name) -> None:

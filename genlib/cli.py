@@ -21,7 +21,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, DataNotFoundError, load_dataset
 from .device import pick_device
 from .models import PRESETS, config_class, field_specs, preset_config, build_model
-from .trainer import Event, TrainConfig, Trainer
+from .train import Event, TrainConfig, Trainer
 
 
 class UsageError(ValueError):
@@ -81,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
-    family = PRESETS[args.model][0]
+    family = PRESETS[args.model].family
     overrides = parse_overrides(family, args.set)
     torch.manual_seed(args.seed)
     _, config = preset_config(args.model, data.shape, data.num_classes, **overrides)
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
     t.add_argument("--model", default="vae", choices=list(PRESETS),
-                   help="; ".join(f"{k}: {v[2]}" for k, v in PRESETS.items()))
+                   help="; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
     t.add_argument("--dataset", default="digits", choices=list(DATASETS))
     t.add_argument("--split", default="train", choices=["train", "test"])
     t.add_argument("--data-dir", default=None, help="data root (default: $GENLIB_DATA_DIR or ~/.cache/genlib/data)")

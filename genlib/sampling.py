@@ -56,6 +56,12 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255 if x.dtype == torch.uint8 else x.float().clamp(0, 1)
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float images (N, C, H, W) -> uint8 on the CPU; 2-D points (N, 2) stay float, on the CPU."""
+    x = x.detach().float().cpu()
+    return x if x.dim() == 2 else (x * 255).round_().clamp_(0, 255).to(torch.uint8)
+
+
 @torch.no_grad()
 def classify_batched(classifier, x: torch.Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """(penultimate features (N, F), softmax probabilities (N, K)), float64 on the CPU, for images

@@ -19,7 +19,7 @@ from genlib.cli import main
 from genlib.models import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
-CONDITIONAL = {p for p, (_, fields, _) in PRESETS.items() if fields.get("conditional")}
+CONDITIONAL = {p for p, preset in PRESETS.items() if preset.overrides.get("conditional")}
 
 
 def train(ckpt: Path, preset: str, *extra: str, steps: int = 2) -> int:
@@ -88,12 +88,12 @@ def test_every_preset_trains_and_samples(preset, checkpoints, tmp_path, capsys):
     for key in ("family", "steps", "parameters", "torch", "python", "created", "dataset", "split", "images",
                 "epochs", "wall_time_s", "device", "seed", "batch_size", "preset", "command"):
         assert key in card, key
-    assert card["family"] == PRESETS[preset][0] and card["steps"] == 2 and card["preset"] == preset
+    assert card["family"] == PRESETS[preset].family and card["steps"] == 2 and card["preset"] == preset
     assert card["command"].startswith("python -m genlib train --model " + preset)
     assert info["steps"] == 2 and info["train_config"]["steps"] == 2
     assert info["config"]["data_shape"] == [1, 8, 8]
     assert info["samples_along_training"] == [0, 2]
-    assert set(info["final_losses"]) >= ({"loss", "neg_elbo"} if PRESETS[preset][0] == "vae" else {"d_loss", "g_loss"})
+    assert set(info["final_losses"]) >= ({"loss", "neg_elbo"} if PRESETS[preset].family == "vae" else {"d_loss", "g_loss"})
 
 
 def test_sample_is_reproducible_by_seed(checkpoints, tmp_path):

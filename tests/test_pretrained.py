@@ -102,7 +102,7 @@ def test_conditional_gan_draws_the_asked_class(name):
     assert (pred == labels).float().mean() >= 0.9       # the card's bar, on 5,000 samples: 95 %
 
 
-@pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "gan" and r.preset != "cgan"])
+@pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset].family == "gan" and r.preset != "cgan"])
 def test_gan_covers_every_class(name):
     ck = _load(name)
     clf = _classifier(ck.card["dataset"])
@@ -114,7 +114,7 @@ def test_gan_covers_every_class(name):
     assert counts.min() >= 5, f"classes drawn: {counts.tolist()}"
 
 
-@pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset][0] == "vae"])
+@pytest.mark.parametrize("name", [r.name for r in RECIPES if PRESETS[r.preset].family == "vae"])
 def test_vae_samples_are_recognisable(name):
     ck = _load(name)
     clf = _classifier(ck.card["dataset"])

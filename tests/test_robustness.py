@@ -20,7 +20,7 @@ from genlib.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_che
 from genlib.cli import main as cli_main
 from genlib.data import load_dataset
 from genlib.models import GenerativeModel, make_model
-from genlib.trainer import TrainConfig, Trainer
+from genlib.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

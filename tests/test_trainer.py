@@ -12,7 +12,8 @@ import torch
 
 import genlib
 from genlib import Event, TrainConfig, Trainer, make_model
-from genlib.trainer import History
+from genlib.sampling import to_uint8
+from genlib.train import History
 
 TIMEOUT = 20.0   # seconds; only reached when something is broken
 
@@ -89,7 +90,7 @@ def test_fixed_noise_is_fixed(digits):
     model = tiny("cgan", digits)
     tr = Trainer(model, digits, cfg(steps=5), callbacks=[rec])
     fresh = tiny("cgan", digits)
-    first = genlib.trainer.to_uint8(fresh.sample(8, labels=tr.fixed_labels, z=tr.fixed_z))
+    first = to_uint8(fresh.sample(8, labels=tr.fixed_labels, z=tr.fixed_z))
     tr.run()
     assert torch.equal(rec.of("samples")[0].samples, first)
     assert torch.equal(tr.fixed_labels, torch.arange(8))

@@ -1,8 +1,8 @@
-"""A generic training loop. Nothing in this file knows what a VAE or a GAN is.
+"""A generic training loop and its events. Nothing in this file knows what a VAE or a GAN is.
 
 It calls ``model.training_step(x, y)`` on shuffled batches and reports progress as ``Event``s to
 callbacks, plus a lock-protected ``snapshot()`` that another thread (a UI) can poll. It can be
-paused, resumed, stepped once and stopped from another thread.
+paused, resumed, stepped once and stopped from another thread (``control.RunControl``).
 
 Named losses come back from the model as device tensors; they are read on the host only once per
 ``log_every`` steps, so the hot loop never waits for the device.
@@ -18,7 +18,10 @@ from typing import Any, Callable
 
 import torch
 
-from .device import configure_threads, pick_device
+from ..device import configure_threads, pick_device
+from ..sampling import prior_draw, to_uint8
+from .control import RunControl
+from .history import History, Snapshot
 
 
 @dataclasses.dataclass
@@ -30,7 +33,7 @@ class TrainConfig:
     sample_every: int = 250      # steps between fixed-noise sample grids
     n_fixed: int = 64            # size of the fixed noise batch (an 8x8 grid)
     history_points: int = 1000   # loss points kept per curve; older points get averaged together
-    max_snapshots: int = 40      # fixed-noise grids kept for scrubbing through training
+    max_snapshots: int = 40      # fixed-noise grids kept (sample_history) for scrubbing through training
     metric_every: int = 0        # steps between metric events (0 = off); needs a metric_fn
     threads: int = 0             # CPU threads; 0 = genlib.device.default_threads()
 
@@ -58,75 +61,6 @@ class Event:
     message: str = ""
 
 
-class History:
-    """Loss curves in bounded memory: when a curve holds ``2 * max_points`` points, neighbouring
-    points are averaged in pairs and new points are averaged over twice as many log intervals."""
-
-    def __init__(self, max_points: int = 1000):
-        self.max_points = max_points
-        self.stride = 1                     # log intervals per stored point
-        self.steps: list[float] = []
-        self.values: dict[str, list[float]] = {}
-        self._pending: list[tuple[int, dict[str, float]]] = []
-
-    def append(self, step: int, values: dict[str, float]) -> None:
-        self._pending.append((step, values))
-        if len(self._pending) < self.stride:
-            return
-        pending, self._pending = self._pending, []
-        self._add_point(self.steps, self.values, pending)
-        if len(self.steps) >= 2 * self.max_points:
-            self._halve()
-
-    def _halve(self) -> None:
-        self.steps = self.steps[1::2]
-        self.values = {k: [(a + b) / 2 for a, b in zip(v[0::2], v[1::2])] for k, v in self.values.items()}
-        self.stride *= 2
-
-    @staticmethod
-    def _add_point(steps: list[float], values: dict[str, list[float]],
-                   group: list[tuple[int, dict[str, float]]]) -> None:
-        """Append the mean of ``group`` at its last step; a key new to ``values`` is NaN before it."""
-        steps.append(group[-1][0])
-        for key in set(values) | {k for _, v in group for k in v}:
-            vals = [v[key] for _, v in group if key in v]
-            values.setdefault(key, [math.nan] * (len(steps) - 1)).append(sum(vals) / len(vals) if vals else math.nan)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        """The stored points, then the group still filling up averaged so far: curves reach the last step."""
-        steps, values = list(self.steps), {k: list(v) for k, v in self.values.items()}
-        if self._pending:
-            self._add_point(steps, values, self._pending)
-        return {"step": steps, **values}
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-
-@dataclasses.dataclass
-class Snapshot:
-    """A consistent copy of the trainer's state for a UI to draw."""
-
-    state: str
-    step: int
-    total_steps: int
-    epoch: float
-    losses: dict[str, float]
-    history: dict[str, list[float]]
-    metrics: dict[str, list[float]]
-    samples: list[tuple[int, torch.Tensor]]
-    images_per_s: float
-    elapsed: float
-    eta: float
-    message: str
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats -> uint8 on the CPU (points stay float)."""
-    x = x.detach().float().cpu()
-    return x if x.dim() == 2 else (x * 255).round_().clamp_(0, 255).to(torch.uint8)
-
-
 class Trainer:
     """Trains ``model`` on ``data`` (a ``genlib.data.Dataset``) for ``config.steps`` steps.
 
@@ -150,60 +84,39 @@ class Trainer:
         self.elapsed = 0.0
         self.history = History(self.config.history_points)
         self.metric_history = History(self.config.history_points)
-        self.snapshots: list[tuple[int, torch.Tensor]] = []
+        self.sample_history: list[tuple[int, torch.Tensor]] = []   # (step, fixed-noise grid)
         self.state = "idle"
         self.message = ""
         self.losses: dict[str, float] = {}
         self.images_per_s = 0.0
         self._lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._paused = False
-        self._stop = False
-        self._budget = 0            # steps allowed while paused (step_once)
-        self._thread: threading.Thread | None = None
+        self.control = RunControl()
         self._last_good: dict[str, Any] | None = None
-        gen = torch.Generator(device=self.device).manual_seed(self.config.seed)
-        self.fixed_z = model.prior(self.config.n_fixed, generator=gen)
+        self.fixed_z = prior_draw(model, self.config.n_fixed, self.config.seed)   # genlib's one seeding rule
         self.fixed_labels = model.default_labels(self.config.n_fixed)
         self._batch_gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 1)
         self._batches = None
 
-    # --- control, from any thread ----------------------------------------------------------------
+    # --- control, from any thread (see control.RunControl) ---------------------------------------
     def start(self) -> threading.Thread:
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("this trainer is already running")
-        self._thread = threading.Thread(target=self._run_quietly, name="genlib-trainer", daemon=True)
-        self._thread.start()
-        return self._thread
+        return self.control.start(self._run_quietly)
 
     def pause(self) -> None:
-        with self._cond:
-            self._paused = True
-            self._cond.notify_all()
+        self.control.pause()
 
     def resume(self) -> None:
-        with self._cond:
-            self._paused = False
-            self._cond.notify_all()
+        self.control.resume()
 
     def step_once(self) -> None:
         """While paused, run exactly one more step."""
-        with self._cond:
-            self._paused = True
-            self._budget += 1
-            self._cond.notify_all()
+        self.control.step_once()
 
     def stop(self) -> None:
         """Stop after the current step. It also ends a pause, so a later run() or start() trains."""
-        with self._cond:
-            self._stop = True
-            self._paused = False
-            self._budget = 0
-            self._cond.notify_all()
+        self.control.stop()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.control.join(timeout)
 
     def extend(self, steps: int) -> None:
         """Allow ``steps`` more steps (for continuing a finished run)."""
@@ -211,14 +124,14 @@ class Trainer:
 
     @property
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.control.is_alive
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(
                 state=self.state, step=self.step, total_steps=self.config.steps, epoch=self.epoch,
                 losses=dict(self.losses), history=self.history.to_dict(),
-                metrics=self.metric_history.to_dict(), samples=list(self.snapshots),
+                metrics=self.metric_history.to_dict(), samples=list(self.sample_history),
                 images_per_s=self.images_per_s, elapsed=self.elapsed, eta=self._eta(), message=self.message)
 
     # --- the loop ----------------------------------------------------------------------------------
@@ -248,24 +161,13 @@ class Trainer:
             for k, v in kw.items():
                 setattr(self, k, v)
 
-    def _wait_if_paused(self) -> bool | None:
-        """Block while paused. Returns None when the run should stop, else whether it waited."""
-        waited = False
-        with self._cond:
-            if self._paused and self._budget == 0 and not self._stop:
-                waited = True
-                self._set(state="paused")
-                self._emit("paused")
-                while self._paused and self._budget == 0 and not self._stop:
-                    self._cond.wait()
-                if not self._stop:
-                    self._set(state="running")
-                    self._emit("resumed")
-            if self._stop:
-                return None
-            if self._paused:
-                self._budget -= 1
-            return waited
+    def _on_pause(self) -> None:
+        self._set(state="paused")
+        self._emit("paused")
+
+    def _on_resume(self) -> None:
+        self._set(state="running")
+        self._emit("resumed")
 
     def _run_quietly(self) -> None:
         try:
@@ -288,8 +190,7 @@ class Trainer:
         if cfg.threads or self.device.type == "cpu":
             configure_threads(cfg.threads or None)
         torch.manual_seed(cfg.seed + self.step)
-        with self._cond:
-            self._stop = False
+        self.control.begin()
         if self._batches is None:
             self._batches = self.data.batches(cfg.batch_size, generator=self._batch_gen)
         self.model.train()
@@ -302,7 +203,7 @@ class Trainer:
         acc: dict[str, list[torch.Tensor]] = {}
         t_last, step_last = time.perf_counter(), self.step
         while self.step < self.config.steps:
-            waited = self._wait_if_paused()
+            waited = self.control.wait_turn(self._on_pause, self._on_resume)
             if waited is None:
                 break
             if waited:  # the pause is not training time
@@ -314,7 +215,7 @@ class Trainer:
 
             step = self.step
             last = step == self.config.steps
-            if step % cfg.log_every == 0 or last or self._paused or self._stop:
+            if step % cfg.log_every == 0 or last or self.control.interrupted:
                 now = time.perf_counter()
                 keys = list(acc)
                 means = torch.stack([torch.stack(acc[k]).float().mean() for k in keys]).tolist()  # one sync
@@ -351,9 +252,9 @@ class Trainer:
         samples = to_uint8(self.model.sample(self.config.n_fixed, labels=self.fixed_labels, z=self.fixed_z))
         self.model.train()
         with self._lock:
-            self.snapshots.append((self.step, samples))
-            if len(self.snapshots) > self.config.max_snapshots:  # thin out, keep first and newest
-                self.snapshots = self.snapshots[:-1:2] + [self.snapshots[-1]]
+            self.sample_history.append((self.step, samples))
+            if len(self.sample_history) > self.config.max_snapshots:  # thin out, keep first and newest
+                self.sample_history = self.sample_history[:-1:2] + [self.sample_history[-1]]
         self._emit("samples", samples=samples)
 
     # --- divergence ------------------------------------------------------------------------------
