@@ -451,7 +451,7 @@ def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tup
     """Widgets for a preset's hyperparameters, seeded with the preset's defaults. Every widget's range
     keeps the config valid. Returns (model config overrides, TrainConfig fields)."""
     # 2-D points cannot go through convolutions: the conv presets become MLPs there.
-    ov: dict[str, Any] = {"arch": "mlp"} if not data.is_image and PRESETS[preset][1].get("arch") == "conv" else {}
+    ov: dict[str, Any] = {"arch": "mlp"} if not data.is_image and PRESETS[preset].overrides.get("arch") == "conv" else {}
     family, base = preset_config(preset, data.shape, data.num_classes, **ov)
     if ov:
         st.caption(f"On 2-D points **{preset}** uses MLP networks (convolutions need images).")

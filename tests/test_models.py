@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 
 import genlib
-from genlib.models import PRESETS, FieldSpec, GANConfig, VAEConfig, field_specs, make_model
+from genlib.models import (PRESETS, FieldSpec, GANConfig, Preset, VAEConfig, field_specs, make_model,
+                           preset_config)
 
 ALL = list(PRESETS)
-VAES = [p for p in ALL if PRESETS[p][0] == "vae"]
-GANS = [p for p in ALL if PRESETS[p][0] == "gan"]
-CONDITIONAL = [p for p in ALL if PRESETS[p][1].get("conditional")]
-CONV = [p for p in ALL if PRESETS[p][1].get("arch") == "conv"]
+VAES = [p for p in ALL if PRESETS[p].family == "vae"]
+GANS = [p for p in ALL if PRESETS[p].family == "gan"]
+CONDITIONAL = [p for p in ALL if PRESETS[p].overrides.get("conditional")]
+CONV = [p for p in ALL if PRESETS[p].overrides.get("arch") == "conv"]
 TOY = ["vae", "gan", "cgan"]
 
 # Small networks keep the whole module fast; the preset still decides loss, optimiser, n_critic.
@@ -41,7 +42,7 @@ EXPECTED_KEYS = {
 
 
 def expected_keys(preset: str) -> set[str]:
-    return EXPECTED_KEYS["vae"] if PRESETS[preset][0] == "vae" else EXPECTED_KEYS[preset]
+    return EXPECTED_KEYS["vae"] if PRESETS[preset].family == "vae" else EXPECTED_KEYS[preset]
 
 
 @pytest.fixture(scope="module")
@@ -535,6 +536,20 @@ def test_checkpoint_configs_may_lack_only_later_fields():
     del old["ema"]
     with pytest.raises(ValueError, match="missing: ema"):
         GANConfig.from_dict(old, require_all=True)
+
+
+def test_presets_are_named_read_only_records():
+    p = PRESETS["wgan-gp"]
+    assert isinstance(p, Preset) and p.family == "gan" and p.overrides["loss"] == "wgan-gp" and p.description
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.family = "vae"
+    with pytest.raises(TypeError):
+        p.overrides["loss"] = "hinge"                       # a preset cannot be changed by a caller
+    for name, p in PRESETS.items():
+        family, config = preset_config(name, (1, 8, 8), 10)
+        assert family == p.family and all(getattr(config, k) == v for k, v in p.overrides.items())
+    with pytest.raises(ValueError, match="unknown model family"):
+        Preset("flow", {}, "not a family yet")
 
 
 def test_make_model_rejects_unknown_preset():

@@ -25,7 +25,7 @@ with st.expander("New run", expanded=not runs.of_page("train")):
     st.caption(f"Trains on **{ctx.dataset}** ({len(data):,} examples) on **{ctx.device}**; change both in "
                "the sidebar. Defaults come from the preset.")
     preset = st.selectbox("Model", list(genlib.PRESETS), key="tr_preset", persist_state="session",
-                          format_func=lambda p: f"{p}: {genlib.PRESETS[p][2]}")
+                          format_func=lambda p: f"{p}: {genlib.PRESETS[p].description}")
     overrides, train_cfg = ui.train_settings(preset, data)
     if st.button("Start training", type="primary", key="tr_start"):
         metric_fn = measure.live_metric_fn(data)
