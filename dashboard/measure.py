@@ -53,7 +53,7 @@ def class_histogram(samples: list[tuple[int, torch.Tensor]], classifier, num_cla
 # --- quality metrics (genlib.metrics) -------------------------------------------------------------
 def has_quality_metrics(data: genlib.Dataset) -> bool:
     """True when genlib.metrics can judge this dataset (images need the dataset's classifier)."""
-    return classifier_for(data.name) is not None if data.is_image else data.meta.get("modes") is not None
+    return classifier_for(data.name) is not None if data.is_image else data.modes is not None
 
 
 QUICK_N = 1000          # samples per live measurement (quick_metrics, and the floor it is compared with)
@@ -98,7 +98,7 @@ def toy_metrics_source() -> str:
 
 def toy_metrics(points: torch.Tensor, data: genlib.Dataset) -> dict[str, float]:
     """Modes covered and high-quality share (``genlib.metrics.toy_mode_metrics``), as floats."""
-    m = gmetrics.toy_mode_metrics(points, data.meta["modes"], float(data.meta["std"]))
+    m = gmetrics.toy_mode_metrics(points, data.modes, float(data.mode_std))
     return {"toy_modes_covered": float(m["toy_modes_covered"]), "toy_high_quality": float(m["toy_high_quality"])}
 
 
@@ -109,7 +109,7 @@ class ToyProbe:
     """
 
     def __init__(self, data: genlib.Dataset, n: int = 1000, grid: int = 60, lim: float = 1.6, seed: int = 0):
-        if data.meta.get("modes") is None:
+        if data.modes is None:
             raise ValueError(f"{data.name} has no modes to cover (use ring or grid)")
         self.data, self.n, self.seed = data.to("cpu"), n, seed
         ticks = torch.linspace(-lim, lim, grid)
@@ -124,8 +124,8 @@ class ToyProbe:
         g = torch.Generator(device=model.device).manual_seed(self.seed)
         points = model.sample(self.n, z=model.prior(self.n, generator=g)).cpu()   # (n, 2)
         out = toy_metrics(points, self.data)
-        which = torch.cdist(points, self.data.meta["modes"]).argmin(1)               # (n,) nearest mode
-        share = torch.bincount(which, minlength=len(self.data.meta["modes"])).float() / len(points)
+        which = torch.cdist(points, self.data.modes).argmin(1)               # (n,) nearest mode
+        share = torch.bincount(which, minlength=len(self.data.modes)).float() / len(points)
         with self._lock:
             self._mode_share = share
         if hasattr(model, "discriminate"):

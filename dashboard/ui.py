@@ -416,7 +416,7 @@ def sidebar() -> state.Context:
         f"**{DATASET_LABELS[n]}**: {genlib.DATASETS[n]}" for n in names))
     data = _dataset(dataset)
     if data is not None and dataset == "folder":
-        skipped = data.meta.get("skipped", 0)
+        skipped = data.skipped
         sb.caption(f"{len(data):,} images in {data.num_classes} classes ({', '.join(data.class_names[:10])}"
                    f"{', …' if data.num_classes > 10 else ''}), resized to {tuple(data.shape)}."
                    + (f" {skipped:,} files skipped: not images or unsafe paths." if skipped else ""))

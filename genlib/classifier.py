@@ -185,8 +185,8 @@ def read_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def classifier_path(dataset_name: str) -> Path:
-    from .data import _canonical_name
-    return CLASSIFIER_DIR / f"{_canonical_name(dataset_name)}.pt"
+    from .data import canonical_name
+    return CLASSIFIER_DIR / f"{canonical_name(dataset_name)}.pt"
 
 
 def has_classifier(dataset_name: str) -> bool:

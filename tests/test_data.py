@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import pickle
+import re
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,8 @@ from PIL import Image
 
 from genlib import data as D
 from genlib.data import download
+from genlib.data.toys import load_toy
+from genlib.models import make_model
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -123,6 +128,7 @@ def test_load_mnist_from_tiny_files(tmp_path: Path, gz: bool) -> None:
     assert ds.y.tolist() == labels.tolist() and ds.note == ""
 
 
+@pytest.mark.hostile(2)
 def test_read_idx_rejects_bad_magic_and_truncation(tmp_path: Path) -> None:
     bad = tmp_path / "bad-idx3-ubyte"
     bad.write_bytes(b"\x12\x34\x08\x01" + bytes(8))
@@ -161,6 +167,7 @@ class _Hostile:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.hostile
 def test_cifar_refuses_hostile_pickle(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -178,10 +185,12 @@ def test_cifar_refuses_hostile_pickle(tmp_path: Path) -> None:
 # Missing files and downloads (no network: file:// URLs and a refused local port)
 
 
+@pytest.mark.hostile(2)
 def test_missing_files_error_names_folder_and_files(tmp_path: Path) -> None:
     with pytest.raises(D.DataNotFoundError) as err:
-        D.load_dataset("mnist", split="train", root=tmp_path, download=False)
+        D.load_dataset("mnist", root=tmp_path, download=False)   # the default split, offline
     msg = str(err.value)
+    assert re.search("(?s)train-images.*Put the files in", msg)
     assert str(tmp_path / "MNIST" / "raw") in msg
     assert "train-images-idx3-ubyte" in msg and "train-labels-idx1-ubyte" in msg
     assert "download=True" in msg
@@ -190,6 +199,7 @@ def test_missing_files_error_names_folder_and_files(tmp_path: Path) -> None:
         D.load_dataset("cifar10", root=tmp_path, download=False)
 
 
+@pytest.mark.hostile
 def test_unreachable_download_is_data_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(D.MIRRORS, "mnist", ["http://127.0.0.1:9/", (tmp_path / "nowhere").as_uri() + "/"])
     monkeypatch.setitem(D.RESOURCES, "mnist", [("t10k-images-idx3-ubyte.gz", None),
@@ -222,6 +232,7 @@ def test_download_via_file_url_reports_progress(tmp_path: Path, monkeypatch: pyt
     assert len(finished) == 2 and any("md5" in c[2] for c in calls)
 
 
+@pytest.mark.hostile
 def test_download_with_wrong_md5_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _serve_mnist(tmp_path, monkeypatch, good_md5=False)
     with pytest.raises(D.DataNotFoundError, match="md5"):
@@ -384,10 +395,104 @@ def test_flat_folder_and_empty_folder(tmp_path: Path) -> None:
         D.load_dataset("folder", path=tmp_path / "empty")
 
 
+# ---------------------------------------------------------------------------------------------
+# Uploaded zips: hostile and odd archives
+
+
+def _png(mode="L", size=(12, 12), colour=128) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.hostile
+def test_zip_path_traversal_is_not_extracted_and_is_counted():
+    data = _zip({"cats/a.png": _png(), "dogs/b.png": _png(), "../../evil.png": _png(),
+                 "/abs/evil.png": _png()})
+    ds = D.load_dataset("folder", path=data)     # read in memory, nothing extracted (genlib/data/folder.py)
+    assert ds.class_names == ["cats", "dogs"] and len(ds) == 2
+    assert ds.skipped == 2
+
+
+@pytest.mark.hostile
+def test_zip_bomb_is_refused():
+    bomb = _zip({"a/zeros.png": b"\0" * (20 << 20)})      # 20 MB of zeros, ~20 kB compressed
+    assert len(bomb) < 100_000
+    with pytest.raises(ValueError, match="zip bomb"):
+        D.load_dataset("folder", path=bomb)
+
+
+@pytest.mark.hostile
+def test_zip_non_images_mixed_sizes_and_modes():
+    data = _zip({
+        "a/grey.png": _png("L", (10, 14)), "a/rgba.png": _png("RGBA", (40, 20), (1, 2, 3, 4)),
+        "b/palette.png": _png("P", (28, 28), 3), "b/rgb.jpg": _jpeg(), "b/notes.txt": b"not an image",
+        "b/fake.png": b"\x89PNG but not really",
+    })
+    ds = D.load_dataset("folder", path=data, size=16)
+    assert ds.shape == (1, 16, 16) and len(ds) == 4 and ds.skipped == 2
+    ds3 = D.load_dataset("folder", path=data, size=16, channels=3)
+    assert ds3.shape == (3, 16, 16)
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("what, make, match", [
+    ("empty archive", lambda: _zip({}), "no readable images"),
+    ("archive of text files only", lambda: _zip({"a/x.txt": b"x"}), "no readable images"),
+    ("random bytes as a zip", lambda: b"PK\x03\x04 definitely broken", "not a valid zip"),
+])
+def test_empty_archive_and_not_a_zip(what, make, match):
+    with pytest.raises(ValueError, match=match):
+        D.load_dataset("folder", path=make())
+
+
+@pytest.mark.hostile
+def test_one_class_archive():
+    one = D.load_dataset("folder", path=_zip({"cats/a.png": _png(), "cats/b.png": _png()}))
+    assert len(one) == 2 and one.num_classes == 1
+    # a one-class dataset trains an unconditional model, and refuses a conditional one clearly
+    make_model("gan", one)
+    with pytest.raises(ValueError, match="num_classes"):
+        make_model("cgan", one)
+
+
+@pytest.mark.hostile(3)
 def test_unknown_name_and_split() -> None:
     with pytest.raises(ValueError, match="unknown dataset"):
         D.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="unknown 2-D toy 'imagenet'"):   # was silently a spiral
+        load_toy("imagenet")
     with pytest.raises(ValueError, match="split"):
         D.load_dataset("ring", split="validation")
     assert set(D.DATASETS) >= {"mnist", "fashion-mnist", "cifar10", "digits", "ring", "grid",
                                "moons", "spiral", "folder"}
+    assert set(D.LOADERS) == set(D.DATASETS)
+    assert D.canonical_name("Fashion_MNIST") == D.canonical_name("fashion") == "fashion-mnist"
+
+
+def test_register_adds_a_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(D, "DATASETS", dict(D.DATASETS))
+    monkeypatch.setattr(D, "LOADERS", dict(D.LOADERS))
+    seen = {}
+
+    def load(split, root, download, progress, **options):
+        seen.update(split=split, **options)
+        return _numbered_images(3)
+
+    D.register("numbers", "three numbered images", load)
+    ds = D.load_dataset("numbers", split="test", k=1)
+    assert len(ds) == 3 and seen == {"split": "test", "k": 1} and D.DATASETS["numbers"] == "three numbered images"

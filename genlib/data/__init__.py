@@ -87,8 +87,6 @@ def canonical_name(name: str) -> str:
     return key
 
 
-_canonical_name = canonical_name   # the old name, still imported by genlib.metrics and genlib.classifier
-
 
 def load_dataset(name: str, *, split: str = "train", root: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu", download: bool | None = None,
