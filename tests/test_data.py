@@ -495,4 +495,5 @@ def test_register_adds_a_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
 
     D.register("numbers", "three numbered images", load)
     ds = D.load_dataset("numbers", split="test", k=1)
-    assert len(ds) == 3 and seen == {"split": "test", "k": 1} and D.DATASETS["numbers"] == "three numbered images"
+    assert len(ds) == 3 and seen == {"split": "test", "k": 1}
+    assert D.DATASETS["numbers"] == "three numbered images"

@@ -87,7 +87,6 @@ def canonical_name(name: str) -> str:
     return key
 
 
-
 def load_dataset(name: str, *, split: str = "train", root: str | os.PathLike | None = None,
                  device: str | torch.device = "cpu", download: bool | None = None,
                  progress: Progress | None = None, **kwargs: Any) -> Dataset:

@@ -28,8 +28,9 @@ _MAX_PIXELS = 4096 * 4096          # per image, before resizing
 
 def load_folder(path: str | os.PathLike | bytes | IO[bytes] | None = None, size: int = 28,
                 channels: int = 1, source: str = "upload") -> Dataset:
-    """Images in a folder (one subfolder per class, or none), or a zip of one given as a path, bytes
-    or a file object; ``source`` names an in-memory zip in messages and ``Dataset.source`` (e.g. its file name)."""
+    """Images in a folder (one subfolder per class, or none), or a zip of one given as a path,
+    bytes or a file object; ``source`` names an in-memory zip (e.g. its file name) in messages and
+    in ``Dataset.source``."""
     if path is None:
         raise ValueError("dataset 'folder' needs path=<directory of images, or a .zip of one>")
     if not 4 <= size <= 128:
@@ -44,9 +45,6 @@ def load_folder(path: str | os.PathLike | bytes | IO[bytes] | None = None, size:
         raise ValueError(f"{folder} is not a directory or a zip file")
     files, class_names, skipped = _image_files(folder)
     return _stack_images(iter(files), class_names, skipped, size, channels, str(folder))
-
-
-# Guards for archives a user uploads: a zip bomb expands a few kB into gigabytes.
 
 
 def _image_files(path: Path) -> tuple[list[tuple[Path, int]], list[str], int]:
@@ -98,7 +96,6 @@ def _stack_images(items: Iterator[tuple[Any, int]], class_names: list[str], skip
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
     y = torch.tensor(labels, dtype=torch.int64)
     return Dataset("folder", "all", x, y, class_names, source=source, skipped=skipped)
-
 
 
 def _unsafe_member(name: str) -> bool:
