@@ -1,5 +1,5 @@
-"""How long evaluation takes: genlib.metrics.evaluate (n=5000 by default) and quick_metrics (n=1000,
-the Trainer's live metric) for an MLP GAN on MNIST, split into its parts.
+"""How long evaluation takes: genlib.metrics.evaluate (n=5000 by default) and its live set
+(evaluate(..., LIVE_METRICS), n=1000, the Trainer's live metric) for an MLP GAN on MNIST, split into its parts.
 
     python bench/metrics.py [--n 5000] [--quick-n 1000] [--steps 200] [--threads 1] [--repeats 3]
 
@@ -22,6 +22,7 @@ from common import machine
 from genlib import Trainer, TrainConfig, load_dataset, make_model
 from genlib import metrics as M
 from genlib.classifier import load_classifier
+from genlib.sampling import classify_batched
 
 
 def timed(fn, *args, **kwargs):
@@ -56,15 +57,15 @@ def main() -> None:
     clf = load_classifier("mnist")
     stats = M.reference_stats(ref, clf)
     x, _ = M.draw_samples(gan, args.n)
-    t_feat, (feats, probs) = timed(M.classifier_outputs, clf, x)
+    t_feat, (feats, probs) = timed(classify_batched, clf, x)
     t_fid, _ = timed(lambda: M.frechet_distance(*M.gaussian_stats(feats), stats["mu"], stats["sigma"]))
     t_kid, _ = timed(M.kernel_distance, stats["feats"], feats)
     t_prdc, _ = timed(M.prdc, stats["feats"], feats)
     print(f"  parts: classifier features {t_feat:.2f} s, classifier_fid {t_fid:.3f} s, "
           f"kid (100 x 1000) {t_kid:.2f} s, prdc (k=5) {t_prdc:.2f} s")
 
-    quick = [timed(M.quick_metrics, gan, "mnist", args.quick_n)[0] for _ in range(args.repeats)]
-    print(f"quick_metrics n={args.quick_n}, warm: median {np.median(quick):.3f} s of {args.repeats} "
+    quick = [timed(M.evaluate, gan, "mnist", args.quick_n, M.LIVE_METRICS)[0] for _ in range(args.repeats)]
+    print(f"live metrics n={args.quick_n}, warm: median {np.median(quick):.3f} s of {args.repeats} "
           f"(min {min(quick):.3f})")
 
 

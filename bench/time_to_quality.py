@@ -5,7 +5,7 @@ on MNIST after 15, 30 and 60 s of training on this machine, with the metrics the
 
 One run per model: a genlib.Trainer on its own thread with the preset's defaults and the default
 TrainConfig (batch 64, genlib's default threads). At each checkpoint the run is paused, the model is
-measured with genlib.metrics.quick_metrics (n samples; the Trainer does not count a pause as
+measured with genlib.metrics.evaluate(..., LIVE_METRICS) (n samples; the Trainer does not count a pause as
 training, and neither does the clock here), then resumed. 'train s' is the wall time spent
 training up to that checkpoint (the run stops between two steps, so a little over the target).
 
@@ -46,7 +46,7 @@ def run(preset: str, data, device, at: list[float], n: int) -> list[dict]:
             if trainer.state == "error" or not trainer.is_alive:
                 raise RuntimeError(f"{preset}: the run ended: {trainer.message}")
             t = time.perf_counter()
-            m = metrics.quick_metrics(model, "mnist", n)
+            m = metrics.evaluate(model, "mnist", n, metrics.LIVE_METRICS)
             sync(device)
             rows.append({"preset": preset, "at": target, "trained": trained, "steps": trainer.step,
                          "epoch": trainer.epoch, **m, "eval_s": time.perf_counter() - t})
@@ -81,7 +81,7 @@ def main() -> None:
     t_start = time.perf_counter()
     data = genlib.load_dataset("mnist")
     ref = metrics.reference_dataset("mnist")
-    genlib.configure_threads()          # what the Trainer will use; quick_metrics runs under it too
+    genlib.configure_threads()          # what the Trainer will use; the live metrics run under it too
     floor = metrics.floor_fid("mnist", n=args.n)     # also computes and caches the reference statistics
 
     print(machine(device, f"MNIST {data.split} split ({len(data):,} images), default TrainConfig (batch 64), "

@@ -1,5 +1,6 @@
-"""Measurements the pages show, as plain functions: thin adapters over ``genlib.metrics`` and
-``genlib.classifier``, and the 2-D toy probe of the mode-collapse lab.
+"""Measurements the pages show: thin adapters over ``genlib.metrics`` and ``genlib.classifier`` for
+the dashboard's datasets, and the 2-D toy probe of the mode-collapse lab. Nothing is computed here
+that genlib does not compute; what is added is the "not available" answer.
 
 A measurement a dataset does not support (no shipped classifier, a toy without modes) returns None
 or an empty result, so a page can say so with one ``st.info`` instead of failing.
@@ -9,11 +10,14 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 import genlib
 from genlib import classifier as gclassifier
 from genlib import metrics as gmetrics
+from genlib.metrics import LIVE_N   # samples per live measurement, and the floor it is compared with
+from genlib.sampling import classify_batched
 
 
 # --- the dataset's classifier (genlib.classifier) -------------------------------------------------
@@ -26,7 +30,7 @@ def classifier_for(dataset: str):
 
 def classify(classifier, images: torch.Tensor) -> torch.Tensor:
     """Predicted class per image, (N,) int64; images uint8 or [0, 1] (N, C, H, W)."""
-    return gclassifier.predict(classifier, images)
+    return torch.from_numpy(classify_batched(classifier, images)[1].argmax(1))
 
 
 def classifier_accuracy_note(classifier) -> str:
@@ -35,18 +39,18 @@ def classifier_accuracy_note(classifier) -> str:
     return f"{acc:.1%} on held-out real images" if isinstance(acc, float) else "accuracy unknown"
 
 
-def label_accuracy(classifier, images: torch.Tensor, label: int) -> float:
-    """Share of generated images that the classifier assigns to the class they were asked for."""
-    return float((classify(classifier, images) == label).float().mean())
+def share_classified_as(classifier, images: torch.Tensor, label: int) -> float:
+    """``genlib.metrics.label_accuracy`` of images all drawn for class ``label``: the share of them
+    the classifier assigns to that class."""
+    pred = classify(classifier, images).numpy()
+    return gmetrics.label_accuracy(pred, np.full(len(pred), label), classifier.config.num_classes)["label_accuracy"]
 
 
 def class_histogram(samples: list[tuple[int, torch.Tensor]], classifier, num_classes: int):
     """(steps, (T, K) class shares) of the fixed-noise grids saved along a training run."""
-    steps, rows = [], []
-    for step, images in samples:
-        pred = classify(classifier, images)                                   # (n,)
-        rows.append(torch.bincount(pred, minlength=num_classes).float() / len(pred))
-        steps.append(step)
+    steps = [step for step, _ in samples]
+    rows = [torch.from_numpy(gmetrics.class_shares(classify(classifier, images), num_classes)).float()
+            for _, images in samples]                                      # (K,) each
     return steps, (torch.stack(rows) if rows else torch.zeros(0, num_classes))
 
 
@@ -56,17 +60,15 @@ def has_quality_metrics(data: genlib.Dataset) -> bool:
     return classifier_for(data.name) is not None if data.is_image else data.modes is not None
 
 
-QUICK_N = 1000          # samples per live measurement (quick_metrics, and the floor it is compared with)
-
-
-def quick_metrics(model, data: genlib.Dataset, n: int = QUICK_N) -> dict[str, float]:
-    """``genlib.metrics.quick_metrics`` (classifier-FID, classes covered, ...); {} when unavailable."""
+def live_metrics(model, data: genlib.Dataset, n: int = LIVE_N) -> dict[str, float]:
+    """``genlib.metrics.evaluate(model, data.name, n, LIVE_METRICS)`` (classifier-FID, classes
+    covered, ...), compared with the dataset's reference images; {} when unavailable."""
     if not has_quality_metrics(data):
         return {}
-    return dict(gmetrics.quick_metrics(model, data.name, n))
+    return gmetrics.evaluate(model, data.name, n, gmetrics.LIVE_METRICS)
 
 
-def fid_floor(data: genlib.Dataset, n: int = QUICK_N) -> tuple[float, int] | None:
+def floor_fid_with_count(data: genlib.Dataset, n: int = LIVE_N) -> tuple[float, int] | None:
     """(``genlib.metrics.floor_fid``, images it used): the classifier-FID of up to ``n`` held-out real
     images, what a perfect model scores at that sample size (the estimate rises as n falls); None
     without a classifier. The held-out half can be smaller than ``n`` (digits: 898 images)."""
@@ -76,11 +78,11 @@ def fid_floor(data: genlib.Dataset, n: int = QUICK_N) -> tuple[float, int] | Non
     return gmetrics.floor_fid(data.name, n=n), min(n, held)
 
 
-def live_metric_fn(data: genlib.Dataset) -> Callable[[Any], dict[str, float]] | None:
-    """A cheap metric for the Trainer's ``metric_fn`` (from ``genlib.metrics``), or None."""
+def live_metric_fn(data: genlib.Dataset, n: int = LIVE_N) -> Callable[[Any], dict[str, float]] | None:
+    """``genlib.metrics.live_metric_fn(data.name, n)`` for the Trainer's ``metric_fn``, or None."""
     if not has_quality_metrics(data):
         return None
-    return gmetrics.live_metric_fn(data.name)
+    return gmetrics.live_metric_fn(data.name, n)
 
 
 # --- 2-D toys: mode coverage and the discriminator's map -------------------------------------------
@@ -105,7 +107,8 @@ def toy_metrics(points: torch.Tensor, data: genlib.Dataset) -> dict[str, float]:
 class ToyProbe:
     """A Trainer ``metric_fn`` for 2-D mixtures. It runs on the trainer thread (the only thread
     allowed to touch the model while it trains) and also keeps the discriminator's values on a
-    grid over the plane for the page to draw.
+    grid over the plane for the page to draw. Its samples are ``genlib.metrics.draw_samples``'s:
+    the same seeded z (``genlib.sampling.prior_draw``) as every other seeded draw.
     """
 
     def __init__(self, data: genlib.Dataset, n: int = 1000, grid: int = 60, lim: float = 1.6, seed: int = 0):
@@ -121,11 +124,11 @@ class ToyProbe:
         self._mode_share: torch.Tensor | None = None
 
     def __call__(self, model) -> dict[str, float]:
-        g = torch.Generator(device=model.device).manual_seed(self.seed)
-        points = model.sample(self.n, z=model.prior(self.n, generator=g)).cpu()   # (n, 2)
+        points, _ = gmetrics.draw_samples(model, self.n, seed=self.seed)
+        points = points.cpu()                                              # (n, 2)
         out = toy_metrics(points, self.data)
-        which = torch.cdist(points, self.data.modes).argmin(1)               # (n,) nearest mode
-        share = torch.bincount(which, minlength=len(self.data.modes)).float() / len(points)
+        _, nearest = gmetrics.nearest_mode(points, self.data.modes)        # (n,)
+        share = torch.from_numpy(gmetrics.class_shares(nearest, len(self.data.modes))).float()
         with self._lock:
             self._mode_share = share
         if hasattr(model, "discriminate"):
