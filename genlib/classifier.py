@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .files import CLASSIFIER_DIR, atomic_save, read_versioned
-from .nets import count_parameters
+from .models.nets import count_parameters
+from .sampling import classify_batched
 
 FORMAT = "genlib-classifier"
 VERSION = 1
@@ -144,21 +145,10 @@ def train_classifier(model: Classifier, data, *, epochs: float = 5, batch_size: 
             "wall_time_s": round(time.perf_counter() - t0, 2), "final_loss": loss.item()}
 
 
-@torch.no_grad()
-def predict(model: Classifier, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted class of each image, (N,) int64. ``x`` is [0, 1] float or uint8 (N, C, H, W)."""
-    model.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(model.device)
-        xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-        out.append(model(xb).argmax(1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
-
-
 def accuracy(model: Classifier, data) -> float:
     """Fraction of a Dataset's images classified as their label."""
-    return float((predict(model, data.x) == data.y.cpu()).float().mean())
+    _, probs = classify_batched(model, data.x)                                 # (N, K)
+    return float((probs.argmax(1) == data.y.cpu().numpy()).mean())
 
 
 # ------------------------------------------------------------------------------------------------

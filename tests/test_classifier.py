@@ -17,6 +17,7 @@ def test_shapes(shape):
     assert torch.allclose(model.head(model.features(x)), model(x))   # eval: dropout off
 
 
+@pytest.mark.hostile
 def test_config_rejects_too_many_stages():
     with pytest.raises(ValueError, match="side"):
         C.ClassifierConfig(data_shape=(1, 8, 8), widths=(8, 8, 8, 8))
@@ -33,6 +34,7 @@ def test_save_load_round_trip(tmp_path):
     assert payload["format"] == "genlib-classifier"
 
 
+@pytest.mark.hostile(2)
 def test_read_rejects_other_files(tmp_path):
     torch.save({"format": "something-else"}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a genlib classifier"):
@@ -52,6 +54,10 @@ def test_smoke_train_learns_digits():
     stats = C.train_classifier(model, train, epochs=3, batch_size=64)
     assert stats["steps"] == 3 * train.steps_per_epoch(64)
     assert C.accuracy(model, test) > 0.8     # chance is 0.1
+    model.eval()
+    with torch.no_grad():                    # accuracy is the logits' argmax, on the [0, 1] images
+        by_hand = (model(test.get(torch.arange(len(test)))[0]).argmax(1) == test.y).float().mean()
+    assert C.accuracy(model, test) == pytest.approx(float(by_hand))
 
 
 def test_load_classifier_is_cached_and_carries_card():
