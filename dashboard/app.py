@@ -1,7 +1,7 @@
 """Generative models lab: the Streamlit entry point (`streamlit run dashboard/app.py`).
 
 The shell only builds the sidebar (device, dataset, model picker) and the navigation; each page is
-a file in dashboard/app_pages/ and reads the sidebar's choice with ``dashboard.state.context()``.
+a file in dashboard/app_pages/ and reads the sidebar's choice with ``dashboard.context.context()``.
 
 The folder is deliberately not called ``pages/``: Streamlit treats a ``pages/`` folder beside the
 entry script as its older multipage layout, and then a deep link (``/train`` on a fresh server) or
@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:      # `streamlit run` puts dashboard/ on the path, not the repo
     sys.path.insert(0, str(HERE.parent))
 
-from dashboard import ui  # noqa: E402
+from dashboard import sidebar  # noqa: E402
 
 # (file in app_pages/, title, icon).
 PAGES = [
@@ -33,5 +33,5 @@ st.set_page_config(page_title="Generative models lab", page_icon=":material/auto
 pages = [st.Page(HERE / "app_pages" / f, title=t, icon=i, default=(f == "overview.py")) for f, t, i in PAGES]
 page = st.navigation(pages)
 st.sidebar.title("Generative models lab")
-ui.sidebar()
+sidebar.sidebar()
 page.run()

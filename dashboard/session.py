@@ -1,8 +1,10 @@
-"""Session and run management for the dashboard.
+"""The runs of a browser session, the watchdog that stops them when the browser goes, and the files
+a session uploads (checkpoints, a .zip of images) or downloads (a checkpoint).
 
-Each browser session owns a ``SessionRuns`` (kept in ``st.session_state``): its training runs, the
-checkpoints it uploaded and its sidebar context. Two sessions never share a trainer. A run trains on
-its own ``genlib.Trainer`` thread, which never calls ``st.*``; pages poll ``run.snapshot()``.
+Each browser session owns a ``SessionRuns`` (kept in ``st.session_state``): its training runs and
+the checkpoints it uploaded. Two sessions never share a trainer. A run trains on its own
+``genlib.Trainer`` thread, which never calls ``st.*``; pages poll ``run.snapshot()`` and sample
+from a frozen CPU copy of its model (``Run.frozen_model``), never from a model a thread is training.
 
 When the tab closes, Streamlit disconnects the session, keeps it for a reconnect window and then
 drops it. A per-process ``SessionWatchdog`` asks Streamlit's runtime every second whether each
@@ -10,11 +12,6 @@ session is still connected: after ``PAUSE_AFTER_S`` disconnected its running tra
 (the CPU is free again; a reconnect resumes them), after ``STOP_AFTER_S`` they are stopped. A
 ``weakref.finalize`` on ``SessionRuns`` also stops them when the session's state is garbage
 collected, which covers runtimes without a server (AppTest, ``python app.py``).
-
-Datasets and pretrained checkpoints are cached with ``st.cache_resource`` and shared read-only
-between sessions: training never touches them; a session trains its own model, and pages sample
-from a frozen CPU copy of a session model (``Run.frozen_model``), never from a model a thread is
-training.
 """
 from __future__ import annotations
 
@@ -23,22 +20,19 @@ import copy
 import dataclasses
 import gc
 import hashlib
+import io
 import os
 import threading
 import time
 import weakref
-from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
-import torch
 from streamlit.logger import get_logger
 
 import genlib
-from genlib.checkpoint import Checkpoint, model_card
+from genlib.checkpoint import Checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-PRETRAINED_DIR = REPO / "pretrained"
 UPLOAD_LIMIT_MB = 50                    # checkpoints here are a few MB; 50 leaves room for CIFAR models
 PAUSE_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_PAUSE_AFTER_S", 5))   # a reload reconnects in ~1 s
 STOP_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_STOP_AFTER_S", 120))   # Streamlit keeps a session 2 min
@@ -52,64 +46,6 @@ log = get_logger(__name__)
 # the collections Python runs on its own short. See also runner.postScriptGC in .streamlit/config.toml.
 gc.collect()
 gc.freeze()
-
-
-# --- cached, shared, read-only resources -------------------------------------------------------
-@st.cache_resource(show_spinner="Loading dataset…")
-def load_data(name: str) -> genlib.Dataset:
-    """A dataset on the CPU, loaded once per process; never downloads (see ``download_data``)."""
-    return genlib.load_dataset(name, download=False)
-
-
-def download_data(name: str, progress: Callable[[int, int | None, str], None]) -> genlib.Dataset:
-    """Fetch a missing dataset (needs internet), then load it through the cache."""
-    genlib.load_dataset(name, download=True, progress=progress)
-    load_data.clear()
-    return load_data(name)
-
-
-@st.cache_resource(show_spinner="Loading pretrained model…", max_entries=64)
-def _load_pretrained(path: str, mtime: float) -> Checkpoint:
-    return genlib.load_checkpoint(path)
-
-
-def pretrained_checkpoints() -> dict[str, Checkpoint | genlib.CheckpointError]:
-    """Every ``pretrained/*.pt`` (the classifiers live in a subfolder and are not listed)."""
-    out: dict[str, Checkpoint | genlib.CheckpointError] = {}
-    for path in sorted(PRETRAINED_DIR.glob("*.pt")):
-        try:
-            out[path.stem] = _load_pretrained(str(path), path.stat().st_mtime)
-        except genlib.CheckpointError as e:
-            out[path.stem] = e
-    return out
-
-
-# --- models the pages can use ------------------------------------------------------------------
-@dataclasses.dataclass(eq=False)
-class ModelEntry:
-    """A model a page may sample from (never one a thread is training), with what is known of it."""
-
-    name: str
-    source: str                                   # 'pretrained', 'session' or 'upload'
-    model: genlib.GenerativeModel
-    card: dict[str, Any]
-    samples: list[tuple[int, torch.Tensor]] = dataclasses.field(default_factory=list)
-    preset: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.source})"
-
-    @classmethod
-    def from_checkpoint(cls, name: str, source: str, ckpt: Checkpoint) -> "ModelEntry":
-        return cls(name, source, ckpt.model, ckpt.card, ckpt.samples, preset=str(ckpt.card.get("preset", "")))
-
-
-def matches_dataset(card: dict[str, Any], model: genlib.GenerativeModel, data: genlib.Dataset) -> bool:
-    """A model fits a dataset when its card names it, or (no name) when the shapes agree."""
-    if card.get("dataset"):
-        return card["dataset"] == data.name and tuple(model.config.data_shape) == data.shape
-    return tuple(model.config.data_shape) == data.shape
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -181,14 +117,6 @@ class Run:
             frozen = copy.deepcopy(model).cpu().eval()
             self._frozen = (model.steps, frozen)
         return self._frozen[1]
-
-    def entry(self) -> ModelEntry | None:
-        model = self.frozen_model()
-        if model is None:
-            return None
-        snap = self.snapshot()
-        card = model_card(model, self.trainer, preset=self.preset)
-        return ModelEntry(self.name, "session", model, card, snap.samples, preset=self.preset)
 
 
 def _stop_trainers(trainers: list[genlib.Trainer]) -> None:
@@ -368,49 +296,8 @@ def folder_upload() -> tuple[str, bytes, genlib.Dataset] | None:
     return (held["file"], held["raw"], held["data"]) if held else None
 
 
-def dataset(name: str) -> genlib.Dataset | None:
-    """What a page trains on for the sidebar's dataset ``name``: this session's upload for 'folder'
-    (None before one), else the shared cached copy (``load_data``)."""
-    if name == "folder":
-        held = folder_upload()
-        return held[2] if held else None
-    return load_data(name)
-
-
-# --- what the sidebar chose, for the pages -------------------------------------------------------
-@dataclasses.dataclass(eq=False)
-class Context:
-    device: str
-    dataset: str
-    data: genlib.Dataset | None              # None when the dataset is missing (the sidebar says why)
-    models: list[ModelEntry]                 # every model usable on this dataset
-    model: ModelEntry | None                 # the one picked in the sidebar
-
-    def models_where(self, pred: Callable[[ModelEntry], bool]) -> list[ModelEntry]:
-        return [m for m in self.models if pred(m)]
-
-
-def available_models(data: genlib.Dataset) -> list[ModelEntry]:
-    """Pretrained models for ``data``, then this session's finished runs, then its uploads."""
-    out = [ModelEntry.from_checkpoint(name, "pretrained", c) for name, c in pretrained_checkpoints().items()
-           if isinstance(c, Checkpoint) and matches_dataset(c.card, c.model, data)]
-    runs = session_runs()
-    for run in runs.runs.values():
-        entry = run.entry() if run.dataset == data.name else None
-        if entry is not None:
-            out.append(entry)
-    for name, ckpt in runs.uploads.values():
-        if matches_dataset(ckpt.card, ckpt.model, data):
-            out.append(ModelEntry.from_checkpoint(name, "upload", ckpt))
-    return out
-
-
-def set_context(ctx: Context) -> None:
-    st.session_state["genlib_ctx"] = ctx
-
-
-def context() -> Context:
-    ctx = st.session_state.get("genlib_ctx")
-    if ctx is None:
-        raise RuntimeError("open the dashboard with `streamlit run dashboard/app.py`, not a page file")
-    return ctx
+def checkpoint_bytes(model: genlib.GenerativeModel, trainer: genlib.Trainer | None = None, **card: Any) -> bytes:
+    """A checkpoint as the bytes of a download (the Train page's "Checkpoint (.pt)")."""
+    buf = io.BytesIO()
+    genlib.save_checkpoint(buf, model, trainer, **card)
+    return buf.getvalue()

@@ -2,7 +2,7 @@
 interactions work (a run advances, survives page switches, stops; divergence can be resumed;
 the conditional page follows the class; the mode-collapse lab trains two models).
 
-Plus the pieces the pages stand on: session cleanup (watchdog, finalizer) and the UI helpers.
+Plus the pieces the pages stand on: session cleanup (watchdog, finalizer), images, figures and memo.
 Waits poll a condition with a generous deadline; nothing asserts a speed.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
 from conftest import APP, assert_clean  # noqa: E402
-from dashboard import measure, state, ui  # noqa: E402
+from dashboard import figures, images, measure, resources, session, ui  # noqa: E402
 
 PAGES = ["app_pages/overview.py", "app_pages/train.py", "app_pages/conditional.py", "app_pages/mode_collapse.py"]
 
@@ -39,7 +39,7 @@ def wait_until(cond, timeout: float = 20.0, poll: float = 0.05) -> bool:
     return cond()
 
 
-def runs_of(at: AppTest) -> state.SessionRuns:
+def runs_of(at: AppTest) -> session.SessionRuns:
     return at.session_state["genlib_runs"]
 
 
@@ -55,7 +55,7 @@ def app():
             run.trainer.join(10)
 
 
-def start_training(at: AppTest, preset: str, steps: int) -> state.Run:
+def start_training(at: AppTest, preset: str, steps: int) -> session.Run:
     at.switch_page("app_pages/train.py").run()
     at.selectbox(key="tr_preset").set_value(preset).run()
     at.number_input(key="tr_steps").set_value(steps)
@@ -171,16 +171,16 @@ def test_mode_collapse_lab_trains_both_models_and_measures_coverage(app):
 
 
 # --- session cleanup -----------------------------------------------------------------------------
-def _tiny_run(runs: state.SessionRuns) -> state.Run:
-    data = state.load_data("digits")
+def _tiny_run(runs: session.SessionRuns) -> session.Run:
+    data = resources.load_data("digits")
     trainer = genlib.Trainer(genlib.make_model("vae", data), data, genlib.TrainConfig(steps=10**6, batch_size=16))
-    return runs.add(state.Run(runs.new_name("vae"), "vae", "digits", trainer))
+    return runs.add(session.Run(runs.new_name("vae"), "vae", "digits", trainer))
 
 
 def test_watchdog_pauses_then_stops_the_runs_of_a_disconnected_session():
     connected = {"s1": True}
-    dog = state.SessionWatchdog(is_active=lambda sid: connected[sid], pause_after=5, stop_after=60)
-    runs = state.SessionRuns()
+    dog = session.SessionWatchdog(is_active=lambda sid: connected[sid], pause_after=5, stop_after=60)
+    runs = session.SessionRuns()
     run = _tiny_run(runs)
     run.start()
     dog.watch("s1", runs)
@@ -207,7 +207,7 @@ def test_watchdog_pauses_then_stops_the_runs_of_a_disconnected_session():
 
 
 def test_trainers_stop_when_the_session_state_is_garbage_collected():
-    runs = state.SessionRuns()
+    runs = session.SessionRuns()
     trainer = _tiny_run(runs).trainer
     trainer.start()
     assert wait_until(lambda: trainer.step > 0)
@@ -218,7 +218,7 @@ def test_trainers_stop_when_the_session_state_is_garbage_collected():
 
 
 def test_frozen_model_is_a_copy_and_only_exists_when_not_training():
-    runs = state.SessionRuns()
+    runs = session.SessionRuns()
     run = _tiny_run(runs)
     run.trainer.config.steps = 5
     run.start()
@@ -232,12 +232,12 @@ def test_frozen_model_is_a_copy_and_only_exists_when_not_training():
 # --- helpers -------------------------------------------------------------------------------------
 def test_image_grid_places_every_image_and_upscales_whole_pixels():
     x = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 1, 2, 2) * 40   # image i = 40 i
-    grid = ui.image_grid(x, nrow=3, pad=1, min_side=14)
+    grid = images.image_grid(x, nrow=3, pad=1, min_side=14)
     assert grid.shape == (2 * 7, 2 * 10)          # (2 rows x 3 + pad) scaled x2 to reach >= 14 wide
     for i in range(6):
         r, c = divmod(i, 3)
         assert grid[2 * (1 + 3 * r), 2 * (1 + 3 * c)] == 40 * i
-    assert ui.image_grid(torch.zeros(4, 3, 2, 2, dtype=torch.uint8)).ndim == 3     # colour stays RGB
+    assert images.image_grid(torch.zeros(4, 3, 2, 2, dtype=torch.uint8)).ndim == 3     # colour stays RGB
 
 
 def test_gif_and_png_are_readable_images():
@@ -246,9 +246,9 @@ def test_gif_and_png_are_readable_images():
     from PIL import Image
 
     samples = [(s, torch.randint(0, 255, (16, 1, 8, 8), dtype=torch.uint8)) for s in (0, 10, 20)]
-    gif = Image.open(BytesIO(ui.gif_bytes(samples)))
+    gif = Image.open(BytesIO(images.gif_bytes(samples)))
     assert gif.format == "GIF" and gif.n_frames == 3
-    assert Image.open(BytesIO(ui.png_bytes(ui.image_grid(samples[0][1])))).format == "PNG"
+    assert Image.open(BytesIO(images.png_bytes(images.image_grid(samples[0][1])))).format == "PNG"
 
 
 @pytest.mark.parametrize("family,loss,keys,prob_axis", [
@@ -258,7 +258,7 @@ def test_gif_and_png_are_readable_images():
 ])
 def test_loss_figure_labels_its_axes(family, loss, keys, prob_axis):
     history = {"step": [1, 2, 3], **{k: [0.1, 0.2, 0.3] for k in keys}}
-    fig = ui.loss_figure(history, family, loss)
+    fig = figures.loss_figure(history, family, loss)
     assert fig.layout.xaxis.title.text == "training step"
     assert all(ax.title.text for ax in (fig.layout.yaxis, fig.layout.yaxis2))
     assert (fig.layout.yaxis2.title.text == "probability") == prob_axis
@@ -267,13 +267,13 @@ def test_loss_figure_labels_its_axes(family, loss, keys, prob_axis):
 
 def test_thin_averages_long_curves_into_groups_that_end_at_the_newest_point():
     x, y = list(range(10, 1010, 10)), [float(i) for i in range(100)]          # 100 points
-    assert ui.thin(x, y, max_points=100) == (x, y)                             # short enough: unchanged
-    tx, ty = ui.thin(x, y, max_points=30)                                      # groups of ceil(100/30) = 4
+    assert figures.thin(x, y, max_points=100) == (x, y)                             # short enough: unchanged
+    tx, ty = figures.thin(x, y, max_points=30)                                      # groups of ceil(100/30) = 4
     assert len(ty) == 25 and tx[0] == 40 and tx[-1] == 1000
     assert ty[0] == 1.5 and ty[-1] == 97.5                                     # means of 0..3 and 96..99
-    assert ui.thin([1, 2, 3, 4], [None, 2.0, None, None], max_points=2) == ([2, 4], [2.0, None])
-    fig = ui.loss_figure({"step": list(range(5000)), "recon": [1.0] * 5000}, "vae")
-    assert len(fig.data[0].x) <= ui.DRAW_POINTS and fig.data[0].x[-1] == 4999
+    assert figures.thin([1, 2, 3, 4], [None, 2.0, None, None], max_points=2) == ([2, 4], [2.0, None])
+    fig = figures.loss_figure({"step": list(range(5000)), "recon": [1.0] * 5000}, "vae")
+    assert len(fig.data[0].x) <= figures.DRAW_POINTS and fig.data[0].x[-1] == 4999
 
 
 def test_memo_rebuilds_only_when_the_version_changes(monkeypatch):
@@ -309,7 +309,7 @@ def test_toy_mode_stats_counts_covered_modes_and_quality():
 
 
 def test_toy_probe_measures_and_maps_the_discriminator():
-    data = state.load_data("ring")
+    data = resources.load_data("ring")
     model = genlib.make_model("gan", data)
     probe = measure.ToyProbe(data, n=200, grid=10)
     out = probe(model)
@@ -322,14 +322,14 @@ def test_toy_probe_measures_and_maps_the_discriminator():
 @pytest.fixture
 def pretrained(tmp_path, monkeypatch):
     """Two tiny 'pretrained' digits models (a GAN and a cGAN) in a temporary pretrained/ folder."""
-    data = state.load_data("digits")
+    data = resources.load_data("digits")
     for preset in ("gan", "cgan"):
         model = genlib.make_model(preset, data, hidden=(32,))
         cfg = genlib.TrainConfig(steps=6, batch_size=16, sample_every=2, n_fixed=20)
         trainer = genlib.Trainer(model, data, cfg)
         trainer.run()
         genlib.save_checkpoint(tmp_path / f"digits-{preset}.pt", model, trainer, preset=preset)
-    monkeypatch.setattr(state, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(resources, "PRETRAINED_ROOT", tmp_path)
     return tmp_path
 
 
@@ -353,11 +353,11 @@ def test_pages_use_the_pretrained_models(app, pretrained):
 
 
 def test_uploaded_checkpoints_join_the_picker_and_bad_files_are_refused(app):
-    data = state.load_data("digits")
+    data = resources.load_data("digits")
     model = genlib.make_model("cgan", data, hidden=(32,))
     trainer = genlib.Trainer(model, data, genlib.TrainConfig(steps=3, batch_size=16))
     trainer.run()
-    good = ui.checkpoint_bytes(model, trainer, preset="cgan")          # what the Train page's download gives
+    good = session.checkpoint_bytes(model, trainer, preset="cgan")          # what the Train page's download gives
     assert genlib.load_checkpoint(good).card["dataset"] == "digits"
     app.sidebar.file_uploader(key="upload").upload("mine.pt", good).run()
     assert_clean(app)
@@ -382,7 +382,7 @@ def test_training_on_the_gpu_feeds_cpu_copies_to_the_pages(app):
     app.switch_page("app_pages/conditional.py").run()
     app.selectbox(key="model").set_value(f"{run.name} (session)").run()
     assert_clean(app)
-    ckpt = genlib.load_checkpoint(ui.checkpoint_bytes(run.frozen_model(), run.trainer))
+    ckpt = genlib.load_checkpoint(session.checkpoint_bytes(run.frozen_model(), run.trainer))
     assert ckpt.card["device"].startswith("cuda")
 
 
@@ -417,7 +417,7 @@ def test_the_download_button_reports_progress(app, monkeypatch, tmp_path):
         calls.append(name)
         raise genlib.DataNotFoundError("mirror unreachable")
 
-    monkeypatch.setattr(state, "download_data", fake_download)
+    monkeypatch.setattr(resources, "download_data", fake_download)
     app.selectbox(key="dataset").set_value("fashion-mnist").run()
     if not app.error:                                  # the shared data folder may hold it after all
         pytest.skip("fashion-mnist is present here")

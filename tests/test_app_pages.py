@@ -2,7 +2,7 @@
 Out-of-distribution latents. Each renders on the offline default (whatever pretrained digits models
 exist) and on tiny models trained here; the key interaction of each page works (a clicked point, the
 interpolation method, an OOD distribution and its measured table); a dataset without a model is
-explained. Plus ``ui.grid_figure``, whose tick labels must sit under the images they name.
+explained. Plus ``figures.grid_figure``, whose tick labels must sit under the images they name.
 """
 from __future__ import annotations
 
@@ -20,22 +20,22 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
 from conftest import APP, assert_clean  # noqa: E402
-from dashboard import measure, state, ui  # noqa: E402
-from genlib import latent  # noqa: E402
+from dashboard import figures, measure, resources  # noqa: E402
+from genlib import latent, sampling  # noqa: E402
 
 PAGES = ["app_pages/latent.py", "app_pages/interpolate.py", "app_pages/ood.py"]
 
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    """Small digits models, trained for a few steps into a temporary pretrained/ folder: a 2-D and
-    an 8-D VAE, a GAN and a conditional GAN (MLPs with one hidden layer of 32)."""
+    """Small digits models, trained for a few steps into a temporary pretrained/ folder under
+    shipped names (the dashboard lists genlib.pretrained's recipes): a 2-D and an 8-D VAE, a GAN and a conditional GAN (MLPs with one hidden layer of 32)."""
     folder = tmp_path_factory.mktemp("pretrained")
-    data = state.load_data("digits")
+    data = resources.load_data("digits")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                 # tiny models: one thread is fastest on a busy CPU
     try:
-        for name, preset, kw in (("vae2", "vae", {"latent_dim": 2}), ("vae8", "vae", {"latent_dim": 8}),
+        for name, preset, kw in (("vae-2d", "vae", {"latent_dim": 2}), ("vae", "vae", {"latent_dim": 8}),
                                  ("gan", "gan", {"latent_dim": 8}), ("cgan", "cgan", {"latent_dim": 8})):
             torch.manual_seed(0)
             model = genlib.make_model(preset, data, hidden=(32,), **kw)
@@ -50,7 +50,7 @@ def tiny_models(tmp_path_factory):
 
 @pytest.fixture
 def app(tiny_models, monkeypatch):
-    monkeypatch.setattr(state, "PRETRAINED_DIR", tiny_models)
+    monkeypatch.setattr(resources, "PRETRAINED_ROOT", tiny_models)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     return at
@@ -85,7 +85,7 @@ def test_pages_render_on_the_offline_default():
 
 
 def test_a_dataset_without_models_says_so(monkeypatch, tmp_path):
-    monkeypatch.setattr(state, "PRETRAINED_DIR", tmp_path)     # no pretrained models at all
+    monkeypatch.setattr(resources, "PRETRAINED_ROOT", tmp_path)     # no pretrained models at all
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     for page in PAGES:
@@ -96,11 +96,11 @@ def test_a_dataset_without_models_says_so(monkeypatch, tmp_path):
 
 # --- Latent space ---------------------------------------------------------------------------------
 def test_latent_page_maps_a_clicked_point_to_its_image(app, tiny_models):
-    open_page(app, "app_pages/latent.py", "digits-vae8", lat_proj="pca")
+    open_page(app, "app_pages/latent.py", "digits-vae", lat_proj="pca")
     assert app.metric[0].label == "Active units"
-    test = ui.held_out(state.load_data("digits"))
-    model = model_of("digits-vae8", tiny_models)
-    assert app.metric[0].value == f"{latent.active_units(model, test)} / 8"
+    test = resources.held_out(resources.load_data("digits"))
+    model = model_of("digits-vae", tiny_models)
+    assert app.metric[0].value == f"{latent.posterior_collapse(model, test).active_units} / 8"
     assert any("Click a point" in m.value for m in app.markdown)
     n = app.select_slider(key="lat_n").value
     # a click arrives as the chart's selection state: the point's customdata is its index
@@ -111,14 +111,14 @@ def test_latent_page_maps_a_clicked_point_to_its_image(app, tiny_models):
     assert_clean(app)
     assert any("The point you clicked" in m.value for m in app.markdown)
     caption = next(c.value for c in app.caption if c.value.startswith("Point 7"))
-    x, y = test.subset(n).get(torch.tensor([7]))
+    x, y = test.get(latent.subset_index(test, n)[7:8])
     assert f"class **{test.class_names[int(y)]}** (true label)" in caption
     shown = [float(v) for v in re.search(r"z = \(([^)]*)\)", caption).group(1).replace("…", "").split(",") if v.strip()]
     assert shown == pytest.approx(model.encode(x)[0, :6].tolist(), abs=0.006)   # the clicked image's code
 
 
 def test_latent_page_on_a_2d_vae_and_on_a_gan(app):
-    open_page(app, "app_pages/latent.py", "digits-vae2")
+    open_page(app, "app_pages/latent.py", "digits-vae-2d")
     assert not app.get("button_group")                       # a 2-D latent needs no projection
     assert app.metric[0].value.endswith("/ 2")
     app.selectbox(key="model").set_value("digits-gan (pretrained)").run()
@@ -130,7 +130,7 @@ def test_latent_page_on_a_2d_vae_and_on_a_gan(app):
     assert not app.metric                                    # no KL for a GAN
     app.button(key="lat_use_vae").click().run()               # one click to a model with an encoder
     assert_clean(app)
-    assert app.selectbox(key="model").value in ("digits-vae2 (pretrained)", "digits-vae8 (pretrained)")
+    assert app.selectbox(key="model").value in ("digits-vae-2d (pretrained)", "digits-vae (pretrained)")
     assert app.metric[0].label == "Active units"
 
 
@@ -138,7 +138,7 @@ def test_latent_page_on_a_2d_vae_and_on_a_gan(app):
 def test_interpolation_method_changes_the_path(app, tiny_models):
     open_page(app, "app_pages/interpolate.py", "digits-gan")
     model = model_of("digits-gan", tiny_models)
-    za, zb = latent.prior_draw(model, 1, 0)[0], latent.prior_draw(model, 1, 1)[0]     # seeds A = 0, B = 1
+    za, zb = sampling.prior_draw(model, 1, 0)[0], sampling.prior_draw(model, 1, 1)[0]     # seeds A = 0, B = 1
     norms = {}
     for method in ("linear", "spherical"):
         app.segmented_control(key="ip_method").set_value(method).run()
@@ -154,7 +154,7 @@ def test_interpolation_method_changes_the_path(app, tiny_models):
 
 
 def test_vae_interpolates_test_images_traverses_and_edits(app):
-    open_page(app, "app_pages/interpolate.py", "digits-vae8")
+    open_page(app, "app_pages/interpolate.py", "digits-vae")
     assert any("not conditional" in i.value for i in app.info)       # no class-to-class for a VAE
     app.selectbox(key="ip_A_cls").set_value(7).run()
     app.number_input(key="ip_A_i").set_value(3).run()
@@ -194,7 +194,7 @@ def test_ood_page_measures_the_chosen_distribution(app):
 
 
 def test_ood_page_refuses_bad_parameters(app):
-    open_page(app, "app_pages/ood.py", "digits-vae8", ood_kind="uniform")
+    open_page(app, "app_pages/ood.py", "digits-vae", ood_kind="uniform")
     app.number_input(key="ood_uniform_low").set_value(2.0).run()
     assert not app.exception
     assert any("low must be < high" in w.value for w in app.warning)
@@ -206,7 +206,7 @@ def test_grid_figure_puts_each_label_under_its_image():
     from PIL import Image
 
     x = (torch.arange(6, dtype=torch.uint8) * 40 + 20).view(6, 1, 1, 1).expand(6, 1, 5, 7).contiguous()  # image i = 40 i + 20
-    fig = ui.grid_figure(x, 3, ["a", "b", "c"], ["r0", "r1"], "x", "y", cell_px=20)
+    fig = figures.grid_figure(x, 3, ["a", "b", "c"], ["r0", "r1"], "x", "y", cell_px=20)
     png = base64.b64decode(fig.data[0].source.split(",", 1)[1])
     img = np.asarray(Image.open(io.BytesIO(png)))
     xs, ys = fig.layout.xaxis.tickvals, fig.layout.yaxis.tickvals

@@ -2,10 +2,10 @@
 import streamlit as st
 import torch
 
-from dashboard import measure, state, ui
-from genlib import latent
+from dashboard import context, figures, images, measure, ui
+from genlib import sampling
 
-ctx = state.context()
+ctx = context.context()
 data = ui.need_data(ctx)
 st.title("Conditional generation")
 ui.explain("""
@@ -37,16 +37,16 @@ x = ui.draw(entry.model, n, seed, labels=torch.full((n,), cls, dtype=torch.long)
 left, right = st.columns([3, 2])
 with left:
     if data.is_image:
-        st.image(ui.image_grid(x, nrow=8), caption=f"{n} samples of class “{names[cls]}” from {entry.name}")
+        st.image(images.image_grid(x, nrow=8), caption=f"{n} samples of class “{names[cls]}” from {entry.name}")
     else:
-        st.plotly_chart(ui.points_figure(data.subset(1000).x, x, f"{n} points of class “{names[cls]}”"))
+        st.plotly_chart(figures.points_figure(data.subset(1000).x, x, f"{n} points of class “{names[cls]}”"))
 with right:
     clf = measure.classifier_for(ctx.dataset) if data.is_image else None
     if clf is None:
         st.info(f"No classifier for **{ctx.dataset}**, so no label accuracy "
                 "(build one with `python -m genlib.classifier build`).")
     else:
-        acc = measure.label_accuracy(clf, x, cls)
+        acc = measure.share_classified_as(clf, x, cls)
         st.metric("Label accuracy", f"{acc:.0%}", help="Share of these samples the classifier labels as "
                   f"“{names[cls]}”.")
         st.caption(f"Judge: the {ctx.dataset} classifier ({measure.classifier_accuracy_note(clf)}).")
@@ -56,6 +56,6 @@ if data.is_image:
     k = len(names)
     z_idx = torch.arange(8).repeat(k)                                   # (8k,) column = one noise vector
     labels = torch.arange(k).repeat_interleave(8)                       # (8k,) row = one class
-    z = latent.prior_draw(entry.model, 8, seed)[z_idx]                  # (8k, D)
+    z = sampling.prior_draw(entry.model, 8, seed)[z_idx]                  # (8k, D)
     grid = ui.draw(entry.model, 8 * k, labels=labels, z=z)              # (8k, C, H, W) uint8
-    st.image(ui.image_grid(grid, nrow=8), caption="Each row is one class, each column one noise vector z.")
+    st.image(images.image_grid(grid, nrow=8), caption="Each row is one class, each column one noise vector z.")

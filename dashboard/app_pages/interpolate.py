@@ -3,10 +3,10 @@ dimension at a time; add a concept vector ("more of class a, less of class b")."
 import streamlit as st
 import torch
 
-from dashboard import measure, state, ui
-from genlib import latent
+from dashboard import context, figures, measure, resources, ui
+from genlib import latent, sampling
 
-ctx = state.context()
+ctx = context.context()
 data = ui.need_data(ctx)
 st.title("Interpolate & traverse")
 ui.explain("""
@@ -34,7 +34,7 @@ classifier exists for the dataset, the class it sees in the image.
 entry = ui.require_image_model(ctx)
 model, names, k = entry.model, data.class_names, data.num_classes
 d, cond, enc = model.config.latent_dim, model.config.conditional, model.has_encoder
-test = ui.held_out(data)
+test = resources.held_out(data)
 clf = measure.classifier_for(ctx.dataset)
 
 
@@ -46,7 +46,7 @@ def labels_under(images: torch.Tensor, ticks: list[str]) -> list[str]:
 
 
 def strip(images: torch.Tensor, ticks: list[str], x_title: str, key: str) -> None:
-    st.plotly_chart(ui.grid_figure(images.cpu(), len(images), labels_under(images, ticks), x_title=x_title
+    st.plotly_chart(figures.grid_figure(images.cpu(), len(images), labels_under(images, ticks), x_title=x_title
                                    + (" · class the classifier sees" if clf is not None else ""), cell_px=64),
                     width="content", key=key)
 
@@ -70,7 +70,7 @@ else:
     sb = c[1].number_input("Code B: seed", 0, 1_000_000, 1, key="ip_seed_b")
     ya = yb = c[0].selectbox("Class (conditional model)", range(k), format_func=names.__getitem__,
                              key="ip_cls") if cond else None
-    za, zb = latent.prior_draw(model, 1, sa)[0], latent.prior_draw(model, 1, sb)[0]   # (D,) each
+    za, zb = sampling.prior_draw(model, 1, sa)[0], sampling.prior_draw(model, 1, sb)[0]   # (D,) each
 method = c[2].segmented_control("Interpolation", ["linear", "spherical"], default="linear", required=True,
                                 key="ip_method")
 steps = c[3].slider("Steps", 3, 15, 9, key="ip_steps")
@@ -105,7 +105,7 @@ else:
 
 # --- one dimension at a time ---------------------------------------------------------------------
 st.subheader("Traversal: one latent dimension at a time, starting from A")
-kl = latent.kl_per_dimension(model, test) if enc else None                            # (D,) nats
+kl = latent.posterior_collapse(model, test).kl_per_dim if enc else None                           # (D,) nats
 order = kl.argsort(descending=True).tolist() if kl is not None else list(range(d))
 c = st.columns([3, 2, 1])
 dims = c[0].multiselect("Dimensions (rows)", range(d), default=order[:min(6, d)], key="ip_dims",
@@ -117,7 +117,7 @@ cols = c[2].slider("Columns", 3, 11, 7, key="ip_cols")
 if dims:
     values = torch.linspace(lo, hi, cols)
     grid = latent.traverse_grid(model, za, dims, values, labels=ya).cpu()            # (len(dims)*cols, C, H, W)
-    st.plotly_chart(ui.grid_figure(grid, cols, [f"{v:.1f}" for v in values.tolist()], [f"z{j}" for j in dims],
+    st.plotly_chart(figures.grid_figure(grid, cols, [f"{v:.1f}" for v in values.tolist()], [f"z{j}" for j in dims],
                                    "value given to the row's dimension (latent units)", "dimension varied",
                                    cell_px=48), width="content", key="ip_traverse")
 
@@ -137,7 +137,7 @@ else:
     else:
         s = torch.linspace(0, strength, 7)
         zs = latent.apply_concept(za.cpu(), v, s)                                     # (7, D)
-        edits = latent.sample_batched(model, zs.to(model.device), latent.expand_labels(model, ya, len(zs)))
+        edits = sampling.sample_batched(model, zs.to(model.device), latent.expand_labels(model, ya, len(zs)))
         strip(edits, [f"{x:.2f}" for x in s.tolist()], "strength: z_A + strength × (mean z of a − mean z of b)",
               "ip_concept")
         st.caption(f"|mean z of {names[ca]} − mean z of {names[cb]}| = {float(v.norm()):.2f} latent units"

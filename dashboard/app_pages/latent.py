@@ -1,14 +1,13 @@
 """Latent space: where a model puts the test images (VAE) or its samples (GAN), the 2-D manifold,
 and how much of its latent space a VAE really uses (KL per dimension)."""
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from dashboard import measure, state, ui
+from dashboard import context, figures, measure, resources, ui
 from genlib import latent
 from genlib import metrics as gmetrics
 
-ctx = state.context()
+ctx = context.context()
 data = ui.need_data(ctx)
 st.title("Latent space")
 ui.explain("""
@@ -33,7 +32,7 @@ A generative model draws an image from a short vector of numbers, its **latent c
 entry = ui.require_image_model(ctx)
 model, names = entry.model, data.class_names
 d = model.config.latent_dim
-test = ui.held_out(data)
+test = resources.held_out(data)
 clf = measure.classifier_for(ctx.dataset)
 
 
@@ -46,21 +45,6 @@ def picked_point(event, n: int) -> int | None:
         if i is not None and 0 <= int(i) < n:
             return int(i)
     return None
-
-
-def scatter(xy, y, axes: tuple[str, str], title: str) -> go.Figure:
-    """WebGL scatter, one trace per class (its legend entry); customdata = the point's index."""
-    fig = go.Figure()
-    groups = [(names[k], (y == k).nonzero().flatten()) for k in y.unique().tolist()] if y is not None else \
-        [("samples", torch.arange(len(xy)))]
-    for label, idx in groups:
-        fig.add_trace(go.Scattergl(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=label, customdata=idx.numpy(),
-                                   marker=dict(size=6, opacity=0.75),
-                                   hovertemplate=f"class {label} · point %{{customdata}}<extra></extra>"))
-    fig.update_xaxes(title_text=axes[0])
-    fig.update_yaxes(title_text=axes[1])
-    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="class")
-    return fig
 
 
 # --- the scatter -------------------------------------------------------------------------------
@@ -88,7 +72,7 @@ if d > 2:
                                     help="t-SNE: neighbours stay together (clusters show), axes mean nothing. "
                                          "PCA: the two directions of largest variance, in latent units.")
 with st.spinner("Encoding and projecting (t-SNE: seconds for 1,000 points, a minute for 5,000; then cached)…"):
-    z, y = latent.encode_dataset(model, test, n=n, classifier=clf)              # (n, D), (n,) or None
+    z, y, index = latent.encode_dataset(model, test, n=n, classifier=clf)       # (n, D), (n,) or None, (n,) or None
     xy = latent.project_2d(z, method)                                            # (n, 2)
 axes = {"identity": ("z0 (latent units)", "z1 (latent units)" if d > 1 else "(1-D latent: no second axis)"),
         "pca": ("principal component 1 (latent units)", "principal component 2 (latent units)"),
@@ -96,7 +80,7 @@ axes = {"identity": ("z0 (latent units)", "z1 (latent units)" if d > 1 else "(1-
 what = "test images, by true class" if model.has_encoder else "generated samples' codes"
 left, right = st.columns([3, 2])
 with left:
-    event = st.plotly_chart(scatter(xy, y, axes, f"{len(z):,} {what}"), key="lat_scatter",
+    event = st.plotly_chart(figures.latent_scatter(xy, y, names, axes, f"{len(z):,} {what}"), key="lat_scatter",
                             on_select="rerun", selection_mode="points")
 i = picked_point(event, len(z))
 with right:
@@ -106,11 +90,11 @@ with right:
     cond = label if model.config.conditional else None
     x_hat = model.sample(1, labels=cond, z=z[i:i + 1].to(model.device)).cpu()   # (1, C, H, W)
     if model.has_encoder:
-        x_real, _ = test.subset(n).get(torch.tensor([i]))                         # the same subset as encoded
-        st.plotly_chart(ui.grid_figure(torch.cat([x_real, x_hat]), 2, ["real test image", "decoded from μ(x)"],
+        x_real, _ = test.get(index[i:i + 1])                                      # the example encoded as point i
+        st.plotly_chart(figures.grid_figure(torch.cat([x_real, x_hat]), 2, ["real test image", "decoded from μ(x)"],
                                        cell_px=120), width="content", key="lat_pair")
     else:
-        st.plotly_chart(ui.grid_figure(x_hat, 1, ["G(z)"], cell_px=120), width="content", key="lat_pair")
+        st.plotly_chart(figures.grid_figure(x_hat, 1, ["G(z)"], cell_px=120), width="content", key="lat_pair")
     st.caption(f"Point {i}: class **{names[int(label)] if label is not None else '?'}**"
                + (" (true label)" if model.has_encoder else " (label)" if model.config.conditional
                   else " (the classifier's guess)")
@@ -128,13 +112,7 @@ if model.has_encoder:
                 "test images (variance > 0.01, Burda et al. 2016).")
     m[1].metric("Total KL", f"{float(kl.sum()):.1f} nats", help="KL(q(z|x) ‖ N(0, I)) averaged over test "
                 "images: the ELBO's KL term.")
-    bars = go.Figure(go.Bar(x=[f"z{k}" for k in range(d)], y=kl.numpy(),
-                            marker_color=[ui.COLORS["a"] if a else ui.COLORS["real"] for a in active_mask.tolist()],
-                            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
-    bars.update_xaxes(title_text="latent dimension (blue = active, grey = collapsed)")
-    bars.update_yaxes(title_text="KL(q(z_d|x) ‖ N(0, 1)), nats", rangemode="tozero")
-    bars.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
-    m[2].plotly_chart(bars, key="lat_kl")
+    m[2].plotly_chart(figures.kl_figure(kl, active_mask), key="lat_kl")
     if active < d:
         st.caption(f"{d - active} of {d} dimensions are (nearly) unused: the decoder ignores them and their "
                    "code stays N(0, 1) whatever the image. That is posterior collapse, here partial; a "
@@ -155,9 +133,9 @@ elif d >= 2:
     size = c[2].slider("Grid size", 5, 20, 12, key="lat_grid")
     cls = c[3].selectbox("Class (conditional model)", range(len(names)), format_func=lambda k: names[k],
                          key="lat_cls") if model.config.conditional else None
-    grid = latent.manifold_grid(model, size, (dim_x, dim_y), labels=cls).cpu()  # (size², C, H, W)
-    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, size)).tolist()
-    st.plotly_chart(ui.grid_figure(grid, size, [f"{v:.1f}" for v in values], [f"{v:.1f}" for v in values[::-1]],
+    grid, values = latent.manifold_grid(model, size, (dim_x, dim_y), labels=cls)  # (size², C, H, W), (size,)
+    grid, values = grid.cpu(), values.tolist()
+    st.plotly_chart(figures.grid_figure(grid, size, [f"{v:.1f}" for v in values], [f"{v:.1f}" for v in values[::-1]],
                                    f"z{dim_x} (latent units)", f"z{dim_y} (latent units)", cell_px=40),
                     width="content", key="lat_manifold")
     st.caption("Codes at the 5 %, …, 95 % quantiles of N(0, 1) on the two chosen dimensions"

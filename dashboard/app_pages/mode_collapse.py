@@ -2,10 +2,10 @@
 import streamlit as st
 
 import genlib
-from dashboard import measure, state, ui
+from dashboard import context, figures, measure, resources, session, train_form, ui
 
-ctx = state.context()
-runs = state.session_runs()
+ctx = context.context()
+runs = session.session_runs()
 st.title("Mode collapse lab")
 ui.explain("""
 The real data (grey) is a mixture of small Gaussian blobs ("modes"). A GAN whose generator puts all
@@ -29,11 +29,11 @@ toy = c[0].segmented_control("2-D data", ["ring", "grid"], default="ring", key="
                              persist_state="session")
 steps = c[1].select_slider("Steps each", [500, 1000, 2000, 3000, 5000, 10000], value=2000, key="mc_steps",
                            persist_state="session")
-lr = c[2].select_slider("Learning rate (both)", ui.LRS[3:11], value=1e-3, format_func=lambda v: f"{v:g}",
+lr = c[2].select_slider("Learning rate (both)", train_form.LRS[3:11], value=1e-3, format_func=lambda v: f"{v:g}",
                         key="mc_lr", persist_state="session")
 vanilla_loss = c[3].selectbox("Vanilla GAN loss", ["nonsaturating", "minimax"], key="mc_loss",
                               persist_state="session")
-data = state.load_data(toy)
+data = resources.load_data(toy)
 st.caption(f"{genlib.DATASETS[toy]} Both models train on the CPU, batch 128. Coverage is measured on "
            f"1,000 samples by `{measure.toy_metrics_source()}`.")
 
@@ -47,7 +47,7 @@ if go_col.button("Start both", type="primary", key="mc_start"):
         cfg = genlib.TrainConfig(steps=steps, batch_size=128, log_every=10, sample_every=every,
                                  n_fixed=400, metric_every=every)
         trainer = genlib.Trainer(model, data, cfg, device="cpu", metric_fn=probe)
-        run = runs.add(state.Run(runs.new_name(f"{preset} · {toy}"), preset, toy, trainer, page="toy", probe=probe))
+        run = runs.add(session.Run(runs.new_name(f"{preset} · {toy}"), preset, toy, trainer, page="toy", probe=probe))
         run.start()
         pair.append(run.name)
     st.session_state["mc_pair"] = pair
@@ -56,7 +56,7 @@ pair = [runs.runs[n] for n in st.session_state.get("mc_pair", []) if n in runs.r
 if pair:
     alive = any(r.alive for r in pair)
     stop_col.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.stop() for r in pair])
-    real = state.load_data(pair[0].dataset).subset(500).x
+    real = resources.load_data(pair[0].dataset).subset(500).x
 
     # 6 charts every 2 s: each figure is rebuilt only when its data changed (a new grid, heat-map or
     # measurement), and the browser is spared the rest
@@ -69,17 +69,17 @@ if pair:
                 fake = snap.samples[-1][1] if snap.samples else None
                 label = "P(real)" if run.model.config.probabilistic else "critic score"
                 drawn = (run.name, snap.samples[-1][0] if snap.samples else None, None if heat is None else heat[0])
-                st.plotly_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: ui.points_figure(
+                st.plotly_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: figures.points_figure(
                     real, fake, "Real (grey) vs generated (red) points",
                     None if heat is None else (run.probe.ticks, heat[1]), label)), key=f"mc_pts_{i}")
                 measured = (run.name, len(snap.metrics.get("step", [])), (snap.metrics.get("step") or [None])[-1])
                 share = run.probe.mode_share()       # set by the measurement that appends to snap.metrics
                 if share is not None:
-                    st.plotly_chart(ui.memo(f"mc_share_{i}", measured, lambda: ui.mode_share_figure(share)),
+                    st.plotly_chart(ui.memo(f"mc_share_{i}", measured, lambda: figures.mode_share_figure(share)),
                                     key=f"mc_share_{i}")
                 if snap.metrics.get("step"):
                     st.plotly_chart(ui.memo(f"mc_met_{i}", measured,
-                                            lambda: ui.metric_figure(snap.metrics, "Coverage over training")),
+                                            lambda: figures.metric_figure(snap.metrics, "Coverage over training")),
                                     key=f"mc_met_{i}")
         if was_alive and not any(r.alive for r in pair):
             st.rerun()
@@ -103,7 +103,7 @@ else:
     chosen = gans[labels.index(st.selectbox("GAN", labels, key="mc_gan"))]
     # classify the saved grids again only for another model or new grids, not on every rerun
     st.plotly_chart(ui.memo("mc_hist", (ctx.dataset, chosen.label, len(chosen.samples), chosen.samples[-1][0]),
-                            lambda: ui.class_share_figure(*measure.class_histogram(chosen.samples, clf,
+                            lambda: figures.class_share_figure(*measure.class_histogram(chosen.samples, clf,
                                                                                    ctx.data.num_classes),
                                                           ctx.data.class_names)), key="mc_hist")
     st.caption(f"Judge: the {ctx.dataset} classifier ({measure.classifier_accuracy_note(clf)}). A uniform "

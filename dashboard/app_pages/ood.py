@@ -1,13 +1,11 @@
 """Out-of-distribution latents: feed a model codes that its prior N(0, I) never produces."""
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from dashboard import measure, state, ui
-from genlib import latent, ood
+from dashboard import context, figures, images, measure, ui
+from genlib import sampling
+from genlib.latent import ood
 
-ctx = state.context()
+ctx = context.context()
 data = ui.need_data(ctx)
 st.title("Out-of-distribution latents")
 ui.explain("""
@@ -41,7 +39,7 @@ sampler = ood.OOD_SAMPLERS[kind]
 c[0].caption(sampler.description)
 params = {p: c[1].number_input(p, value=float(v), step=0.5, key=f"ood_{kind}_{p}") for p, v in sampler.defaults.items()}
 seed = c[2].number_input("Seed", 0, 1_000_000, 0, key="ood_seed")
-if (problem := sampler.check({**sampler.defaults, **params})) is not None:
+if (problem := sampler.problem(params)) is not None:
     st.warning(f"{kind}: {problem}.")
     st.stop()
 if kind == "exponential":
@@ -50,24 +48,17 @@ if kind == "exponential":
             "training made it meaningful: compare the two grids and the table below.")
 
 n, labels = 64, model.default_labels(64)
-z = {name: ood.sample_latents(name, n, model.latent_shape, torch.Generator().manual_seed(seed), **p)
+z = {name: ood.sample_latents(name, n, model.latent_shape, sampling.seeded_generator(seed), **p)
      for name, p in (("normal", {}), (kind, params))}                                  # each (n, D)
 cols = st.columns(2)
 for col, (name, zs) in zip(cols, z.items()):
-    x = latent.sample_batched(model, zs.to(model.device), labels).cpu()               # (n, C, H, W)
-    col.image(ui.image_grid(x, nrow=8), caption=f"{entry.name} from {n} codes z ~ "
+    x = sampling.sample_batched(model, zs.to(model.device), labels).cpu()               # (n, C, H, W)
+    col.image(images.image_grid(x, nrow=8), caption=f"{entry.name} from {n} codes z ~ "
               + ("N(0, I), the training prior" if name == "normal" else
                  f"{kind}({', '.join(f'{k}={v:g}' for k, v in params.items())})") + f", seed {seed}")
 
-hist = go.Figure()
-for (name, zs), color in zip(z.items(), (ui.COLORS["real"], ui.COLORS["fake"])):
-    hist.add_trace(go.Histogram(x=np.clip(zs.flatten().numpy(), -8, 8), name="N(0, I)" if name == "normal" else kind,
-                                xbins=dict(start=-8, end=8, size=0.25), histnorm="percent", opacity=0.6,
-                                marker_color=color))
-hist.update_xaxes(title_text="value of one latent coordinate (latent units; beyond ±8 counted at the edge)")
-hist.update_yaxes(title_text="% of coordinates")
-hist.update_layout(barmode="overlay", height=260, margin=dict(l=10, r=10, t=10, b=10))
-st.plotly_chart(hist, key="ood_hist")
+st.plotly_chart(figures.latent_histogram({"N(0, I)" if name == "normal" else kind: zs for name, zs in z.items()}),
+                key="ood_hist")
 
 st.subheader("Measured differences")
 with st.spinner("Sampling 500 codes of each kind and measuring…"):

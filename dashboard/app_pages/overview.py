@@ -1,9 +1,9 @@
 """Overview / compare: the same random seed through every model available on one dataset."""
 import streamlit as st
 
-from dashboard import measure, state, ui
+from dashboard import context, figures, images, measure, ui
 
-ctx = state.context()
+ctx = context.context()
 data = ui.need_data(ctx)
 st.title("Overview: compare models")
 st.caption(f"Every model available for **{ctx.dataset}**, each drawing 25 samples from the same seed.")
@@ -31,23 +31,23 @@ for i, entry in enumerate(ctx.models):
         st.markdown(f"**{entry.name}** · {entry.source}")
         x = ui.draw(entry.model, 25 if data.is_image else 1000, seed)
         if data.is_image:
-            st.image(ui.image_grid(x, nrow=5), caption=f"{entry.model.family.upper()} samples, seed {seed}")
+            st.image(images.image_grid(x, nrow=5), caption=f"{entry.model.family.upper()} samples, seed {seed}")
         else:
-            st.plotly_chart(ui.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts_{i}")
+            st.plotly_chart(figures.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts_{i}")
 
 
 def measure_all() -> tuple[dict[str, dict[str, float]], tuple[float, int] | None]:
-    """quick_metrics of every model, and the floor at the same sample size (the card's is at n=5000)."""
+    """measure.live_metrics of every model, and the floor at the same sample size (the card's is at n=5000)."""
     with st.spinner("Measuring…"):
-        return ({e.label: measure.quick_metrics(e.model, data) for e in ctx.models},
-                measure.fid_floor(data, measure.QUICK_N))
+        return ({e.label: measure.live_metrics(e.model, data) for e in ctx.models},
+                measure.floor_fid_with_count(data, measure.LIVE_N))
 
 
 metrics, floor, floor_n = {}, None, None
 if not measure.has_quality_metrics(data):
     st.info(f"No quality metrics for **{ctx.dataset}** here: they need `genlib.metrics` and, for images, "
             "the dataset's classifier (`python -m genlib.classifier build`).")
-elif st.toggle(f"Measure every model now ({measure.QUICK_N:,} samples each; a few seconds per model)",
+elif st.toggle(f"Measure every model now ({measure.LIVE_N:,} samples each; a few seconds per model)",
                key="ov_metrics"):
     # measured again only when the models change (a new run, more steps), not when a widget does
     metrics, live_floor = ui.memo("ov_metrics", (data.name, tuple((e.label, e.model.steps) for e in ctx.models)),
@@ -58,7 +58,7 @@ if not metrics:     # the cards' numbers, and the floor measured with them
                  if isinstance((m.card.get("metrics") or {}).get("fid_floor"), float)), None)
     floor, floor_n = (card["fid_floor"], card.get("n")) if card else (None, None)
 st.subheader("The models")
-st.dataframe(ui.model_rows(ctx.models, metrics), hide_index=True)
+st.dataframe(figures.model_rows(ctx.models, metrics), hide_index=True)
 at_n = f" at {floor_n:,} samples" if isinstance(floor_n, int) else ""
 st.caption("parameters: trainable weights per network (G generator, D discriminator, enc/dec encoder and "
            "decoder). steps, epochs and train time come from each model's card (time excludes pauses). "

@@ -2,11 +2,11 @@
 import streamlit as st
 
 import genlib
-from dashboard import measure, state, ui
+from dashboard import context, figures, images, measure, session, train_form, ui
 
-ctx = state.context()
+ctx = context.context()
 data = ui.need_data(ctx)
-runs = state.session_runs()
+runs = session.session_runs()
 st.title("Train live")
 ui.explain("""
 Training runs on a background thread; you can switch pages and come back, it keeps going (closing
@@ -26,7 +26,7 @@ with st.expander("New run", expanded=not runs.of_page("train")):
                "the sidebar. Defaults come from the preset.")
     preset = st.selectbox("Model", list(genlib.PRESETS), key="tr_preset", persist_state="session",
                           format_func=lambda p: f"{p}: {genlib.PRESETS[p].description}")
-    overrides, train_cfg = ui.train_settings(preset, data)
+    overrides, train_cfg = train_form.train_settings(preset, data)
     if st.button("Start training", type="primary", key="tr_start"):
         metric_fn = measure.live_metric_fn(data)
         try:
@@ -36,7 +36,7 @@ with st.expander("New run", expanded=not runs.of_page("train")):
         except ValueError as e:
             st.error(f"Cannot build this model: {e}")
         else:
-            run = runs.add(state.Run(runs.new_name(f"{preset} · {ctx.dataset}"), preset, ctx.dataset, trainer))
+            run = runs.add(session.Run(runs.new_name(f"{preset} · {ctx.dataset}"), preset, ctx.dataset, trainer))
             run.start()
             st.session_state["tr_run"] = run.name
 
@@ -67,7 +67,7 @@ if snap.state == "error":
     rates = {f: run.model.config.__dict__[f] for f in run.model.lr_fields.values()}
     st.error(snap.message)
     cols = st.columns(len(rates) + 1)
-    new = {f: cols[i].select_slider(f"New {f}", ui.LRS, value=min(ui.LRS, key=lambda v: abs(v - r / 10)),
+    new = {f: cols[i].select_slider(f"New {f}", train_form.LRS, value=min(train_form.LRS, key=lambda v: abs(v - r / 10)),
                                     format_func=lambda v: f"{v:g}", key=f"tr_fix_{f}") for i, (f, r) in enumerate(rates.items())}
     if cols[-1].button("Resume with the new learning rate", type="primary", key="tr_fix"):
         run.model.set_learning_rates(**new)
@@ -83,19 +83,19 @@ def live(drawn_phase: str) -> None:
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(ui.memo("tr_loss", (run.name, snap.step, len(snap.history.get("step", []))),
-                                lambda: ui.loss_figure(snap.history, family, loss)), key="tr_loss")
+                                lambda: figures.loss_figure(snap.history, family, loss)), key="tr_loss")
         if set(snap.metrics) - {"step"}:
             st.plotly_chart(ui.memo("tr_metric", (run.name, len(snap.metrics["step"]), snap.metrics["step"][-1]),
-                                    lambda: ui.metric_figure(snap.metrics, "Live quality metric (genlib.metrics)")),
+                                    lambda: figures.metric_figure(snap.metrics, "Live quality metric (genlib.metrics)")),
                             key="tr_metric")
     with right:
         if snap.samples and data.is_image:
             step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
-            st.image(ui.memo("tr_grid", (run.name, step), lambda: ui.png_bytes(ui.image_grid(x, nrow=8))),
+            st.image(ui.memo("tr_grid", (run.name, step), lambda: images.png_bytes(images.image_grid(x, nrow=8))),
                      caption=f"The same {len(x)} noise vectors, decoded at step {step:,}")
         elif snap.samples:
             step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
-            st.plotly_chart(ui.points_figure(data.subset(1000).x, x, f"Generated points at step {step:,}"),
+            st.plotly_chart(figures.points_figure(data.subset(1000).x, x, f"Generated points at step {step:,}"),
                             key="tr_points")
     if run.phase != drawn_phase:
         st.rerun()          # paused, resumed or ended meanwhile: redraw the buttons and downloads
@@ -104,19 +104,19 @@ def live(drawn_phase: str) -> None:
 live(phase)
 
 if not run.alive and run.snapshot().samples:
-    entry = run.entry()
+    entry = context.ModelEntry.from_run(run)
     snap = run.snapshot()
     st.subheader("Keep the result")
     d = st.columns(4)
     d[0].button("Use in the other pages", key="tr_use",
                 on_click=lambda: st.session_state.update(model=entry.label))
     d[1].download_button("Checkpoint (.pt)", key="tr_dl_ckpt", file_name=f"{run.preset}-{run.dataset}.pt",
-                         data=lambda: ui.checkpoint_bytes(entry.model, run.trainer, preset=run.preset),
+                         data=lambda: session.checkpoint_bytes(entry.model, run.trainer, preset=run.preset),
                          mime="application/octet-stream")
     if data.is_image:
-        d[2].download_button("Latest grid (.png)", ui.png_bytes(ui.image_grid(snap.samples[-1][1], nrow=8)),
+        d[2].download_button("Latest grid (.png)", images.png_bytes(images.image_grid(snap.samples[-1][1], nrow=8)),
                              file_name=f"{run.preset}-grid.png", mime="image/png", key="tr_dl_png")
-        d[3].download_button("Training (.gif)", lambda: ui.gif_bytes(snap.samples), key="tr_dl_gif",
+        d[3].download_button("Training (.gif)", lambda: images.gif_bytes(snap.samples), key="tr_dl_gif",
                              file_name=f"{run.preset}-training.gif", mime="image/gif")
     st.caption("The model is also in the sidebar's picker as "
                f"“{entry.label}”, for the other pages.")

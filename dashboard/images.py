@@ -1,0 +1,46 @@
+"""Images for the pages and downloads: a grid of samples as one crisp image, PNG bytes, the
+training GIF."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+
+
+def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1, min_side: int = 320) -> np.ndarray:
+    """uint8 (n, C, H, W) -> one uint8 image (rows, cols) or (rows, cols, 3), upscaled by an integer
+    factor (nearest neighbour, so pixels stay crisp) until it is at least ``min_side`` wide."""
+    x = x.detach().cpu()
+    if x.dtype != torch.uint8:
+        x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    n, c, h, w = x.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    grid = torch.full((c, ncol * (h + pad) + pad, nrow * (w + pad) + pad), 255, dtype=torch.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = x[i]
+    scale = max(1, math.ceil(min_side / grid.shape[2]))
+    grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)       # (C, H', W')
+    arr = grid.permute(1, 2, 0).numpy()
+    return arr[:, :, 0] if c == 1 else arr
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gif_bytes(samples: list[tuple[int, torch.Tensor]], ms_per_frame: int = 250) -> bytes:
+    """The fixed-noise grids along training as an animated GIF (one frame per saved grid)."""
+    from PIL import Image
+
+    frames = [Image.fromarray(image_grid(x, min_side=256)).convert("P") for _, x in samples]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+    return buf.getvalue()
