@@ -9,7 +9,7 @@ from torch import nn
 import genlib
 from genlib import latent as L
 from genlib.latent import ood as O
-from genlib.losses import kl_normal_per_dim
+from genlib.models.losses import kl_normal_per_dim
 from genlib.sampling import prior_draw
 
 

@@ -1,4 +1,4 @@
-"""genlib.losses and the VAE's KL-weight schedules, checked against references: torch.distributions,
+"""genlib.models.losses and the VAE's KL-weight schedules, checked against references: torch.distributions,
 hand-computed values, and critics whose gradients are known in closed form."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from genlib import losses as L
+from genlib.models import losses as L
 from genlib.models.vae import VAEConfig, kl_weight
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import losses
+from ..models import losses
 
 COVERED_SHARE = 0.1      # a class counts as covered with >= 10 % of its uniform share of the samples
 ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016's activity threshold for an active latent unit

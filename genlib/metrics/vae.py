@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .. import losses
+from ..models import losses
 from ..data import Dataset
 from ..sampling import eval_mode, seeded_generator
 from .scores import active_units

@@ -3,7 +3,7 @@
 One class, one training step in two labelled phases (as in pytorch/examples dcgan): (1) update the
 discriminator (critic) on real and detached fake data, (2) every ``n_critic`` steps update the
 generator. Which formula each phase minimises is the ``loss`` field; the functions live in
-``genlib.losses``.
+``genlib.models.losses``.
 
 Images come in as [0, 1] and are mapped to [-1, 1] for the networks (tanh output); ``sample``
 maps back to [0, 1]. 2-D toy points are used raw with a linear output.
@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import losses
-from ..nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
+from . import losses
 from .base import GenerativeModel
 from .config import BaseConfig, check, inherit, setting
+from .nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
 
 LOSSES = ("nonsaturating", "minimax", "wgan", "wgan-gp", "hinge")
 

@@ -11,10 +11,10 @@ import dataclasses
 import torch
 from torch import nn
 
-from .. import losses
-from ..nets import Decoder, Trunk, count_parameters, one_hot
+from . import losses
 from .base import GenerativeModel
 from .config import BaseConfig, check, inherit, setting
+from .nets import Decoder, Trunk, count_parameters, one_hot
 
 
 @dataclasses.dataclass
