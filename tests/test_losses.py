@@ -1,4 +1,4 @@
-"""genlib.models.losses and the VAE's KL-weight schedules, checked against references: torch.distributions,
+"""genlib.models.losses, the GAN objectives built on them and the VAE's KL-weight schedules, checked against references: torch.distributions,
 hand-computed values, and critics whose gradients are known in closed form."""
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
+from genlib.models import GANConfig, field_specs
 from genlib.models import losses as L
+from genlib.models.gan import LOSSES
+from genlib.models.gan_objectives import OBJECTIVES, objective
 from genlib.models.vae import VAEConfig, kl_weight
 
 
@@ -193,3 +196,50 @@ def test_kl_weight_beta_zero_is_zero():
     for schedule in ("none", "linear", "cyclical"):
         cfg = VAEConfig(beta=0.0, kl_schedule=schedule, anneal_steps=10)
         assert all(kl_weight(cfg, s) == 0 for s in range(30))
+
+
+# ---------------------------------------------------------------------------------------------
+# GAN objectives (genlib.models.gan_objectives): each object is its loss functions, nothing else
+
+
+def test_objectives_are_the_config_choices():
+    assert tuple(OBJECTIVES) == LOSSES == next(s.choices for s in field_specs(GANConfig) if s.name == "loss")
+    assert all(objective(name).name == name for name in OBJECTIVES)
+    with pytest.raises(ValueError, match="unknown GAN loss 'least-squares'"):
+        objective("least-squares")
+
+
+@pytest.mark.parametrize("name, d_loss, g_loss", [
+    ("nonsaturating", lambda r, f: L.d_loss_bce(r, f, real_target=0.9), L.g_loss_nonsaturating),
+    ("minimax", lambda r, f: L.d_loss_bce(r, f, real_target=0.9), L.g_loss_minimax),
+    ("wgan", L.d_loss_wasserstein, L.g_loss_wasserstein),
+    ("wgan-gp", L.d_loss_wasserstein, L.g_loss_wasserstein),
+    ("hinge", L.d_loss_hinge, L.g_loss_wasserstein),
+])
+def test_objective_losses_are_the_formulas(name, d_loss, g_loss):
+    obj, config = objective(name), GANConfig(loss=name, label_smoothing=0.1)
+    real, fake = torch.randn(8), torch.randn(8)
+    assert torch.equal(obj.d_loss(real, fake, config), d_loss(real, fake))
+    assert torch.equal(obj.g_loss(fake), g_loss(fake))
+    assert obj.probabilistic == (name in ("nonsaturating", "minimax"))
+    assert obj.wasserstein == (name in ("wgan", "wgan-gp"))      # -d_loss estimates W only for these
+    assert set(obj.settings) <= {f.name for f in field_specs(GANConfig)}
+    assert obj.label and obj.chart.title and obj.chart.curves
+
+
+def test_only_wgan_gp_has_a_penalty_and_only_wgan_clips():
+    critic = torch.nn.Linear(4, 1)
+    real, fake = torch.randn(6, 4), torch.randn(6, 4)
+    f = lambda x, labels: critic(x).squeeze(1)                            # noqa: E731
+    for name, obj in OBJECTIVES.items():
+        torch.manual_seed(1)
+        gp = obj.penalty(f, real, fake, None)
+        if name == "wgan-gp":
+            torch.manual_seed(1)
+            torch.testing.assert_close(gp, L.gradient_penalty(f, real, fake, None))
+        else:
+            assert gp is None, name
+        with torch.no_grad():
+            critic.weight.fill_(0.5)
+        obj.after_d_step(critic, GANConfig(clip=0.01))
+        assert float(critic.weight.detach().max()) == pytest.approx(0.01 if name == "wgan" else 0.5), name

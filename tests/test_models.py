@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import genlib
+from genlib.models.gan_objectives import OBJECTIVES, objective
 from genlib.models import (PRESETS, FieldSpec, GANConfig, Preset, VAEConfig, field_specs, make_model,
                            preset_config)
 
@@ -106,6 +107,17 @@ def test_wgan_clips_critic_and_reports_wasserstein(digits):
     assert float(out["wasserstein"]) == pytest.approx(-float(out["d_loss"]))
     clip = model.config.clip
     assert all(p.abs().max() <= clip for p in model.discriminator.parameters())
+
+
+@pytest.mark.parametrize("loss", list(OBJECTIVES))
+def test_gan_reports_what_its_objective_charts(loss, digits):
+    """The keys a GAN reports follow its objective: 'gp' with a penalty, 'wasserstein' with an estimate,
+    and every curve of the objective's loss chart is among them."""
+    out = build("gan", digits, loss=loss).training_step(*batch(digits))
+    obj = objective(loss)
+    assert ("gp" in out) == (loss == "wgan-gp") and ("wasserstein" in out) == obj.wasserstein
+    chart = obj.chart
+    assert {c.key for c in chart.curves + chart.side_curves} <= set(out)
 
 
 @pytest.mark.parametrize("preset", ["gan", "cgan", "dcgan"])

@@ -2,8 +2,8 @@
 
 One class, one training step in two labelled phases (as in pytorch/examples dcgan): (1) update the
 discriminator (critic) on real and detached fake data, (2) every ``n_critic`` steps update the
-generator. Which formula each phase minimises is the ``loss`` field; the functions live in
-``genlib.models.losses``.
+generator. Which formula each phase minimises is the ``loss`` field, an objective from
+``genlib.models.gan_objectives`` (the formulas live in ``genlib.models.losses``).
 
 Images come in as [0, 1] and are mapped to [-1, 1] for the networks (tanh output); ``sample``
 maps back to [0, 1]. 2-D toy points are used raw with a linear output.
@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses
 from .base import GenerativeModel
 from .config import BaseConfig, check, inherit, setting
+from .gan_objectives import OBJECTIVES, GANObjective, objective
 from .nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
 
-LOSSES = ("nonsaturating", "minimax", "wgan", "wgan-gp", "hinge")
+LOSSES = tuple(OBJECTIVES)   # the GANConfig.loss names
 
 
 @dataclasses.dataclass
@@ -57,9 +57,13 @@ class GANConfig(BaseConfig):
               "0 unless conditional with arch='conv' (the MLP D reads the label, so a classifier on it could copy it)")
 
     @property
+    def objective(self) -> GANObjective:
+        return objective(self.loss)
+
+    @property
     def probabilistic(self) -> bool:
         """True when D outputs a logit of P(real), False for critics that output a score."""
-        return self.loss in ("nonsaturating", "minimax")
+        return self.objective.probabilistic
 
 
 class Discriminator(nn.Module):
@@ -146,92 +150,97 @@ class GAN(GenerativeModel):
         return (out + 1) / 2 if self.config.is_image else out
 
     def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
-        loss = self.config.loss
-        if loss in ("nonsaturating", "minimax"):
-            return losses.d_loss_bce(real_out, fake_out, real_target=1.0 - self.config.label_smoothing)
-        if loss == "hinge":
-            return losses.d_loss_hinge(real_out, fake_out)
-        return losses.d_loss_wasserstein(real_out, fake_out)
+        return self.config.objective.d_loss(real_out, fake_out, self.config)
 
     def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
-        loss = self.config.loss
-        if loss == "nonsaturating":
-            return losses.g_loss_nonsaturating(fake_out)
-        if loss == "minimax":
-            return losses.g_loss_minimax(fake_out)
-        return losses.g_loss_wasserstein(fake_out)
+        return self.config.objective.g_loss(fake_out)
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        c = self.config
-        labels = y if c.conditional else None
+        labels = y if self.config.conditional else None
         real = self.to_net_range(x)
         # G moves on the first step, then every n_critic steps. (Arjovsky et al.'s Algorithm 1 trains
         # the critic n_critic times first; starting with G keeps g_loss defined from step 1.)
-        update_g = self.steps % c.n_critic == 0
-        z = torch.randn(x.shape[0], c.latent_dim, device=x.device)
+        update_g = self.steps % self.config.n_critic == 0
+        z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device)
         with torch.set_grad_enabled(update_g):   # the fake's graph is only needed for G's update
             fake = self.generator(z, labels)
+        d_terms, real_out, fake_out = self._update_discriminator(real, fake.detach(), labels)
+        if update_g:
+            self._last_g = self._update_generator(fake, labels)
+        self.steps += 1
+        if not self._last_g:   # no G update yet in this process (e.g. resumed mid n_critic cycle)
+            self._last_g = self._generator_losses_without_update(fake.detach(), fake_out, labels)
+        return self._report(d_terms, real_out, fake_out)
 
-        # (1) update D: maximise log D(x) + log(1 - D(G(z)))  (or the critic objective)
-        out = {}
-        d = self.discriminator
-        if c.aux_weight:   # AC-GAN: D's class head learns the labels of real images only
-            real_out, real_cls = d.scores_and_classes(real, labels)                  # (B,), (B, K)
+    def _d_outputs(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's (B,) outputs, and with AC-GAN its (B, K) class logits from the same pass (else None)."""
+        if self.config.aux_weight:
+            return self.discriminator.scores_and_classes(x, labels)
+        return self.discriminator(x, labels), None
+
+    # (1) update D: maximise log D(x) + log(1 - D(G(z)))  (or the critic objective)
+    def _update_discriminator(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None):
+        """One step of D on real and (detached) fake data. Returns its detached terms ('gp', 'd_class',
+        'd_loss', as they apply) and D's detached outputs on real and fake."""
+        c, obj, terms = self.config, self.config.objective, {}
+        real_out, real_cls = self._d_outputs(real, labels)                     # (B,), (B, K) or None
+        fake_out = self.discriminator(fake, labels)                             # (B,)
+        d_loss = obj.d_loss(real_out, fake_out, c)
+        d_total = d_loss
+        penalty = obj.penalty(self.discriminator, real, fake, labels)
+        if penalty is not None:
+            terms["gp"] = penalty.detach()
+            d_total = d_total + c.gp_weight * penalty
+        if real_cls is not None:   # AC-GAN: D's class head learns the labels of real images only
             d_class = F.cross_entropy(real_cls, labels)
-        else:
-            real_out = d(real, labels)
-        fake_out = d(fake.detach(), labels)
-        d_loss = self.d_loss(real_out, fake_out)
-        if c.loss == "wgan-gp":
-            gp = losses.gradient_penalty(self.discriminator, real, fake.detach(), labels)
-            out["gp"] = gp.detach()
-            d_total = d_loss + c.gp_weight * gp
-        else:
-            d_total = d_loss
-        if c.aux_weight:
+            terms["d_class"] = d_class.detach()
             d_total = d_total + c.aux_weight * d_class
-            out["d_class"] = d_class.detach()
         self.opt_d.zero_grad(set_to_none=True)
         d_total.backward()
         self.opt_d.step()
-        if c.loss == "wgan":
-            with torch.no_grad():
-                for p in self.discriminator.parameters():
-                    p.clamp_(-c.clip, c.clip)
+        obj.after_d_step(self.discriminator, c)
+        terms["d_loss"] = d_loss.detach()
+        return terms, real_out.detach(), fake_out.detach()
 
-        # (2) update G: minimise -log D(G(z)) (or log(1 - D(G(z))), or -critic(G(z)))
-        if update_g:
-            self.discriminator.requires_grad_(False)   # no D weight gradients needed here
-            if c.aux_weight:   # ... and G is also rewarded when that head names the asked class
-                fake_scores, fake_cls = d.scores_and_classes(fake, labels)
-                g_loss = self.g_loss(fake_scores)
-                g_class = F.cross_entropy(fake_cls, labels)
-                g_total = g_loss + c.aux_weight * g_class
-                self._last_g = {"g_class": g_class.detach()}
-            else:
-                g_loss = g_total = self.g_loss(d(fake, labels))
-                self._last_g = {}
-            self.opt_g.zero_grad(set_to_none=True)
-            g_total.backward()
-            self.opt_g.step()
-            self.discriminator.requires_grad_(True)
-            self._last_g["g_loss"] = g_loss.detach()
-            if self.generator_ema is not None:
-                self._update_ema()
-        self.steps += 1
+    # (2) update G: minimise -log D(G(z)) (or log(1 - D(G(z))), or -critic(G(z)))
+    def _update_generator(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """One step of G through a frozen D; its detached losses ('g_class', 'g_loss')."""
+        self.discriminator.requires_grad_(False)   # no D weight gradients needed here
+        fake_out, fake_cls = self._d_outputs(fake, labels)
+        g_loss = g_total = self.g_loss(fake_out)
+        reported = {}
+        if fake_cls is not None:   # AC-GAN: G is also rewarded when D's class head names the asked class
+            g_class = F.cross_entropy(fake_cls, labels)
+            g_total = g_loss + self.config.aux_weight * g_class
+            reported["g_class"] = g_class.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_total.backward()
+        self.opt_g.step()
+        self.discriminator.requires_grad_(True)
+        reported["g_loss"] = g_loss.detach()
+        if self.generator_ema is not None:
+            self._update_ema()
+        return reported
 
-        real_out, fake_out = real_out.detach(), fake_out.detach()
-        if not self._last_g:   # no G update yet in this process (e.g. resumed mid n_critic cycle)
-            self._last_g["g_loss"] = self.g_loss(fake_out)
-            if c.aux_weight:
-                with torch.no_grad():
-                    self._last_g["g_class"] = F.cross_entropy(d.scores_and_classes(fake.detach(), labels)[1], labels)
-        if c.probabilistic:  # report D(x) and D(G(z)) as probabilities
+    @torch.no_grad()
+    def _generator_losses_without_update(self, fake: torch.Tensor, fake_out: torch.Tensor,
+                                         labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """G's losses on this step's fakes (D's outputs from before its update), for a model resumed
+        between G updates, so every step reports the same keys."""
+        reported = {"g_loss": self.g_loss(fake_out)}
+        if self.config.aux_weight:
+            reported["g_class"] = F.cross_entropy(self.discriminator.scores_and_classes(fake, labels)[1], labels)
+        return reported
+
+    def _report(self, d_terms: dict[str, torch.Tensor], real_out: torch.Tensor,
+                fake_out: torch.Tensor) -> dict[str, torch.Tensor]:
+        obj = self.config.objective
+        if obj.probabilistic:  # report D(x) and D(G(z)) as probabilities
             real_out, fake_out = torch.sigmoid(real_out), torch.sigmoid(fake_out)
-        out.update(self._last_g, d_loss=d_loss.detach(),
-                   d_real=real_out.mean(), d_fake=fake_out.mean())
-        if c.loss in ("wgan", "wgan-gp"):
-            out["wasserstein"] = -d_loss.detach()   # critic's estimate of W(p_data, p_g)
+        d_loss = d_terms.pop("d_loss")
+        out = {**d_terms, **self._last_g, "d_loss": d_loss, "d_real": real_out.mean(), "d_fake": fake_out.mean()}
+        if obj.wasserstein:
+            out["wasserstein"] = -d_loss   # critic's estimate of W(p_data, p_g)
         return out
 
     @torch.no_grad()
