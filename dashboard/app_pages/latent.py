@@ -105,7 +105,7 @@ if model.has_encoder:
     st.subheader("KL per dimension: which dimensions carry information")
     mu, logvar = latent.posterior_stats(model, test)                             # (<=1000, D) each: encode once
     kl = gmetrics.kl_per_dim(mu, logvar)                                         # (D,) nats
-    active_mask = gmetrics.activity(mu) > 0.01                                   # (D,)
+    active_mask = gmetrics.activity(mu) > gmetrics.ACTIVE_THRESHOLD             # (D,)
     active = gmetrics.active_units(mu)
     m = st.columns([1, 1, 4])
     m[0].metric("Active units", f"{active} / {d}", help="Dimensions whose posterior mean μ(x) varies over "
