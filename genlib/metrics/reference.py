@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from ..checkpoint import atomic_save
+from ..files import atomic_save
 from ..classifier import Classifier, has_classifier, load_classifier
 from ..data import Dataset, canonical_name, load_dataset
 from ..sampling import classify_batched, seeded_generator
