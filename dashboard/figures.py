@@ -12,12 +12,17 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from genlib.models.gan_objectives import GANObjective, objective
+
 from . import images
 
 if TYPE_CHECKING:
     from .context import ModelEntry
 
 COLORS = {"real": "#9e9e9e", "fake": "#e4572e", "a": "#1f77b4", "b": "#e4572e", "c": "#2ca02c", "d": "#9467bd"}
+# a GAN loss curve's colour, by the key its training step reports
+CURVE_COLORS = {"d_loss": COLORS["a"], "g_loss": COLORS["b"], "wasserstein": COLORS["c"], "gp": COLORS["d"],
+                "d_real": COLORS["real"], "d_fake": COLORS["fake"]}
 
 
 def fmt_duration(seconds: float) -> str:
@@ -54,7 +59,8 @@ def _line(fig, x, y, name, color=None, row=1, col=1, dash=None):
 
 
 def loss_figure(history: dict[str, list[float]], family: str, loss: str = "") -> go.Figure:
-    """Loss curves of one run, laid out for its family (see the subplot titles for what each shows)."""
+    """Loss curves of one run, laid out for its family; a GAN's by the chart of its ``loss``
+    (``genlib.models.gan_objectives``: curve names, labels, units, the side panel)."""
     steps = history.get("step", [])
     h = {k: v for k, v in history.items() if k != "step"}
     if family == "vae":
@@ -68,31 +74,21 @@ def loss_figure(history: dict[str, list[float]], family: str, loss: str = "") ->
             _line(fig, steps, h["beta"], "β", COLORS["d"], col=2)
         fig.update_yaxes(title_text="nats per example", row=1, col=1)
         fig.update_yaxes(title_text="β", rangemode="tozero", row=1, col=2)
-    elif loss in ("wgan", "wgan-gp", "hinge"):
-        right = "Gradient penalty (before ×λ)" if loss == "wgan-gp" else "Critic score, real vs generated"
-        fig = make_subplots(1, 2, subplot_titles=("Critic and generator losses (critic-score units)", right))
-        if "wasserstein" in h:
-            _line(fig, steps, h["wasserstein"], "Wasserstein estimate E[f(x)] − E[f(G(z))]", COLORS["c"])
-        _line(fig, steps, h.get("d_loss", []), "critic loss", COLORS["a"])
-        _line(fig, steps, h.get("g_loss", []), "generator loss −E[f(G(z))]", COLORS["b"])
-        if loss == "wgan-gp":
-            _line(fig, steps, h.get("gp", []), "gradient penalty", COLORS["d"], col=2)
-            fig.update_yaxes(title_text="(‖∇f‖ − 1)²", rangemode="tozero", row=1, col=2)
-        else:
-            _line(fig, steps, h.get("d_real", []), "f(x) on real", COLORS["real"], col=2)
-            _line(fig, steps, h.get("d_fake", []), "f(G(z)) on generated", COLORS["fake"], col=2)
-            fig.update_yaxes(title_text="critic score", row=1, col=2)
-        fig.update_yaxes(title_text="critic-score units", row=1, col=1)
     else:
-        fig = make_subplots(1, 2, subplot_titles=("Losses (binary cross-entropy, nats)",
-                                                  "D's mean output: P(real) it assigns"))
-        _line(fig, steps, h.get("d_loss", []), "D loss", COLORS["a"])
-        _line(fig, steps, h.get("g_loss", []), "G loss", COLORS["b"])
-        _line(fig, steps, h.get("d_real", []), "D(x) on real", COLORS["real"], col=2)
-        _line(fig, steps, h.get("d_fake", []), "D(G(z)) on generated", COLORS["fake"], col=2)
-        fig.add_hline(y=0.5, line_dash="dot", line_color="grey", row=1, col=2)
-        fig.update_yaxes(title_text="nats", row=1, col=1)
-        fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=2)
+        obj = objective(loss)
+        chart = obj.chart
+        fig = make_subplots(1, 2, subplot_titles=(chart.title, chart.side_title))
+        for curve in chart.curves:
+            _line(fig, steps, h.get(curve.key, []), curve.label, CURVE_COLORS.get(curve.key))
+        for curve in chart.side_curves:
+            _line(fig, steps, h.get(curve.key, []), curve.label, CURVE_COLORS.get(curve.key), col=2)
+        fig.update_yaxes(title_text=chart.units, row=1, col=1)
+        if chart.side_range is not None:                              # probabilities: 0.5 = D cannot tell
+            fig.add_hline(y=0.5, line_dash="dot", line_color="grey", row=1, col=2)
+            fig.update_yaxes(title_text=chart.side_units, range=list(chart.side_range), row=1, col=2)
+        else:                                                         # a penalty is >= 0; scores are free
+            fig.update_yaxes(title_text=chart.side_units, row=1, col=2,
+                             rangemode="tozero" if type(obj).penalty is not GANObjective.penalty else "normal")
     fig.update_xaxes(title_text="training step")
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig

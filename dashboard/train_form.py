@@ -1,27 +1,118 @@
-"""The Train page's form: widgets for a preset's hyperparameters, seeded with the preset's defaults,
-whose ranges keep the config valid; ``train_settings`` returns what ``make_model`` and
-``TrainConfig`` take."""
+"""The Train page's form, generated from the config fields' own metadata (``genlib.models.field_specs``:
+kind, range, log scale, choices, help), so a widget offers exactly what ``validate`` accepts.
+
+The form only decides *which* fields it shows, in which column, under which label and key; the
+widget follows from the field: a toggle for a flag, a select box for choices, a slider over a log
+ladder for log-scale values, a slider or a number box for a range. ``train_settings`` returns what
+``make_model`` and ``TrainConfig`` take.
+"""
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import math
+from typing import Any, Callable
 
 import streamlit as st
 
 import genlib
-from genlib.models import PRESETS, preset_config
+from genlib.models import PRESETS, FieldSpec, field_specs, preset_config
+from genlib.models.gan_objectives import objective
 
-LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 4e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 3e-2, 1e-1]
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
-LATENTS = [1, 2, 4, 8, 16, 20, 32, 64, 100, 128]
+
+
+@dataclasses.dataclass(frozen=True)
+class Widget:
+    """One config field on the form: its label, its key (after ``{prefix}_{preset}_``) and when it
+    shows, given the values chosen above it."""
+
+    field: str
+    label: str
+    key: str
+    shown: Callable[[dict[str, Any]], bool] = lambda chosen: True
+
+
+def _objective_reads(name: str) -> Callable[[dict[str, Any]], bool]:
+    """Shown when the chosen GAN loss reads the field (``GANObjective.settings``)."""
+    return lambda chosen: name in objective(chosen["loss"]).settings
+
+
+# Per family: the second column, then the third. Fields not listed keep the preset's value.
+LAYOUT: dict[str, tuple[tuple[Widget, ...], tuple[Widget, ...]]] = {
+    "vae": ((Widget("latent_dim", "Latent size (z dimensions)", "latent"),
+             Widget("lr", "Learning rate (Adam)", "lr"),
+             Widget("beta", "β (KL weight)", "beta")),
+            (Widget("kl_schedule", "KL schedule", "sched"),
+             Widget("anneal_steps", "Annealing length (steps)", "anneal", lambda c: c["kl_schedule"] != "none"),
+             Widget("free_bits", "Free bits (nats per dimension)", "fb"),
+             Widget("skip", "Skip connections from z", "skip"))),
+    "gan": ((Widget("latent_dim", "Latent size (z dimensions)", "latent"),
+             Widget("lr_g", "lr_g (generator)", "lr_g"),
+             Widget("lr_d", "lr_d (discriminator)", "lr_d")),
+            (Widget("loss", "Loss", "loss"),
+             Widget("n_critic", "D steps per G step (n_critic)", "ncritic"),
+             Widget("spectral_norm", "Spectral norm in D", "sn"),
+             Widget("label_smoothing", "One-sided label smoothing", "ls", _objective_reads("label_smoothing")),
+             Widget("ema", "EMA of G (decay)", "ema"),
+             Widget("gp_weight", "Gradient-penalty weight λ", "gp", _objective_reads("gp_weight")))),
+}
+
+# Presentation, not validation: values a slider steps through where an even range suits badly.
+# A latent size is best doubled; an EMA decay matters through 1 - decay (0 = off). Each must be valid.
+LADDERS: dict[str, tuple[float, ...]] = {"latent_dim": (1, 2, 4, 8, 16, 32, 64, 128),
+                                         "ema": (0.0, 0.9, 0.99, 0.999)}
+SLIDER_STEPS = 100         # an even-range float slider moves in about 1/100 of its span (rounded to 1, 2, 5)
+SLIDER_MAX_INTS = 20       # an int range up to this wide is a slider, wider a number box
+
+
+def log_ladder(low: float, high: float, mantissas: tuple[int, ...] = (1, 2, 4, 5)) -> list[float]:
+    """1, 2, 4, 5 × 10^k from ``low`` to ``high``: steps for a log-scale slider (4 keeps TTUR's 4e-4)."""
+    out = []
+    for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        out += [float(f"{m}e{k}") for m in mantissas if low <= m * 10.0 ** k <= high * (1 + 1e-9)]
+    return out
+
+
+def _nice_step(x: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k that is >= ``x``."""
+    k = math.floor(math.log10(x))
+    return next(m * 10.0 ** k for m in (1, 2, 5, 10) if m * 10.0 ** k >= x * (1 - 1e-9))
+
+
+def _span(spec: FieldSpec) -> tuple[float, float]:
+    """The range a widget offers: the field's typical span, else its valid bounds."""
+    lo, hi = spec.typical or (spec.low, spec.high)
+    if lo is None or hi is None:
+        raise ValueError(f"{spec.name}: a form widget needs a bounded or typical range")
+    return lo, hi
 
 
 def _options_with(options: list, value) -> list:
     return sorted(set(options) | {value})
 
 
-def _lr(label: str, key: str, default: float, help: str) -> float:
-    return st.select_slider(label, _options_with(LRS, default), value=default, key=key,
-                            format_func=lambda v: f"{v:g}", help=help, persist_state="session")
+def field_widget(spec: FieldSpec, label: str, key: str, value: Any, help: str | None = None) -> Any:
+    """The widget for one config field, at ``value``; its range never leaves the valid one."""
+    common = dict(key=key, help=help or spec.help, persist_state="session")
+    if spec.kind == "bool":
+        return st.toggle(label, bool(value), **common)
+    if spec.choices is not None:
+        return st.selectbox(label, spec.choices, index=spec.choices.index(value), **common)
+    if spec.name in LADDERS or spec.log:
+        return st.select_slider(label, _options_with(ladder(spec), value), value=value,
+                                format_func=lambda v: f"{v:g}", **common)
+    lo, hi = _span(spec)
+    if spec.kind == "int":
+        lo, hi = int(lo), int(hi)
+        if hi - lo <= SLIDER_MAX_INTS:
+            return st.slider(label, lo, hi, int(value), **common)
+        return st.number_input(label, lo, hi, int(value), **common)
+    step = _nice_step((hi - lo) / SLIDER_STEPS)
+    if spec.high_open and hi == spec.high:
+        hi -= step                                   # e.g. label smoothing < 0.5
+    if spec.low_open and lo == spec.low:
+        lo += step
+    return st.slider(label, float(lo), float(hi), float(value), step, **common)
 
 
 def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tuple[dict[str, Any], dict[str, Any]]:
@@ -32,8 +123,9 @@ def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tup
     family, base = preset_config(preset, data.shape, data.num_classes, **ov)
     if ov:
         st.caption(f"On 2-D points **{preset}** uses MLP networks (convolutions need images).")
+    specs = {s.name: s for s in field_specs(base)}
     k = f"{prefix}_{preset}_"
-    c1, c2, c3 = st.columns(3)
+    c1, *cols = st.columns(3)
     with c1:
         steps = st.number_input("Training steps", 10, 100_000, 500 if data.is_image else 2000, step=100,
                                 key=prefix + "_steps", persist_state="session",
@@ -42,54 +134,27 @@ def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tup
         batch = st.select_slider("Batch size", sizes, value=min(64, sizes[-1]), key=prefix + "_batch", persist_state="session",
                                  help="Examples per step: larger = smoother gradients, fewer steps per epoch.")
         seed = st.number_input("Seed", 0, 1_000_000, 0, key=prefix + "_seed", persist_state="session")
-    with c2:
-        ov["latent_dim"] = st.select_slider("Latent size (z dimensions)", _options_with(LATENTS, base.latent_dim),
-                                            value=base.latent_dim, key=k + "latent", persist_state="session")
-        if family == "vae":
-            ov["lr"] = _lr("Learning rate (Adam)", k + "lr", base.lr, "Too high and the loss explodes.")
-            ov["beta"] = st.slider("β (KL weight)", 0.0, 10.0, float(base.beta), 0.1, key=k + "beta",
-                                   persist_state="session",
-                                   help="1 = the ELBO. > 1 pushes codes towards the prior (smoother, blurrier).")
-        else:
-            ov["lr_g"] = _lr("lr_g (generator)", k + "lr_g", base.lr_g, "Generator learning rate.")
-            ov["lr_d"] = _lr("lr_d (discriminator)", k + "lr_d", base.lr_d,
-                             "TTUR (Heusel et al. 2017): a faster D than G, e.g. 4e-4 vs 1e-4, can help.")
-    with c3:
-        if family == "vae":
-            ov["kl_schedule"] = st.selectbox("KL schedule", ["none", "linear", "cyclical"],
-                                             index=["none", "linear", "cyclical"].index(base.kl_schedule),
-                                             key=k + "sched", persist_state="session",
-                                             help="Warm β up from 0 so the decoder learns to use z first.")
-            if ov["kl_schedule"] != "none":
-                ov["anneal_steps"] = st.number_input("Annealing length (steps)", 1, 100_000,
-                                                     min(base.anneal_steps, int(steps)), key=k + "anneal",
-                                                     persist_state="session")
-            ov["free_bits"] = st.slider("Free bits (nats per dimension)", 0.0, 2.0, float(base.free_bits), 0.05,
-                                        key=k + "fb", persist_state="session",
-                                        help="KL below this per latent dimension is not penalised.")
-            ov["skip"] = st.toggle("Skip connections from z", base.skip, key=k + "skip", persist_state="session",
-                                   help="Feed z to every decoder layer, against posterior collapse.")
-        else:
-            from genlib.models.gan import LOSSES
-
-            ov["loss"] = st.selectbox("Loss", LOSSES, index=LOSSES.index(base.loss), key=k + "loss",
-                                      persist_state="session")
-            ov["n_critic"] = st.slider("D steps per G step (n_critic)", 1, 10, base.n_critic, key=k + "ncritic",
-                                       persist_state="session")
-            ov["spectral_norm"] = st.toggle("Spectral norm in D", base.spectral_norm, key=k + "sn",
-                                            persist_state="session")
-            if ov["loss"] in ("nonsaturating", "minimax"):
-                ov["label_smoothing"] = st.slider("One-sided label smoothing", 0.0, 0.3,
-                                                  float(base.label_smoothing), 0.05, key=k + "ls",
-                                                  persist_state="session", help="Real target 1 − s.")
-            ema = st.select_slider("EMA of G (decay)", [0.0, 0.9, 0.99, 0.999], value=base.ema, key=k + "ema",
-                                   persist_state="session", help="Sample from a moving average of G; 0 = off.")
-            ov["ema"] = ema
-            if ov["loss"] == "wgan-gp":
-                ov["gp_weight"] = st.slider("Gradient-penalty weight λ", 0.0, 50.0, float(base.gp_weight), 1.0,
-                                            key=k + "gp", persist_state="session")
+    for col, widgets in zip(cols, LAYOUT[family]):
+        with col:
+            for w in widgets:
+                if not w.shown(ov):
+                    continue
+                value = getattr(base, w.field)
+                if w.field == "anneal_steps":
+                    value = min(value, int(steps))           # warm up within the run
+                ov[w.field] = field_widget(specs[w.field], w.label, k + w.key, value)
     steps = int(steps)
     train = dict(steps=steps, batch_size=int(batch), seed=int(seed),
                  log_every=max(1, min(25, steps // 200)), sample_every=max(1, steps // 30),
                  n_fixed=64 if data.is_image else 512)
     return ov, train
+
+
+def spec_of(config: Any, field: str) -> FieldSpec:
+    """The metadata of ``config``'s field (a config class or instance)."""
+    return next(s for s in field_specs(config) if s.name == field)
+
+
+def ladder(spec: FieldSpec) -> list[float]:
+    """The values a stepped slider offers for a field: its ladder, or 1-2-4-5 steps over its log span."""
+    return list(LADDERS[spec.name]) if spec.name in LADDERS else log_ladder(*_span(spec))

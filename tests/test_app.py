@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
 from conftest import APP, assert_clean  # noqa: E402
-from dashboard import figures, images, measure, resources, session, ui  # noqa: E402
+from dashboard import figures, images, measure, resources, session, train_form, ui  # noqa: E402
 
 PAGES = ["app_pages/overview.py", "app_pages/train.py", "app_pages/conditional.py", "app_pages/mode_collapse.py"]
 
@@ -405,6 +405,38 @@ def test_training_settings_survive_a_page_switch(app):
     assert app.selectbox(key="tr_preset").value == "dcgan"
     assert app.number_input(key="tr_steps").value == 1234
     assert app.select_slider(key="tr_dcgan_lr_d").value == 4e-4
+
+
+def test_the_training_form_offers_only_what_the_config_accepts(app):
+    """Every hyperparameter widget comes from the field's metadata: its ends, steps and choices all
+    pass ``validate`` (label smoothing once stopped at 0.3 while 0.5 was allowed; now up to 0.5)."""
+    app.switch_page("app_pages/train.py").run()
+    for preset, p in genlib.PRESETS.items():
+        app.selectbox(key="tr_preset").set_value(preset).run()
+        assert_clean(app)
+        fields = {f"tr_{preset}_{w.key}": w.field for col in train_form.LAYOUT[p.family] for w in col}
+        specs = {s.name: s for s in genlib.models.field_specs(genlib.models.config_class(p.family))}
+        seen = set()
+        for kind in ("slider", "select_slider", "selectbox", "number_input", "toggle"):
+            for w in app.get(kind):
+                if w.key not in fields:
+                    continue
+                spec, seen = specs[fields[w.key]], seen | {w.key}
+                if kind == "slider" or kind == "number_input" and w.min is not None:
+                    values = [w.min, w.max]
+                elif kind == "select_slider":
+                    values = [float(o) for o in w.options]
+                elif kind == "selectbox":
+                    assert tuple(w.options) == spec.choices
+                    values = list(w.options)
+                else:
+                    values = [True, False]
+                for v in values:
+                    v = int(v) if spec.kind == "int" else v
+                    assert spec.problem(v) is None, (preset, w.key, v, spec.rule)
+        assert seen, preset
+    app.selectbox(key="tr_preset").set_value("gan").run()
+    assert 0.3 < app.slider(key="tr_gan_ls").max < 0.5
 
 
 def test_the_download_button_reports_progress(app, monkeypatch, tmp_path):

@@ -2,6 +2,8 @@
 import streamlit as st
 
 import genlib
+from genlib.models import GANConfig
+from genlib.models.gan_objectives import OBJECTIVES
 from dashboard import context, figures, measure, resources, session, train_form, ui
 
 ctx = context.context()
@@ -29,9 +31,10 @@ toy = c[0].segmented_control("2-D data", ["ring", "grid"], default="ring", key="
                              persist_state="session")
 steps = c[1].select_slider("Steps each", [500, 1000, 2000, 3000, 5000, 10000], value=2000, key="mc_steps",
                            persist_state="session")
-lr = c[2].select_slider("Learning rate (both)", train_form.LRS[3:11], value=1e-3, format_func=lambda v: f"{v:g}",
+rates = [v for v in train_form.ladder(train_form.spec_of(GANConfig, "lr_g")) if 1e-4 <= v <= 1e-2]
+lr = c[2].select_slider("Learning rate (both)", rates, value=1e-3, format_func=lambda v: f"{v:g}",
                         key="mc_lr", persist_state="session")
-vanilla_loss = c[3].selectbox("Vanilla GAN loss", ["nonsaturating", "minimax"], key="mc_loss",
+vanilla_loss = c[3].selectbox("Vanilla GAN loss", [n for n, o in OBJECTIVES.items() if o.probabilistic], key="mc_loss",
                               persist_state="session")
 data = resources.load_data(toy)
 st.caption(f"{genlib.DATASETS[toy]} Both models train on the CPU, batch 128. Coverage is measured on "

@@ -67,7 +67,8 @@ if snap.state == "error":
     rates = {f: run.model.config.__dict__[f] for f in run.model.lr_fields.values()}
     st.error(snap.message)
     cols = st.columns(len(rates) + 1)
-    new = {f: cols[i].select_slider(f"New {f}", train_form.LRS, value=min(train_form.LRS, key=lambda v: abs(v - r / 10)),
+    ladders = {f: train_form.ladder(train_form.spec_of(run.model.config, f)) for f in rates}
+    new = {f: cols[i].select_slider(f"New {f}", ladders[f], value=min(ladders[f], key=lambda v: abs(v - r / 10)),
                                     format_func=lambda v: f"{v:g}", key=f"tr_fix_{f}") for i, (f, r) in enumerate(rates.items())}
     if cols[-1].button("Resume with the new learning rate", type="primary", key="tr_fix"):
         run.model.set_learning_rates(**new)
