@@ -40,17 +40,16 @@ from common import (APP_POLL_S, CHROMIUM, REPO, FragmentEmulator, running, desce
 import genlib
 import torch
 from app_probe import probe_callback
-from dashboard import measure
+from dashboard import measure, train_form
 
 
 SHOTS = REPO / "artifacts" / "bench"      # git-ignored: a screenshot when driving the app fails
 
 
 def app_train_config(steps: int, batch: int, metric: bool) -> genlib.TrainConfig:
-    """The TrainConfig the Train page builds (dashboard/ui.py train_settings, app_pages/train.py)."""
-    return genlib.TrainConfig(steps=steps, batch_size=batch, seed=0, log_every=max(1, min(25, steps // 200)),
-                              sample_every=max(1, steps // 30), n_fixed=64,
-                              metric_every=max(1, steps // 10) if metric else 0)
+    """The TrainConfig the Train page builds (dashboard/train_form.py train_settings, app_pages/train.py)."""
+    return genlib.TrainConfig(**train_form.run_settings(steps, batch, 0, is_image=True),
+                              metric_every=train_form.metric_every(steps) if metric else 0)
 
 
 def read_probe(path: Path) -> dict[str, list[dict]]:

@@ -77,9 +77,9 @@ def percentile(values: list[float], q: float) -> float:
 
 class FragmentEmulator:
     """On its own Python thread, every ``every`` seconds, does what the Train page's live fragment
-    does per rerun: ``trainer.snapshot()``, the loss figure (``dashboard.ui.loss_figure``, plus the
+    does per rerun: ``trainer.snapshot()``, the loss figure (``dashboard.figures.loss_figure``, plus the
     metric figure once there are metrics) serialised as Streamlit does (``plotly.io.to_json``), and
-    the newest fixed-noise grid upscaled (``ui.image_grid``) and encoded to PNG (``ui.png_bytes``).
+    the newest fixed-noise grid upscaled (``images.image_grid``) and encoded to PNG (``images.png_bytes``).
     As on the page (``ui.memo``), the metric figure and the PNG are rebuilt only when their data changed.
 
     It leaves out the websocket, protobuf and the browser. A frame that overruns the interval is
@@ -89,9 +89,9 @@ class FragmentEmulator:
     def __init__(self, trainer: genlib.Trainer, every: float = 0.5):
         import plotly.io as pio
 
-        from dashboard import ui    # imports streamlit: a second or more, so not inside a frame
+        from dashboard import figures, images   # imports streamlit: a second or more, so not inside a frame
 
-        self.trainer, self.every, self._ui, self._pio = trainer, every, ui, pio
+        self.trainer, self.every, self._figures, self._images, self._pio = trainer, every, figures, images, pio
         self._memo: dict = {}
         self.frames: list[tuple[float, float]] = []
         self._stop = threading.Event()
@@ -105,15 +105,15 @@ class FragmentEmulator:
         self._thread.join()
 
     def frame(self) -> None:
-        ui, pio, model, memo = self._ui, self._pio, self.trainer.model, self._memo
+        figures, images, pio, model, memo = self._figures, self._images, self._pio, self.trainer.model, self._memo
         snap = self.trainer.snapshot()
-        pio.to_json(ui.loss_figure(snap.history, model.family, getattr(model.config, "loss", "")), validate=False)
+        pio.to_json(figures.loss_figure(snap.history, model.family, getattr(model.config, "loss", "")), validate=False)
         if set(snap.metrics) - {"step"}:
             if memo.get("metric", (None,))[0] != len(snap.metrics["step"]):
-                memo["metric"] = (len(snap.metrics["step"]), ui.metric_figure(snap.metrics, "Live quality metric"))
+                memo["metric"] = (len(snap.metrics["step"]), figures.metric_figure(snap.metrics, "Live quality metric"))
             pio.to_json(memo["metric"][1], validate=False)
         if snap.samples and snap.samples[-1][1].dim() == 4 and memo.get("grid") != snap.samples[-1][0]:
-            ui.png_bytes(ui.image_grid(snap.samples[-1][1], nrow=8))
+            images.png_bytes(images.image_grid(snap.samples[-1][1], nrow=8))
             memo["grid"] = snap.samples[-1][0]
 
     def _run(self) -> None:

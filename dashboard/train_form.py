@@ -143,11 +143,19 @@ def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tup
                 if w.field == "anneal_steps":
                     value = min(value, int(steps))           # warm up within the run
                 ov[w.field] = field_widget(specs[w.field], w.label, k + w.key, value)
-    steps = int(steps)
-    train = dict(steps=steps, batch_size=int(batch), seed=int(seed),
-                 log_every=max(1, min(25, steps // 200)), sample_every=max(1, steps // 30),
-                 n_fixed=64 if data.is_image else 512)
-    return ov, train
+    return ov, run_settings(int(steps), int(batch), int(seed), data.is_image)
+
+
+def run_settings(steps: int, batch: int, seed: int, is_image: bool) -> dict[str, Any]:
+    """The TrainConfig fields of a run started on the Train page: a loss point every 25 steps at
+    most (about 200 over a short run), about 30 saved grids, 64 images (or 512 points) per grid."""
+    return dict(steps=steps, batch_size=batch, seed=seed, log_every=max(1, min(25, steps // 200)),
+                sample_every=max(1, steps // 30), n_fixed=64 if is_image else 512)
+
+
+def metric_every(steps: int) -> int:
+    """The Train page measures its live metrics about 10 times per run."""
+    return max(1, steps // 10)
 
 
 def spec_of(config: Any, field: str) -> FieldSpec:

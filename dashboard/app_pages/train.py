@@ -31,7 +31,7 @@ with st.expander("New run", expanded=not runs.of_page("train")):
         metric_fn = measure.live_metric_fn(data)
         try:
             model = genlib.make_model(preset, data, **overrides)
-            cfg = genlib.TrainConfig(**train_cfg, metric_every=max(1, train_cfg["steps"] // 10) if metric_fn else 0)
+            cfg = genlib.TrainConfig(**train_cfg, metric_every=train_form.metric_every(train_cfg["steps"]) if metric_fn else 0)
             trainer = genlib.Trainer(model, data, cfg, device=ctx.device, metric_fn=metric_fn)
         except ValueError as e:
             st.error(f"Cannot build this model: {e}")
