@@ -20,6 +20,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DATASETS, DataNotFoundError, load_dataset
 from .device import pick_device
+from .sampling import prior_draw, to_uint8
 from .models import PRESETS, config_class, field_specs, preset_config, build_model
 from .train import Event, TrainConfig, Trainer
 
@@ -131,14 +132,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UsageError("--labels needs a conditional model (cgan, cvae)")
     if labels is None:
         labels = model.default_labels(args.n)
-    torch.manual_seed(args.seed)
-    x = model.sample(args.n, labels=labels).cpu()
+    torch.manual_seed(args.seed)   # for any randomness a family draws beyond z
+    z = prior_draw(model, args.n, args.seed)   # genlib's one seeding rule: the same samples on any device
+    x = model.sample(args.n, labels=labels, z=z).cpu()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
         arrays: dict[str, np.ndarray] = {}
         if model.config.is_image:
-            img = (x * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+            img = to_uint8(x).numpy()
             arrays["x"] = img[:, 0] if img.shape[1] == 1 else img    # N x H x W for grey, N x C x H x W for colour
         else:
             arrays["x"] = x.numpy().astype(np.float32)

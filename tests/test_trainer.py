@@ -1,5 +1,6 @@
-"""genlib.Trainer on the 8x8 digits with tiny models: events, thread control, determinism,
-divergence handling, bounded history, metrics and snapshots."""
+"""genlib.train on the 8x8 digits with tiny models: config checks, events, thread control, determinism,
+the fixed noise's seeding rule, divergence handling, bounded history over 100k steps, metrics and
+snapshots."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import genlib
-from genlib import Event, TrainConfig, Trainer, make_model
+from genlib import Event, GenerativeModel, TrainConfig, Trainer, load_dataset, make_model
 from genlib.sampling import to_uint8
 from genlib.train import History
 
@@ -51,6 +52,18 @@ class Recorder:
     def of(self, kind: str) -> list[Event]:
         with self.lock:
             return [e for e in self.events if e.kind == kind]
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("log_every", 0),
+                                          ("n_fixed", 0), ("metric_every", -1)])
+def test_out_of_range_train_config_is_rejected(field, value):
+    with pytest.raises(ValueError, match=rf"^{field}="):
+        TrainConfig(**{field: value})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,6 +107,10 @@ def test_fixed_noise_is_fixed(digits):
     tr.run()
     assert torch.equal(rec.of("samples")[0].samples, first)
     assert torch.equal(tr.fixed_labels, torch.arange(8))
+    # genlib's one seeding rule (genlib.sampling.prior_draw): drawn on the CPU from a generator seeded
+    # with the config's seed, then moved, so the grid's z is the same on any device
+    cpu_draw = torch.randn(8, *model.latent_shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(tr.fixed_z.cpu(), cpu_draw) and tr.fixed_z.device.type == tr.device.type
 
 
 def test_seeds_make_runs_identical(digits):
@@ -243,6 +260,21 @@ def test_nan_loss_stops_with_error_and_restores_last_good_weights(digits, monkey
     assert tr.run() == "done" and tr.step == 30 and model.steps == 30
 
 
+def test_divergence_stops_keeps_last_good_weights_and_resumes_with_new_lr(digits):
+    torch.manual_seed(0)
+    model = make_model("vae", digits, lr=1e4)     # absurd: the KL overflows within a few steps
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, digits, TrainConfig(steps=60, log_every=5))
+    assert trainer.run() == "error"
+    assert "diverged" in trainer.message and "learning rate" in trainer.message
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+    assert trainer.step == 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.set_learning_rates(lr=1e-3)
+    assert trainer.run() == "done" and trainer.step == 60
+    assert all(math.isfinite(v) for v in trainer.losses.values())
+
+
 def test_exception_in_training_step_is_reported(digits, monkeypatch):
     model = tiny("vae", digits)
     monkeypatch.setattr(model, "training_step", lambda x, y: 1 / 0)
@@ -307,7 +339,7 @@ def test_metric_events(digits):
 
 
 def test_snapshot_is_consistent_while_training(digits):
-    tr = Trainer(tiny("gan", digits), digits, cfg(steps=200, log_every=1, sample_every=7, max_snapshots=5,
+    tr = Trainer(tiny("gan", digits), digits, cfg(steps=200, log_every=1, sample_every=7, max_sample_grids=5,
                                                    history_points=20))
     snaps = []
     tr.start()
@@ -341,3 +373,44 @@ def test_speed_and_eta_count_the_batch_actually_drawn():
     assert trainer.batch_size == 40
     trainer.images_per_s = 400.0                      # 10 steps of 40 examples per second
     assert trainer.snapshot().eta == pytest.approx(20 * 40 / 400.0)   # not 20 * 128 / 400
+
+
+# ---------------------------------------------------------------------------------------------
+# Long runs
+
+
+class _Tiny(GenerativeModel):
+    """The cheapest possible model, to run 100k trainer steps in seconds."""
+
+    family = "gan"
+
+    def __init__(self):
+        from genlib.models import GANConfig
+        super().__init__(GANConfig(data_shape=(2,), num_classes=0, hidden=(1,), latent_dim=1))
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.opt = torch.optim.SGD([self.w], lr=0.0)
+
+    def training_step(self, x, y):
+        self.steps += 1
+        return {"loss": x.mean(), "other": x.std()}
+
+    def sample(self, n, labels=None, z=None):
+        return torch.zeros(n, 2)
+
+    def network_sizes(self):
+        return {"w": 1}
+
+    def optimizers(self):
+        return {"opt": self.opt}
+
+
+def test_100k_steps_keep_memory_bounded():
+    data = load_dataset("ring", n=512)
+    cfg = TrainConfig(steps=100_000, batch_size=8, log_every=10, sample_every=500, history_points=200,
+                      max_sample_grids=20)
+    trainer = Trainer(_Tiny(), data, cfg)
+    assert trainer.run() == "done"
+    snap = trainer.snapshot()
+    assert len(snap.history["step"]) < 2 * 200 and len(snap.history["loss"]) == len(snap.history["step"])
+    assert len(snap.samples) <= 20
+    assert snap.history["step"][-1] > 99_000 and snap.samples[-1][0] == 100_000

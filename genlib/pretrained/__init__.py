@@ -16,13 +16,13 @@ a model card: data and split, images, steps, epochs, wall time, device, torch ve
 exact command that rebuilt it, and its metrics from ``genlib.metrics.evaluate``.
 """
 from ..files import PRETRAINED_DIR
-from .build import (EVAL_SAMPLES, MAX_SNAPSHOTS, SAMPLES_DIR, build, half_weights, latent_separation, measure,
+from .build import (EVAL_SAMPLES, MAX_SAMPLE_GRIDS, SAMPLES_DIR, build, half_weights, latent_separation, measure,
                     reevaluate, save_sample_png, standing_batchnorm, update_card)
 from .recipes import (BUILD_COMMAND, BY_NAME, CGAN, RECIPES, PretrainedEntry, Recipe, describe, list_pretrained,
                       load_pretrained, rebuild_command)
 from .report import report
 
-__all__ = ["PRETRAINED_DIR", "EVAL_SAMPLES", "MAX_SNAPSHOTS", "SAMPLES_DIR", "build", "half_weights",
+__all__ = ["PRETRAINED_DIR", "EVAL_SAMPLES", "MAX_SAMPLE_GRIDS", "SAMPLES_DIR", "build", "half_weights",
            "latent_separation", "measure", "reevaluate", "save_sample_png", "standing_batchnorm", "update_card",
            "BUILD_COMMAND", "BY_NAME", "CGAN", "RECIPES", "PretrainedEntry", "Recipe", "describe", "list_pretrained",
            "load_pretrained", "rebuild_command", "report"]

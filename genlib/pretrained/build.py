@@ -11,13 +11,13 @@ import torch
 from ..checkpoint import Checkpoint, load_checkpoint, read_payload, save_checkpoint
 from ..data import load_dataset
 from ..files import PRETRAINED_DIR, REPO, atomic_save
-from ..models import make_model
+from ..models import ENCODER, STANDING_STATS, make_model
 from ..sampling import to_uint8
 from ..train import Event, TrainConfig, Trainer
 from .recipes import Recipe, describe, rebuild_command
 
 SAMPLES_DIR = REPO / "docs" / "samples"
-MAX_SNAPSHOTS = 24    # fixed-noise grids kept per file: enough to scrub through training, ~1 MB at 28x28
+MAX_SAMPLE_GRIDS = 24    # fixed-noise grids kept per file: enough to scrub through training, ~1 MB at 28x28
 EVAL_SAMPLES = 5000   # samples per evaluation on a card (capped at the held-out half of the reference)
 
 
@@ -39,7 +39,7 @@ def measure(model, recipe: Recipe, root=None, n: int = EVAL_SAMPLES) -> dict[str
     floor = _floor(recipe.dataset, n, root)
     result.update(fid_floor=floor["classifier_fid"], precision_floor=floor["precision"],
                   recall_floor=floor["recall"], fid_over_floor=result["classifier_fid"] / floor["classifier_fid"])
-    if model.has_encoder and model.config.latent_dim == 2:
+    if model.supports(ENCODER) and model.config.latent_dim == 2:
         result.update(latent_separation(model, ref))
     return _plain(result)
 
@@ -93,11 +93,11 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
     data = load_dataset(recipe.dataset, split="train", root=root, download=False)
     torch.manual_seed(recipe.seed)
     model = make_model(recipe.preset, data, **recipe.config)
-    # step 0, every sample_every steps, and the last: at most MAX_SNAPSHOTS grids, none thinned away
-    sample_every = -(-recipe.steps // (MAX_SNAPSHOTS - 1))
+    # step 0, every sample_every steps, and the last: at most MAX_SAMPLE_GRIDS grids, none thinned away
+    sample_every = -(-recipe.steps // (MAX_SAMPLE_GRIDS - 1))
     cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, seed=recipe.seed,
                       log_every=max(1, min(100, recipe.steps // 50)), sample_every=sample_every,
-                      n_fixed=recipe.n_fixed, max_snapshots=MAX_SNAPSHOTS, threads=threads)
+                      n_fixed=recipe.n_fixed, max_sample_grids=MAX_SAMPLE_GRIDS, threads=threads)
     trainer = Trainer(model, data, cfg, device=device, callbacks=callbacks)
     if trainer.run() != "done":
         raise RuntimeError(f"{recipe.name}: training ended in state {trainer.state!r}: {trainer.message}")
@@ -123,7 +123,7 @@ def standing_batchnorm(model, batches: int = 50, batch_size: int = 256, seed: in
     """A GAN's sampling generator (the EMA average, or G itself without EMA) gets its batch-norm
     statistics from 50 x 256 of its own samples, more than the 16 batches ``sample`` uses while
     training (see ``GAN.standing_statistics``); VAEs have none."""
-    if hasattr(model, "standing_statistics"):
+    if model.supports(STANDING_STATS):
         model.standing_statistics(batches=batches, batch_size=batch_size, seed=seed)
 
 

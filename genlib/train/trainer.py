@@ -33,13 +33,13 @@ class TrainConfig:
     sample_every: int = 250      # steps between fixed-noise sample grids
     n_fixed: int = 64            # size of the fixed noise batch (an 8x8 grid)
     history_points: int = 1000   # loss points kept per curve; older points get averaged together
-    max_snapshots: int = 40      # fixed-noise grids kept (sample_history) for scrubbing through training
+    max_sample_grids: int = 40   # fixed-noise grids kept (sample_history) for scrubbing through training
     metric_every: int = 0        # steps between metric events (0 = off); needs a metric_fn
     threads: int = 0             # CPU threads; 0 = genlib.device.default_threads()
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "sample_every", "n_fixed", "history_points",
-                     "max_snapshots"):
+                     "max_sample_grids"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: must be >= 1")
         for name in ("metric_every", "threads"):
@@ -253,7 +253,7 @@ class Trainer:
         self.model.train()
         with self._lock:
             self.sample_history.append((self.step, samples))
-            if len(self.sample_history) > self.config.max_snapshots:  # thin out, keep first and newest
+            if len(self.sample_history) > self.config.max_sample_grids:  # thin out, keep first and newest
                 self.sample_history = self.sample_history[:-1:2] + [self.sample_history[-1]]
         self._emit("samples", samples=samples)
 
