@@ -45,6 +45,33 @@ class Effect:
 
 
 @dataclasses.dataclass(frozen=True)
+class Check:
+    """A further bar a lesson's effect needs (e.g. the in-between digit besides the 8s), judged by
+    ``Lesson.run`` like the main one: ``value`` against ``threshold`` in ``direction``."""
+
+    name: str
+    value: float
+    threshold: float
+    direction: Direction = ">="
+    unit: str = ""
+
+    @property
+    def holds(self) -> bool:
+        return judge(self.value, self.threshold, self.direction)
+
+    def __str__(self) -> str:
+        return (f"{self.name} = {format_value(self.value)}{(' ' + self.unit) if self.unit else ''} "
+                f"(bar {self.direction} {format_value(self.threshold)}: {'holds' if self.holds else 'does NOT hold'})")
+
+
+def judge(value: float, threshold: float, direction: Direction) -> bool:
+    """value >= threshold (or <=); never for NaN or infinity."""
+    if not math.isfinite(value):
+        return False
+    return value >= threshold if direction == ">=" else value <= threshold
+
+
+@dataclasses.dataclass(frozen=True)
 class Outcome:
     """What a runner returns: the effect's value, a note written from the numbers, data to draw."""
 
@@ -52,6 +79,7 @@ class Outcome:
     note: str
     data: Mapping[str, Any] = dataclasses.field(default_factory=dict)     # tensors, arrays, curves, images
     figures: Mapping[str, float] = dataclasses.field(default_factory=dict)  # secondary numbers, for tables
+    checks: tuple[Check, ...] = ()                                          # further bars, all must hold
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +98,7 @@ class LessonResult:
     note: str
     data: Mapping[str, Any]
     figures: Mapping[str, float]
+    checks: tuple[Check, ...] = ()
 
     @property
     def bar(self) -> str:
@@ -111,9 +140,7 @@ class Lesson:
         return self.runner is not None
 
     def judge(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        return value >= self.threshold if self.direction == ">=" else value <= self.threshold
+        return judge(value, self.threshold, self.direction)
 
     def merged_settings(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(overrides) - set(self.settings))
@@ -131,15 +158,17 @@ class Lesson:
         out = self.runner(seed, **merged)
         seconds = time.perf_counter() - t0
         value = float(out.value)
-        holds = self.judge(value)
+        checks = tuple(out.checks)
+        holds = self.judge(value) and all(c.holds for c in checks)
         verdict = (f"Measured {format_value(value)}{(' ' + self.unit) if self.unit else ''} against the bar "
-                   f"{self.direction} {format_value(self.threshold)}: "
-                   f"{'the effect holds' if holds else 'the effect does NOT hold in this run'}.")
+                   f"{self.direction} {format_value(self.threshold)}"
+                   + "".join(f"; {c}" for c in checks)
+                   + f": {'the effect holds' if holds else 'the effect does NOT hold in this run'}.")
         return LessonResult(slug=self.slug, number=self.number, seed=seed, settings=MappingProxyType(merged),
                             effect=Effect(self.effect, value, self.unit), threshold=self.threshold,
                             direction=self.direction, holds=holds, seconds=seconds,
                             note=f"{out.note.strip()} {verdict}", data=MappingProxyType(dict(out.data)),
-                            figures=MappingProxyType(dict(out.figures)))
+                            figures=MappingProxyType(dict(out.figures)), checks=checks)
 
 
 def format_value(v: float) -> str:
@@ -201,5 +230,5 @@ def lesson(slug: str) -> Lesson:
         raise KeyError(f"no lesson {slug!r}; known: {', '.join(BY_SLUG)}") from None
 
 
-__all__ = ["Direction", "Effect", "Outcome", "LessonResult", "Lesson", "Runner", "LESSONS", "BY_SLUG",
+__all__ = ["Direction", "Check", "judge", "Effect", "Outcome", "LessonResult", "Lesson", "Runner", "LESSONS", "BY_SLUG",
            "PLACEHOLDERS", "lesson", "format_value"]
