@@ -151,7 +151,7 @@ def tsne_latents(ckpts, n: int) -> tuple[torch.Tensor, str]:
     from genlib.latent import encode_dataset
 
     for name, c in ckpts:
-        if isinstance(c, str) or not c.model.has_encoder or c.model.config.latent_dim <= 2:
+        if isinstance(c, str) or not c.model.supports(genlib.models.ENCODER) or c.model.config.latent_dim <= 2:
             continue
         try:
             data = genlib.load_dataset(c.card.get("dataset", ""), split="test", download=False)

@@ -17,6 +17,7 @@ import genlib
 from genlib import classifier as gclassifier
 from genlib import metrics as gmetrics
 from genlib.metrics import LIVE_N   # samples per live measurement, and the floor it is compared with
+from genlib.models import CRITIC
 from genlib.sampling import classify_batched
 
 
@@ -131,7 +132,7 @@ class ToyProbe:
         share = torch.from_numpy(gmetrics.class_shares(nearest, len(self.data.modes))).float()
         with self._lock:
             self._mode_share = share
-        if hasattr(model, "discriminate"):
+        if model.supports(CRITIC):
             d = model.discriminate(self.plane.to(model.device)).cpu()      # (grid*grid,)
             with self._lock:
                 self._heat = (model.steps, d.view(len(self.ticks), len(self.ticks)))

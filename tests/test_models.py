@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 import genlib
 from genlib.models.gan_objectives import OBJECTIVES, objective
-from genlib.models import (PRESETS, FieldSpec, GANConfig, Preset, VAEConfig, field_specs, make_model,
-                           preset_config)
+from genlib.models import (CAPABILITIES, CRITIC, ENCODER, GAN, PRESETS, STANDING_STATS, VAE, FieldSpec, GANConfig,
+                           Preset, VAEConfig, field_specs, make_model, preset_config)
 
 ALL = list(PRESETS)
 VAES = [p for p in ALL if PRESETS[p].family == "vae"]
@@ -246,7 +246,7 @@ def test_conv_presets_on_colour_32x32(preset):
     assert_finite_scalars(out)
     s = model.sample(2)
     assert s.shape == (2, 3, 32, 32) and s.min() >= 0 and s.max() <= 1
-    if model.has_encoder:
+    if model.supports(ENCODER):
         assert model.encode(x).shape == (4, model.config.latent_dim)
 
 
@@ -378,15 +378,32 @@ def test_vae_encode(preset, digits):
     m2, logvar = model.posterior(x, labels)
     assert torch.allclose(mu, m2.detach()) and logvar.shape == mu.shape
     assert model.decode(mu, labels).shape == (10, 1, 8, 8)
-    assert model.has_encoder
+    assert model.supports(ENCODER) and not model.supports(CRITIC)
 
 
 @pytest.mark.parametrize("preset", GANS)
 def test_gan_has_no_encoder(preset, digits):
     model = build(preset, digits)
-    assert not model.has_encoder
+    assert not model.supports(ENCODER) and model.supports(CRITIC) and model.supports(STANDING_STATS)
     with pytest.raises(NotImplementedError):
         model.encode(batch(digits)[0])
+    x, y = batch(digits)
+    assert model.discriminate(x, y).shape == (16,)
+
+
+def test_capabilities_are_declared_checked_and_asked_one_way():
+    assert VAE.supports(ENCODER) and not VAE.supports(CRITIC) and not VAE.supports(STANDING_STATS)
+    assert GAN.capabilities == {CRITIC, STANDING_STATS}
+    with pytest.raises(ValueError, match="unknown capability 'encodr'"):
+        VAE.supports("encodr")
+    for cap, protocol in CAPABILITIES.items():           # a family that declares one has its methods
+        for family in (VAE, GAN):
+            methods = [m for m in vars(protocol) if not m.startswith("_")]
+            assert methods and all(callable(getattr(family, m, None)) for m in methods) or not family.supports(cap)
+    with pytest.raises(TypeError, match="declares 'critic' but does not define discriminate"):
+        type("Broken", (VAE,), {"capabilities": frozenset({ENCODER, CRITIC})})
+    with pytest.raises(TypeError, match="unknown capability"):
+        type("Broken", (VAE,), {"capabilities": frozenset({"flow"})})
 
 
 # ---------------------------------------------------------------------------------------------

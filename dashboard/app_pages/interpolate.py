@@ -5,6 +5,7 @@ import torch
 
 from dashboard import context, figures, measure, resources, ui
 from genlib import latent, sampling
+from genlib.models import ENCODER
 
 ctx = context.context()
 data = ui.need_data(ctx)
@@ -33,7 +34,7 @@ classifier exists for the dataset, the class it sees in the image.
 
 entry = ui.require_image_model(ctx)
 model, names, k = entry.model, data.class_names, data.num_classes
-d, cond, enc = model.config.latent_dim, model.config.conditional, model.has_encoder
+d, cond, enc = model.config.latent_dim, model.config.conditional, model.supports(ENCODER)
 test = resources.held_out(data)
 clf = measure.classifier_for(ctx.dataset)
 

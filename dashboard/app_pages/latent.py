@@ -6,6 +6,7 @@ import torch
 from dashboard import context, figures, measure, resources, ui
 from genlib import latent
 from genlib import metrics as gmetrics
+from genlib.models import ENCODER
 
 ctx = context.context()
 data = ui.need_data(ctx)
@@ -48,10 +49,10 @@ def picked_point(event, n: int) -> int | None:
 
 
 # --- the scatter -------------------------------------------------------------------------------
-if model.has_encoder:
+if model.supports(ENCODER):
     st.caption(f"**{entry.name}** encodes {test.name}'s **{test.split}** images (μ of q(z|x), {d}-D latent).")
 else:
-    vaes = [m.label for m in ctx.models if m.model.has_encoder]
+    vaes = [m.label for m in ctx.models if m.model.supports(ENCODER)]
     st.info(f"**{entry.name}** is a GAN: it has no encoder, so test images cannot be placed in its latent "
             "space. Below: random codes z ~ N(0, I), each coloured by "
             + ("its conditioning label (for a conditional GAN the label, not z, decides the class: expect no "
@@ -62,8 +63,8 @@ else:
     if vaes:
         st.button(f"Use {vaes[0]}", key="lat_use_vae", on_click=lambda: st.session_state.update(model=vaes[0]))
 c = st.columns(3)
-sizes = [s for s in (250, 500, 1000, 2000, 5000) if not model.has_encoder or s < len(test)] + \
-    ([len(test)] if model.has_encoder and len(test) <= 5000 else [])
+sizes = [s for s in (250, 500, 1000, 2000, 5000) if not model.supports(ENCODER) or s < len(test)] + \
+    ([len(test)] if model.supports(ENCODER) and len(test) <= 5000 else [])
 n = c[0].select_slider("Points", sizes, value=min(sizes, key=lambda s: abs(s - 1000)), key="lat_n")
 method = "identity"
 if d > 2:
@@ -77,7 +78,7 @@ with st.spinner("Encoding and projecting (t-SNE: seconds for 1,000 points, a min
 axes = {"identity": ("z0 (latent units)", "z1 (latent units)" if d > 1 else "(1-D latent: no second axis)"),
         "pca": ("principal component 1 (latent units)", "principal component 2 (latent units)"),
         "tsne": ("t-SNE 1 (no units)", "t-SNE 2 (no units)")}[method]
-what = "test images, by true class" if model.has_encoder else "generated samples' codes"
+what = "test images, by true class" if model.supports(ENCODER) else "generated samples' codes"
 left, right = st.columns([3, 2])
 with left:
     event = st.plotly_chart(figures.latent_scatter(xy, y, names, axes, f"{len(z):,} {what}"), key="lat_scatter",
@@ -89,19 +90,19 @@ with right:
     label = None if y is None else y[i:i + 1]
     cond = label if model.config.conditional else None
     x_hat = model.sample(1, labels=cond, z=z[i:i + 1].to(model.device)).cpu()   # (1, C, H, W)
-    if model.has_encoder:
+    if model.supports(ENCODER):
         x_real, _ = test.get(index[i:i + 1])                                      # the example encoded as point i
         st.plotly_chart(figures.grid_figure(torch.cat([x_real, x_hat]), 2, ["real test image", "decoded from μ(x)"],
                                        cell_px=120), width="content", key="lat_pair")
     else:
         st.plotly_chart(figures.grid_figure(x_hat, 1, ["G(z)"], cell_px=120), width="content", key="lat_pair")
     st.caption(f"Point {i}: class **{names[int(label)] if label is not None else '?'}**"
-               + (" (true label)" if model.has_encoder else " (label)" if model.config.conditional
+               + (" (true label)" if model.supports(ENCODER) else " (label)" if model.config.conditional
                   else " (the classifier's guess)")
                + f"; code z = ({', '.join(f'{v:.2f}' for v in z[i, :6].tolist())}{', …' if d > 6 else ''}).")
 
 # --- how much of the latent space a VAE uses ---------------------------------------------------
-if model.has_encoder:
+if model.supports(ENCODER):
     st.subheader("KL per dimension: which dimensions carry information")
     mu, logvar = latent.posterior_stats(model, test)                             # (<=1000, D) each: encode once
     kl = gmetrics.kl_per_dim(mu, logvar)                                         # (D,) nats
@@ -119,7 +120,7 @@ if model.has_encoder:
                    "smaller latent, a lower β or free bits (Train page) change it.")
 
 # --- the manifold (VAEs; for a GAN, one dimension at a time is on the Interpolate page) -----------
-if not model.has_encoder:
+if not model.supports(ENCODER):
     st.caption("A GAN's latent dimensions are best explored one at a time: see **Interpolate & traverse**.")
 elif d >= 2:
     st.subheader("The manifold: decoding a grid of codes")

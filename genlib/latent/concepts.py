@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..models import ENCODER
 from ..sampling import classify_batched, prior_draw, sample_batched, seeded_generator
 from .encode import posterior_at
 from .paths import t_like
@@ -33,7 +34,7 @@ def concept_vector(model, data, class_a: int, class_b: int, n: int = 500, classi
     mean z of those it assigns to a minus those it assigns to b. For conditional models the label,
     not z, carries the class, so the vector captures what else differs (style).
     """
-    if model.has_encoder:
+    if model.supports(ENCODER):
         mean_a, mean_b = (class_latents(model, data, c, n, seed).mean(0) for c in (class_a, class_b))   # (D,) each
         return mean_a - mean_b
     if classifier is None:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..models import ENCODER
 from ..sampling import classify_batched, eval_mode, prior_draw, sample_batched, seeded_generator
 
 
@@ -37,7 +38,7 @@ def posterior_at(vae, data, index: torch.Tensor, batch_size: int = 500) -> tuple
     """(mu, logvar) of q(z | x) for the examples ``data.get(index)``, each (len(index), D) on the CPU,
     in batches, in eval mode (so mu is what ``vae.encode`` returns). Every encoding in genlib.latent
     goes through it."""
-    if not vae.has_encoder:
+    if not vae.supports(ENCODER):
         raise ValueError(f"a {vae.family} has no posterior")
     cond = vae.config.conditional
     mus, logvars = [], []
@@ -60,7 +61,7 @@ def encode_dataset(model, data=None, n: int = 2000, seed: int = 0, classifier=No
     samples: the conditioning labels (balanced 0, 1, ..., K-1, ...) for conditional models, else the
     classifier's argmax when a ``classifier`` (a genlib Classifier) is given, else None; index None.
     """
-    if model.has_encoder:
+    if model.supports(ENCODER):
         if data is None:
             raise ValueError("encoding needs data= (a genlib Dataset)")
         index = subset_index(data, n, seed)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..models import CRITIC
 from ..sampling import classify_batched, prior_draw, sample_batched, seeded_generator
 
 
@@ -128,7 +129,7 @@ def sample_statistics(model, z: torch.Tensor, labels: torch.Tensor | None, class
                            "diversity": flat.std(0).mean().item() if len(flat) > 1 else 0.0}
     if model.config.is_image:
         out["saturated"] = ((flat < SATURATION_MARGIN) | (flat > 1 - SATURATION_MARGIN)).float().mean().item()
-    if hasattr(model, "discriminate"):
+    if model.supports(CRITIC):
         scores = torch.cat([model.discriminate(x[i:i + 500], None if labels is None else labels[i:i + 500])
                             for i in range(0, len(x), 500)])
         out["discriminator"] = scores.float().mean().item()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..models import ENCODER
 from ..sampling import prior_draw, sample_batched
 
 Labels = int | torch.Tensor | None
@@ -116,7 +117,7 @@ def interpolate_images(vae, x0: torch.Tensor, x1: torch.Tensor, steps: int = 8, 
     ``labels=(y0, y1)`` (or one int for both): each image is encoded with its label, and the label
     fed to the decoder is blended with the latent, (1 - t) onehot(y0) + t onehot(y1).
     """
-    if not vae.has_encoder:
+    if not vae.supports(ENCODER):
         raise ValueError(f"a {vae.family} has no encoder; use interpolate() between latents")
     x0, x1 = x0.reshape(1, *vae.config.data_shape), x1.reshape(1, *vae.config.data_shape)
     if not vae.config.conditional:

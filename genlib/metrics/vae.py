@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..models import losses
+from ..models import ENCODER, GenerativeModel, losses
 from ..data import Dataset
 from ..sampling import eval_mode, seeded_generator
 from .scores import active_units
@@ -17,7 +17,7 @@ VAE_KEYS = ("neg_elbo", "recon", "kl", "kl_per_dim", "active_units", "latent_dim
 
 def has_posterior(model: Any) -> bool:
     """True for models with an encoder q(z|x) and a decoder (VAEs)."""
-    return hasattr(model, "posterior") and hasattr(model, "decode")
+    return isinstance(model, GenerativeModel) and model.supports(ENCODER)
 
 
 @torch.no_grad()

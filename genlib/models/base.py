@@ -1,32 +1,93 @@
-"""The one interface every model family implements.
+"""The one interface every model family implements, and the optional capabilities some add.
 
-The Trainer, the metrics, the latent tools and the dashboard only use what is defined here:
+Every model (``GenerativeModel``) has, and the Trainer, metrics, latent tools and dashboard may use:
 
-- ``config``: a dataclass that rebuilds the model (saved inside checkpoints);
+- ``config``: a dataclass that rebuilds the model (saved inside checkpoints); ``family``;
 - ``training_step(x, y) -> dict[str, Tensor]``: one optimisation step on a batch, named losses back
   as detached 0-d tensors (no host sync: the caller decides when to read them);
 - ``sample(n, labels=None, z=None)``: data in the data's range ([0, 1] images, raw 2-D points);
   conditional models take int labels (n,) or class weights (n, K) (a soft label, rows summing to 1);
-- ``prior(n)``: latent codes z ~ p(z) with the model's latent shape;
-- ``encode(x, labels=None)``: posterior means, only where the family has an encoder;
-- ``network_sizes()``: parameters per network.
+- ``prior(n, generator=None)``, ``latent_shape``: latent codes z ~ p(z) and their shape;
+- ``default_labels(n)``, ``to_data_range(out)``, ``prepare_sampling()``;
+- ``network_sizes()``, ``num_parameters()``, ``size_bytes()``, ``optimizers()``,
+  ``set_learning_rates(**rates)``, ``steps``, ``device``.
+
+Anything more is a capability, declared on the class (``capabilities = frozenset({ENCODER})``) and
+asked one way: ``model.supports(ENCODER)``. Each capability guarantees the methods of its protocol
+below (checked when the class is defined), so code that asked may call them:
+
+- ``ENCODER`` (``HasEncoder``): ``posterior``, ``encode``, ``decode`` (VAEs);
+- ``CRITIC`` (``HasCritic``): ``discriminate`` (GANs);
+- ``STANDING_STATS`` (``HasStandingStats``): ``standing_statistics`` (GANs: re-estimate the sampling
+  generator's batch-norm statistics).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from .config import BaseConfig
 
+ENCODER = "encoder"
+CRITIC = "critic"
+STANDING_STATS = "standing_stats"
+
+
+class HasEncoder(Protocol):
+    def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x, y) as (mu, logvar), each (B, latent_dim), with gradients (for training and metrics)."""
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Posterior means mu(x), (B, latent_dim), no gradients, in eval mode."""
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's raw output for z (logits for images); ``to_data_range`` maps it to data."""
+
+
+class HasCritic(Protocol):
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's (B,) output on data in the data range: P(real) where the objective is probabilistic,
+        else the critic's score (``model.config.probabilistic`` says which)."""
+
+
+class HasStandingStats(Protocol):
+    def standing_statistics(self, batches: int = 16, batch_size: int = 256, seed: int = 0) -> None:
+        """Re-estimate the sampling network's batch-norm statistics from its own outputs."""
+
+
+CAPABILITIES: dict[str, type] = {ENCODER: HasEncoder, CRITIC: HasCritic, STANDING_STATS: HasStandingStats}
+
+
+def _protocol_methods(protocol: type) -> list[str]:
+    return [name for name in vars(protocol) if not name.startswith("_")]
+
 
 class GenerativeModel(nn.Module):
     family: ClassVar[str]
     config_class: ClassVar[type[BaseConfig]]
-    has_encoder: ClassVar[bool] = False
+    capabilities: ClassVar[frozenset[str]] = frozenset()   # keys of CAPABILITIES
     lr_fields: ClassVar[dict[str, str]] = {}   # optimiser name -> config field holding its rate
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A family declaring a capability must define every method of its protocol."""
+        super().__init_subclass__(**kwargs)
+        for cap in cls.capabilities:
+            if cap not in CAPABILITIES:
+                raise TypeError(f"{cls.__name__}: unknown capability {cap!r}; known: {', '.join(CAPABILITIES)}")
+            missing = [m for m in _protocol_methods(CAPABILITIES[cap])
+                       if getattr(cls, m, None) is None or getattr(cls, m) is getattr(GenerativeModel, m, None)]
+            if missing:
+                raise TypeError(f"{cls.__name__} declares {cap!r} but does not define {', '.join(missing)}")
+
+    @classmethod
+    def supports(cls, capability: str) -> bool:
+        """Whether this family has ``capability`` (ENCODER, CRITIC, STANDING_STATS) and so its methods."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; known: {', '.join(CAPABILITIES)}")
+        return capability in cls.capabilities
 
     def __init__(self, config: BaseConfig):
         super().__init__()
@@ -42,6 +103,7 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Families without ENCODER say so (``supports(ENCODER)`` is the way to ask first)."""
         raise NotImplementedError(f"{self.family} has no encoder")
 
     def network_sizes(self) -> dict[str, int]:

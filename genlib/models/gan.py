@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GenerativeModel
+from .base import CRITIC, STANDING_STATS, GenerativeModel
 from .config import BaseConfig, check, inherit, setting
 from .gan_objectives import OBJECTIVES, GANObjective, objective
 from .nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
@@ -122,6 +122,7 @@ class Generator(nn.Module):
 class GAN(GenerativeModel):
     family = "gan"
     config_class = GANConfig
+    capabilities = frozenset({CRITIC, STANDING_STATS})
     lr_fields = {"opt_g": "lr_g", "opt_d": "lr_d"}
 
     def __init__(self, config: GANConfig):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import losses
-from .base import GenerativeModel
+from .base import ENCODER, GenerativeModel
 from .config import BaseConfig, check, inherit, setting
 from .nets import Decoder, Trunk, count_parameters, one_hot
 
@@ -61,7 +61,7 @@ def kl_weight(cfg: VAEConfig, step: int) -> float:
 class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
-    has_encoder = True
+    capabilities = frozenset({ENCODER})
     lr_fields = {"opt": "lr"}
 
     def __init__(self, config: VAEConfig):
