@@ -8,13 +8,15 @@ import math
 import numpy as np
 import torch
 
+from genlib.sampling import to_uint8
+
 
 def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 1, min_side: int = 320) -> np.ndarray:
     """uint8 (n, C, H, W) -> one uint8 image (rows, cols) or (rows, cols, 3), upscaled by an integer
     factor (nearest neighbour, so pixels stay crisp) until it is at least ``min_side`` wide."""
     x = x.detach().cpu()
     if x.dtype != torch.uint8:
-        x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        x = to_uint8(x)
     n, c, h, w = x.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
