@@ -1,5 +1,6 @@
-"""genlib.models.losses, the GAN objectives built on them and the VAE's KL-weight schedules, checked against references: torch.distributions,
-hand-computed values, and critics whose gradients are known in closed form."""
+"""genlib.models.losses, the GAN objectives built on them and the VAE's KL-weight schedules, checked
+against references: torch.distributions, hand-computed values, and critics whose gradients are known
+in closed form."""
 
 from __future__ import annotations
 
