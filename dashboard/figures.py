@@ -119,16 +119,18 @@ def metric_figure(metrics: dict[str, list[float]], title: str, labels: dict[str,
 
 
 def points_figure(real: torch.Tensor, fake: torch.Tensor | None, title: str,
-                  heat: tuple[torch.Tensor, torch.Tensor] | None = None, heat_label: str = "D(x)",
+                  heat: tuple[torch.Tensor, torch.Tensor] | None = None, probabilistic: bool = True,
                   lim: float = 1.6) -> go.Figure:
-    """Real (grey) and generated (red) 2-D points, optionally over a heat-map of D on the plane."""
+    """Real (grey) and generated (red) 2-D points, optionally over a heat-map of D on the plane:
+    ``heat`` = (ticks (g,), values (g, g)), P(real) in [0, 1] when D is ``probabilistic``, else a
+    critic's unbounded score."""
     fig = go.Figure()
     if heat is not None:
         ticks, values = heat
-        prob = heat_label.startswith("P(")
         fig.add_trace(go.Heatmap(x=ticks.numpy(), y=ticks.numpy(), z=values.numpy(), colorscale="RdBu",
-                                 zmin=0 if prob else None, zmax=1 if prob else None, opacity=0.6,
-                                 colorbar=dict(title=dict(text=heat_label, side="right"), len=0.8)))
+                                 zmin=0 if probabilistic else None, zmax=1 if probabilistic else None, opacity=0.6,
+                                 colorbar=dict(title=dict(text="P(real)" if probabilistic else "critic score",
+                                                          side="right"), len=0.8)))
     fig.add_trace(go.Scatter(x=real[:, 0].numpy(), y=real[:, 1].numpy(), mode="markers", name="real data",
                              marker=dict(size=3, color=COLORS["real"])))
     if fake is not None:

@@ -265,6 +265,14 @@ def test_loss_figure_labels_its_axes(family, loss, keys, prob_axis):
     assert len(fig.data) >= len(keys) - 1
 
 
+def test_points_figure_scales_the_heat_map_by_what_d_outputs():
+    real, ticks, heat = torch.zeros(5, 2), torch.linspace(-1, 1, 4), torch.rand(4, 4)
+    prob = figures.points_figure(real, None, "t", (ticks, heat), probabilistic=True).data[0]
+    critic = figures.points_figure(real, None, "t", (ticks, heat * 9 - 3), probabilistic=False).data[0]
+    assert (prob.zmin, prob.zmax, prob.colorbar.title.text) == (0, 1, "P(real)")
+    assert (critic.zmin, critic.zmax, critic.colorbar.title.text) == (None, None, "critic score")
+
+
 def test_thin_averages_long_curves_into_groups_that_end_at_the_newest_point():
     x, y = list(range(10, 1010, 10)), [float(i) for i in range(100)]          # 100 points
     assert figures.thin(x, y, max_points=100) == (x, y)                             # short enough: unchanged

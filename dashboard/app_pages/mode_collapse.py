@@ -70,11 +70,11 @@ if pair:
             with col:
                 st.markdown(f"**{run.name}** — {snap.state}, step {snap.step:,} / {snap.total_steps:,}")
                 fake = snap.samples[-1][1] if snap.samples else None
-                label = "P(real)" if run.model.config.probabilistic else "critic score"
                 drawn = (run.name, snap.samples[-1][0] if snap.samples else None, None if heat is None else heat[0])
                 st.plotly_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: figures.points_figure(
                     real, fake, "Real (grey) vs generated (red) points",
-                    None if heat is None else (run.probe.ticks, heat[1]), label)), key=f"mc_pts_{i}")
+                    None if heat is None else (run.probe.ticks, heat[1]), run.model.config.probabilistic)),
+                    key=f"mc_pts_{i}")
                 measured = (run.name, len(snap.metrics.get("step", [])), (snap.metrics.get("step") or [None])[-1])
                 share = run.probe.mode_share()       # set by the measurement that appends to snap.metrics
                 if share is not None:
