@@ -43,6 +43,13 @@ def no_model_note(ctx: context.Context, what: str = "model") -> None:
     st.page_link("app_pages/train.py", label="Go to Train live", icon=":material/model_training:")
 
 
+def conditional_hint(ctx: context.Context) -> str:
+    """Where to find a conditional model: the ones in the sidebar's picker, else the Train page."""
+    others = [m.label for m in ctx.models_where(lambda m: m.model.config.conditional)]
+    return (f"Pick a conditional model in the sidebar: {', '.join(others)}." if others
+            else "Train a **cgan** or **cvae** on the Train page.")
+
+
 def require_image_model(ctx: context.Context):
     """The picked model's entry, or a note and the end of the page when the data are not images or
     there is no model: the image pages' common preamble."""

@@ -150,6 +150,8 @@ def test_conditional_page_says_when_a_model_is_not_conditional(app):
     app.selectbox(key="model").set_value(f"{run.name} (session)").run()
     assert not app.exception
     assert any("not conditional" in w.value for w in app.warning)
+    hint = "Pick a conditional model in the sidebar: digits-cgan (pretrained)"     # the shipped cGAN
+    assert any(hint in w.value for w in app.warning)
 
 
 def test_mode_collapse_lab_trains_both_models_and_measures_coverage(app):

@@ -23,10 +23,8 @@ if entry is None:
     ui.no_model_note(ctx, "conditional model")
     st.stop()
 if not entry.model.config.conditional:
-    others = [m.label for m in ctx.models_where(lambda m: m.model.config.conditional)]
     st.warning(f"**{entry.name}** is not conditional: it was trained without labels, so it cannot be told "
-               "which class to draw. " + (f"Pick a conditional one in the sidebar: {', '.join(others)}."
-                                          if others else "Train a **cgan** or **cvae** on the Train page."))
+               "which class to draw. " + ui.conditional_hint(ctx))
     st.stop()
 
 names = data.class_names

@@ -99,10 +99,8 @@ if cond:
     strip(latent.interpolate_classes(model, a, b, steps, seed=seed), [f"{v:.2f}" for v in t],
           f"weight of class {names[b]} in the class input (1 − weight for {names[a]})", "ip_classes")
 else:
-    others = [m.label for m in ctx.models_where(lambda m: m.model.config.conditional)]
     st.info(f"**{entry.name}** is not conditional: its class is not an input it can blend. "
-            + (f"Pick a conditional model in the sidebar: {', '.join(others)}." if others else
-               "No suitable model: train a **cgan** or **cvae** on the Train page."))
+            + ui.conditional_hint(ctx))
 
 # --- one dimension at a time ---------------------------------------------------------------------
 st.subheader("Traversal: one latent dimension at a time, starting from A")
