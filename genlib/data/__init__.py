@@ -8,9 +8,13 @@ Everything is loaded into memory as one tensor pair (see `dataset`):
 
 Where each idea lives: `dataset` (Dataset, batches), `local` (data roots, split choice,
 DataNotFoundError, the one find / download / fall-back flow of the file datasets), `formats`
-(IDX and CIFAR-10 files and layouts), `download` (mirrors, fetching, md5), `toys` (digits and the
+(IDX and CIFAR-10 files and layouts, read within stated bounds), `download` (mirrors, fetching, md5), `toys` (digits and the
 2-D toys), `folder` (image folders and zips). This module names every dataset once, in a
 {name: loader} registry that `load_dataset` dispatches on; `register` adds one.
+
+Errors: `DataNotFoundError` (missing files: says where to put them), `DataError` (a ValueError: a
+damaged, hostile or oversized file or upload, named), and `CorruptDataError`, both at once, for a
+dataset's own file that is there but unusable, so code that shows the one shows the other.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ from typing import Any
 
 import torch
 
-from .dataset import Dataset
+from .dataset import DataError, Dataset
 from .download import MIRRORS, RESOURCES, Progress
 from .folder import load_folder
 from .formats import CIFAR10, FASHION_MNIST, MNIST, load_cifar_batch, read_idx
-from .local import SPLITS, DataNotFoundError, SplitFiles, data_root, load_split_files, search_roots
+from .local import SPLITS, CorruptDataError, DataNotFoundError, SplitFiles, data_root, load_split_files, search_roots
 from .toys import load_digits, load_toy
 
-__all__ = ["DATASETS", "LOADERS", "SPLITS", "MIRRORS", "RESOURCES", "Dataset", "DataNotFoundError",
+__all__ = ["DATASETS", "LOADERS", "SPLITS", "MIRRORS", "RESOURCES", "CorruptDataError", "DataError",
+           "Dataset", "DataNotFoundError",
            "Loader", "Progress", "canonical_name", "data_root", "load_cifar_batch", "load_dataset",
            "read_idx", "register", "search_roots"]
 

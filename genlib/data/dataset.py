@@ -14,6 +14,14 @@ from dataclasses import dataclass
 import torch
 
 
+class DataError(ValueError):
+    """A data file or an uploaded archive is damaged, hostile or over one of the stated bounds.
+
+    The message names the file and says why, in words a UI can show as they are; one class, so a
+    dashboard widget catches every such failure with one ``except``.
+    """
+
+
 @dataclass(eq=False)
 class Dataset:
     """A whole dataset as two tensors, plus what a UI needs to describe it.

@@ -1,19 +1,30 @@
 """The on-disk formats of the real datasets: IDX (MNIST, Fashion-MNIST) and CIFAR-10's pickles,
-read with an unpickler that cannot run code, and each dataset's layout as a `SplitFiles`."""
+read with an unpickler that cannot run code, and each dataset's layout as a `SplitFiles`.
+
+Every file is untrusted input: sizes a header or a pickle declares are checked against the file
+and against the stated ceilings below before anything is allocated or decompressed, labels are
+checked against the classes, and every failure is one `CorruptDataError` naming the file.
+"""
 
 from __future__ import annotations
 
 import codecs
 import gzip
+import io
+import math
 import os
 import pickle
+import pickletools
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
-from .local import SplitFiles
+from .local import CorruptDataError, SplitFiles
+
+_CHUNK = 1 << 20   # decompress and read 1 MiB at a time, so memory follows the data that arrives
 
 # --------------------------------------------------------------------------------------------
 # MNIST / Fashion-MNIST: IDX files
@@ -24,45 +35,102 @@ _IDX_STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+_IDX_MAX_BYTES = 1 << 28
+"""Ceiling on the data one IDX file may declare (product of its dims x item size): 256 MiB, over
+5x the largest IDX file the lab reads (MNIST / Fashion-MNIST train images, 60,000 x 28 x 28 =
+47 MB). A header over it is refused before anything is allocated or decompressed, and a .gz is
+never inflated past what its header declares, so a gzip bomb costs at most this much."""
+_IDX_MAX_NDIM = 4         # the lab reads 1-D labels and 3-D images
+_IDX_CLASSES = 10         # MNIST and Fashion-MNIST labels are 0..9
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Parse an IDX file (gzipped if the name ends in .gz) into an array of its declared shape.
 
     Written here rather than using torchvision's reader because that one cannot read .gz and the
-    shared data folder is read-only, so the files cannot be unpacked next to themselves.
+    shared data folder is read-only, so the files cannot be unpacked next to themselves. Read
+    incrementally: the header is checked first, then exactly the data it declares is inflated,
+    then the end of the stream (which also checks a .gz's CRC). Any damage is a CorruptDataError
+    (a ValueError) naming the file, never a raw zlib / EOF / OS error.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path} is not a valid gzip file: {e}") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file: bad magic number {raw[:4].hex() or 'empty'}"
-                         " (expected 0000 + type byte + number of dimensions)")
-    ndim = raw[3]
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+            return _read_idx_stream(f, path, None if path.suffix == ".gz" else path.stat().st_size)
+    except CorruptDataError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:     # gzip.BadGzipFile is an OSError
+        what = "a valid gzip file" if path.suffix == ".gz" else "readable"
+        raise CorruptDataError(f"{path} is not {what}: {e}; replace the file") from e
+
+
+def _read_idx_stream(f: IO[bytes], path: Path, file_size: int | None) -> np.ndarray:
+    magic = _read_upto(f, 4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+        raise CorruptDataError(f"{path} is not an IDX file: bad magic number {magic.hex() or 'empty'}"
+                               " (expected 0000 + type byte + number of dimensions)")
+    ndim = magic[3]
+    if not 1 <= ndim <= _IDX_MAX_NDIM:
+        raise CorruptDataError(f"{path}: IDX header declares {ndim} dimensions (1 to {_IDX_MAX_NDIM} "
+                               "expected); the file is corrupt")
+    raw_dims = _read_upto(f, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise CorruptDataError(f"{path}: truncated IDX header ({4 + len(raw_dims)} bytes, need {4 + 4 * ndim})")
+    dims = tuple(int(d) for d in np.frombuffer(bytes(raw_dims), dtype=">u4"))
+    dtype = np.dtype(_IDX_DTYPES[magic[2]])
+    expected = math.prod(dims) * dtype.itemsize
+    if expected > _IDX_MAX_BYTES:
+        raise CorruptDataError(f"{path}: header declares shape {dims} ({expected:,} bytes of data), over "
+                               f"the {_IDX_MAX_BYTES >> 20} MiB ceiling for one IDX file; refused "
+                               "before reading it (corrupt or hostile)")
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise ValueError(f"{path}: header declares shape {dims} ({expected} bytes of data) but "
-                         f"the file holds {len(raw) - header}; it is truncated or corrupt")
-    arr = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    return arr.astype(dtype.newbyteorder("="), copy=False)  # read-only view when already native
+    if file_size is not None and file_size - header != expected:
+        raise CorruptDataError(f"{path}: header declares shape {dims} ({expected:,} bytes of data) but "
+                               f"the file holds {file_size - header:,}; it is truncated or corrupt")
+    data = _read_upto(f, expected)
+    if len(data) < expected:
+        raise CorruptDataError(f"{path}: header declares shape {dims} ({expected:,} bytes of data) but "
+                               f"the file holds {len(data):,}; it is truncated or corrupt")
+    if f.read(1):   # at most one more byte is inflated: a .gz bomb stops here (and its CRC is checked)
+        raise CorruptDataError(f"{path}: header declares shape {dims} ({expected:,} bytes of data) but "
+                               "the file holds more; it is corrupt (or a decompression bomb)")
+    arr = np.frombuffer(data, dtype=dtype).reshape(dims)
+    return arr.astype(dtype.newbyteorder("="), copy=False)  # writable; copied only if byte-swapped
+
+
+def _read_upto(f: IO[bytes], n: int) -> bytearray:
+    """Up to `n` bytes from `f`, read in chunks so a short file never costs `n` bytes of memory."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = f.read(min(_CHUNK, n - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def check_labels(labels: np.ndarray, num_classes: int, path: Path | str) -> None:
+    """CorruptDataError naming `path` unless every label is an integer in 0..num_classes-1."""
+    if labels.dtype.kind not in "iu":
+        raise CorruptDataError(f"{path}: labels must be integers, got {labels.dtype}")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise CorruptDataError(f"{path}: label {int(labels[bad][0])} is outside the {num_classes} "
+                               f"classes (0..{num_classes - 1}); {int(bad.sum()):,} of {labels.size:,} "
+                               "labels are out of range, so the file is corrupt")
 
 
 def read_idx_split(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images (N, 1, H, W), int64 labels) from an [images, labels] pair of IDX files."""
     images_path, labels_path = paths
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{images_path}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
+    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
+        raise CorruptDataError(f"{images_path}: expected uint8 images (N, H, W), got {images.dtype} "
+                               f"{images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
-        raise ValueError(f"{labels_path}: expected {len(images)} labels, got shape {labels.shape}")
-    x = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, H, W) uint8
+        raise CorruptDataError(f"{labels_path}: expected {len(images)} labels, got shape {labels.shape}")
+    check_labels(labels, _IDX_CLASSES, labels_path)
+    x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W) uint8
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
@@ -85,67 +153,235 @@ _CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                   "dog", "frog", "horse", "ship", "truck"]
 
 
-def _numpy_pickle_globals() -> dict[tuple[str, str], Any]:
-    """The only callables a pickled numpy array needs, under numpy 1.x and 2.x module names."""
+_CIFAR_MAX_FILE_BYTES = 1 << 26
+"""Ceiling on one CIFAR pickle: 64 MiB, twice a real data batch (10,000 x 3,072 pixel bytes plus
+labels and names, 31 MB; batches.meta is 158 bytes). Checked before the file is read; no object
+the restricted unpickler builds may be larger than the file (see `_prescan_pickle`)."""
+_PICKLE_MAX_ARRAY_BYTES = _CIFAR_MAX_FILE_BYTES   # an array rebuilt from a pickle (shape x item size)
+_PICKLE_MAX_NDIM = 8
+_PICKLE_MAX_ITEMS = 10_000
+"""Ceiling on the items a pickle may put in dicts and sets (a real batch has 4 keys, its meta 3,
+and no sets): a dict of integer keys crafted to share one hash costs time quadratic in their
+number (10,000 such keys cost about a second)."""
+_PICKLE_MEMO_SLACK = 1024   # memo indices may run this far ahead of the objects memoised so far
+_CIFAR_CLASS_COUNT = 10
+_CIFAR_PIXELS = 3 * 32 * 32
+
+
+def _refuse(source: Path, what: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"{source}: refusing {what}; CIFAR batches hold only numpy arrays "
+                                  "and plain data, so this file is corrupt or hostile")
+
+
+def _numpy_pickle_globals(source: Path) -> dict[tuple[str, str], Any]:
+    """The only callables a pickled numpy array needs, under numpy 1.x and 2.x module names, each
+    wrapped so that it refuses object dtypes and any array over `_PICKLE_MAX_ARRAY_BYTES` before
+    allocating (numpy's own functions allocate whatever shape a file declares)."""
     try:
         from numpy._core import multiarray, numeric  # numpy >= 2
     except ImportError:
         from numpy.core import multiarray, numeric  # numpy 1.x
 
+    def plain_dtype(obj: Any, align: bool = False, copy: bool = False) -> np.dtype:
+        """np.dtype for plain numbers only: 'O' arrays build objects, 'V'/'S'/'U' can be huge."""
+        if isinstance(obj, np.dtype):
+            dt = obj
+        elif isinstance(obj, (str, bytes)) and len(obj) <= 8:
+            try:
+                dt = np.dtype(obj.decode("latin-1") if isinstance(obj, bytes) else obj)
+            except TypeError:
+                raise _refuse(source, f"numpy dtype {obj!r}") from None
+        else:
+            raise _refuse(source, f"a numpy dtype built from {type(obj).__name__}")
+        if dt.kind not in "biuf" or dt.itemsize > 8 or dt.fields is not None:
+            raise _refuse(source, f"numpy dtype {dt}")
+        return dt
+
+    def check_shape(shape: Any, dt: np.dtype) -> tuple[int, ...]:
+        shape = (shape,) if isinstance(shape, int) else shape
+        if (not isinstance(shape, tuple) or len(shape) > _PICKLE_MAX_NDIM
+                or not all(type(d) is int and d >= 0 for d in shape)):
+            raise _refuse(source, f"an array of shape {str(shape)[:80]}")
+        if math.prod(shape) * dt.itemsize > _PICKLE_MAX_ARRAY_BYTES:
+            raise _refuse(source, f"an array of shape {shape} ({math.prod(shape) * dt.itemsize:,} bytes, "
+                                  f"over the {_PICKLE_MAX_ARRAY_BYTES >> 20} MiB ceiling)")
+        return shape
+
+    def reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        if subtype is not _NDArrayName:
+            raise _refuse(source, f"_reconstruct of {type(subtype).__name__}")
+        dt = plain_dtype(dtype)
+        return multiarray._reconstruct(np.ndarray, check_shape(shape, dt), dt)
+
+    def frombuffer(buf: Any, dtype: Any, shape: Any, order: Any, axis_order: Any = None) -> np.ndarray:
+        if not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
+            raise _refuse(source, "a numpy array from a buffer that is not plain bytes")
+        dt = plain_dtype(dtype)
+        return numeric._frombuffer(buf, dt, check_shape(shape, dt), order)
+
+    def scalar(dtype: Any, obj: Any = None) -> Any:
+        dt = plain_dtype(dtype)
+        if not isinstance(obj, bytes) or len(obj) != dt.itemsize:
+            raise _refuse(source, f"a numpy {dt} scalar from {type(obj).__name__}")
+        return multiarray.scalar(dt, obj)
+
+    def latin1(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        """Protocol 2 stores bytes as _codecs.encode(str, 'latin1'); no other codec (a chain of
+        'hex' or 'base64' calls would double the data at every step)."""
+        if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
+            raise _refuse(source, f"_codecs.encode(..., {str(encoding)[:20]!r})")
+        return codecs.encode(obj, "latin1")
+
+    def bytes_array(source_: Any = b"", encoding: Any = None, errors: Any = None) -> bytearray:
+        """bytearray(data) only: bytearray(n) would allocate n bytes the file never held."""
+        if isinstance(source_, str) and encoding in ("latin1", "latin-1"):
+            return bytearray(source_, "latin1")
+        if isinstance(source_, (bytes, bytearray)) and encoding is None:
+            return bytearray(source_)
+        raise _refuse(source, f"bytearray({type(source_).__name__})")
+
+    def sized(items: Any) -> Any:
+        if not isinstance(items, (list, tuple)) or len(items) > _PICKLE_MAX_ITEMS:
+            raise _refuse(source, f"a set of {type(items).__name__} (at most {_PICKLE_MAX_ITEMS:,} items)")
+        return items
+
     allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): codecs.encode,  # protocol 2 stores bytes this way
-        ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
-        ("builtins", "bytearray"): bytearray,
+        ("numpy", "ndarray"): _NDArrayName,   # only ever _reconstruct's first argument
+        ("numpy", "dtype"): plain_dtype,
+        ("_codecs", "encode"): latin1,
+        ("builtins", "set"): lambda items=(): set(sized(items)),
+        ("builtins", "frozenset"): lambda items=(): frozenset(sized(items)),
+        ("builtins", "bytearray"): bytes_array,
     }
     for mod in ("numpy.core", "numpy._core"):
-        allowed[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{mod}.multiarray", "scalar")] = multiarray.scalar
-        allowed[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer
+        allowed[(f"{mod}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{mod}.multiarray", "scalar")] = scalar
+        allowed[(f"{mod}.numeric", "_frombuffer")] = frombuffer
     return allowed
+
+
+class _NDArrayName:
+    """Stands for numpy.ndarray inside a pickle: the wrapped _reconstruct builds the real one.
+    Calling it (numpy.ndarray(shape) would allocate any size) is refused."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        raise pickle.UnpicklingError("refusing to call numpy.ndarray from a pickle; CIFAR batches "
+                                     "never do, so this file is corrupt or hostile")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler for CIFAR batches: plain data and numpy arrays only.
 
     A pickle can call any importable function while loading; a downloaded or shared file is not
-    trusted, so every global outside the numpy array-rebuilding set is refused.
+    trusted, so every global outside the numpy array-rebuilding set is refused, and those are
+    wrapped to bound what they allocate (see `_numpy_pickle_globals`).
     """
 
     def __init__(self, file: Any, source: Path):
         super().__init__(file, encoding="bytes")
         self._source = source
-        self._allowed = _numpy_pickle_globals()
+        self._allowed = _numpy_pickle_globals(source)
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._allowed:
             return self._allowed[(module, name)]
-        raise pickle.UnpicklingError(
-            f"{self._source}: refusing to load {module}.{name}; CIFAR batches hold only numpy "
-            "arrays and plain data, so this file is corrupt or hostile")
+        raise _refuse(self._source, f"to load {module}.{name}")
+
+
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _prescan_pickle(raw: bytes, source: Path) -> None:
+    """Walk the opcodes without building anything (pure Python, bounded by the file) and refuse
+    what would make CPython's unpickler allocate more than the file holds or run for long:
+    bytes/str whose declared length runs past the end (it allocates the declared length first),
+    memo indices far beyond the objects so far (it grows the memo to twice the index), and more
+    than `_PICKLE_MAX_ITEMS` dict or set items. The stack is tracked as a depth, as
+    pickletools.dis does, to count the items each SETITEMS / ADDITEMS / FROZENSET takes.
+    """
+    memoised = items = depth = 0
+    marks: list[int] = []        # stack depth at each open MARK
+    try:
+        for op, arg, _ in pickletools.genops(raw):
+            before, after = op.stack_before, op.stack_after
+            if op.name in _MEMO_PUTS or op.name == "MEMOIZE":
+                index = memoised if op.name == "MEMOIZE" else int(arg)
+                if index > memoised + _PICKLE_MEMO_SLACK:
+                    raise _refuse(source, f"memo index {index:,} after {memoised:,} objects")
+                memoised += 1
+            if op.name == "MARK":
+                marks.append(depth)
+                continue
+            if op.name == "POP" and marks and marks[-1] == depth:
+                marks.pop()
+                continue
+            if pickletools.markobject in before:
+                if not marks:
+                    raise ValueError(f"{op.name} without a MARK")
+                mark = marks.pop()
+                taken = depth - mark
+                depth = mark - before.index(pickletools.markobject)
+                items += taken // 2 if op.name == "SETITEMS" else taken if op.name in ("ADDITEMS", "FROZENSET") else 0
+            else:
+                depth -= len(before)
+                items += op.name == "SETITEM"
+            if items > _PICKLE_MAX_ITEMS:
+                raise _refuse(source, f"over {_PICKLE_MAX_ITEMS:,} dict and set items")
+            depth = max(depth, 0) + len(after)
+    except ValueError as e:      # genops: an argument runs past the end, a bad opcode, no STOP
+        raise CorruptDataError(f"{source}: not a valid pickle ({e}); the file is truncated or "
+                               "corrupt") from e
 
 
 def load_cifar_batch(path: str | os.PathLike) -> dict:
-    """One CIFAR pickle (a data batch or batches.meta) as a dict with bytes keys, safely."""
+    """One CIFAR pickle (a data batch or batches.meta) as a dict with bytes keys, safely.
+
+    CorruptDataError (naming the file) for a file over `_CIFAR_MAX_FILE_BYTES`, a damaged or
+    hostile pickle, or anything but a dict.
+    """
     path = Path(path)
-    with path.open("rb") as f:
-        obj = _RestrictedUnpickler(f, path).load()
+    try:
+        size = path.stat().st_size
+        if size > _CIFAR_MAX_FILE_BYTES:
+            raise CorruptDataError(f"{path} is {size:,} bytes, over the {_CIFAR_MAX_FILE_BYTES >> 20} MiB "
+                                   "ceiling for one CIFAR batch (a real one is 31 MB); refused unread")
+        raw = path.read_bytes()
+    except CorruptDataError:
+        raise
+    except OSError as e:
+        raise CorruptDataError(f"cannot read {path}: {e.strerror or e}") from e
+    _prescan_pickle(raw, path)
+    try:
+        obj = _RestrictedUnpickler(io.BytesIO(raw), path).load()
+    except pickle.UnpicklingError as e:
+        raise CorruptDataError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - any failure to rebuild an untrusted file means it is corrupt
+        raise CorruptDataError(f"{path}: not a valid CIFAR pickle ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a dict, got {type(obj).__name__}")
+        raise CorruptDataError(f"{path}: expected a dict, got {type(obj).__name__}")
     return obj
 
 
 def _read_cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     batch = load_cifar_batch(path)
-    data = np.asarray(batch.get(b"data"))
-    labels = np.asarray(batch.get(b"labels"), dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: b'data' should be uint8 (N, 3072), got {data.dtype} {data.shape}")
-    if labels.shape != (len(data),):
-        raise ValueError(f"{path}: expected {len(data)} labels, got shape {labels.shape}")
+    data, labels = batch.get(b"data"), batch.get(b"labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != _CIFAR_PIXELS or data.shape[0] == 0:
+        what = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise CorruptDataError(f"{path}: b'data' should be a uint8 array (N, 3072), got {what}")
+    if not isinstance(labels, (list, tuple, np.ndarray)) or len(labels) != len(data):
+        n = len(labels) if isinstance(labels, (list, tuple, np.ndarray)) else type(labels).__name__
+        raise CorruptDataError(f"{path}: expected {len(data)} labels in b'labels', got {n}")
+    if isinstance(labels, np.ndarray) and labels.ndim != 1 or \
+            not isinstance(labels, np.ndarray) and not all(type(v) is int for v in labels):
+        raise CorruptDataError(f"{path}: b'labels' should be a flat list of integers")
+    try:
+        labels = np.asarray(labels)
+        check_labels(labels, _CIFAR_CLASS_COUNT, path)   # before int64: 2**70 would not fit
+    except OverflowError as e:
+        raise CorruptDataError(f"{path}: b'labels' hold integers too large to be labels") from e
     x = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())  # rows are R, G, B planes of 32x32
-    return x, torch.from_numpy(labels)
+    return x, torch.from_numpy(labels.astype(np.int64))
 
 
 def read_cifar_batches(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +395,11 @@ def _cifar_class_names(folder: Path) -> list[str]:
     if not meta.is_file():
         return list(_CIFAR_CLASSES)
     names = load_cifar_batch(meta).get(b"label_names", _CIFAR_CLASSES)
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if (not isinstance(names, (list, tuple)) or len(names) != _CIFAR_CLASS_COUNT
+            or not all(isinstance(n, (bytes, str)) and 0 < len(n) <= 100 for n in names)):
+        raise CorruptDataError(f"{meta}: b'label_names' should be {_CIFAR_CLASS_COUNT} short names, got "
+                               f"{type(names).__name__} of {len(names) if hasattr(names, '__len__') else '?'}")
+    return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 
 
 # --------------------------------------------------------------------------------------------

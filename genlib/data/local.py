@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .dataset import Dataset
+from .dataset import DataError, Dataset
 from .download import Progress, download, sources_text
 
 SPLITS = ("train", "test", "all")
@@ -27,14 +27,29 @@ class DataNotFoundError(FileNotFoundError):
     """A dataset's files are missing and could not be downloaded; the message says what to do."""
 
 
+class CorruptDataError(DataNotFoundError, DataError):
+    """A dataset's file is there but cannot be used (damaged, hostile, over a bound, unreadable).
+
+    Both a DataNotFoundError (the fix is the same: replace the file; code that shows a missing
+    dataset shows this too) and a ValueError (it is bad input, not a missing path).
+    """
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """Where downloads go: explicit `root` > env GENLIB_DATA_DIR > ~/.cache/genlib/data."""
     if root is not None:
-        return Path(root).expanduser()
+        return _expand(Path(root))
     env = os.environ.get("GENLIB_DATA_DIR")
     if env:
-        return Path(env).expanduser()
+        return _expand(Path(env))
     return Path.home() / ".cache" / "genlib" / "data"
+
+
+def _expand(path: Path) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError:     # '~someone' with no such user: take the path as written
+        return path
 
 
 def search_roots(root: str | os.PathLike | None = None) -> list[Path]:
@@ -87,9 +102,38 @@ class SplitFiles:
 
 def _find_file(folder: Path, stem: str, suffixes: Sequence[str]) -> Path | None:
     for suffix in suffixes:
-        if (folder / (stem + suffix)).is_file():
+        if _is_file(folder / (stem + suffix)):
             return folder / (stem + suffix)
     return None
+
+
+def _is_file(path: Path) -> bool:
+    """path.is_file(), False too when a folder on the way cannot be searched (EACCES, a name too
+    long, ...): the folder is then reported by `_folder_problems` instead of crashing the search."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):    # ValueError: a NUL byte in a configured path
+        return False
+
+
+def _folder_problems(folders: Sequence[Path]) -> list[str]:
+    """Why each searched folder that exists in some form cannot hold the files, in words."""
+    problems = []
+    for folder in folders:
+        for part in [*reversed(folder.parents), folder]:
+            try:
+                if part.is_symlink() and not part.exists():
+                    problems.append(f"{part} is a broken symbolic link")
+                elif part.exists() and not part.is_dir():
+                    problems.append(f"{part} is a file, not a folder")
+                elif part.is_dir() and not os.access(part, os.R_OK | os.X_OK):
+                    problems.append(f"{part} cannot be read (permission denied)")
+                else:
+                    continue
+            except (OSError, ValueError) as e:
+                problems.append(f"{part} cannot be read ({e})")
+            break
+    return problems
 
 
 def load_split_files(files: SplitFiles, split: str, root: str | os.PathLike | None,
@@ -105,13 +149,23 @@ def load_split_files(files: SplitFiles, split: str, root: str | os.PathLike | No
         found = {s: files.find(folders, s) for s in ("train", "test")}
     if not any(found.values()):
         raise _not_found(files.label, files.listed(_wanted_splits(split)), folders, put_in,
-                         sources_text(files.name))
+                         sources_text(files.name), problems=_folder_problems(folders))
     used, used_split = _choose_splits(split, found)
-    parts = [files.read(found[s][1]) for s in used]
-    x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    note = _fallback_note(files.label, split, used, len(x), folders)
     folder = found[used[0]][0]
-    return Dataset(files.name, used_split, x, y, files.class_names(folder), note, source=str(folder))
+    try:
+        parts = [files.read(found[s][1]) for s in used]
+        class_names = files.class_names(folder)
+    except CorruptDataError:
+        raise
+    except OSError as e:    # a file that vanished or cannot be opened (a folder named like it, ...)
+        raise CorruptDataError(f"cannot read {e.filename or folder}: {e.strerror or e}; replace the "
+                               f"{files.label} files in {folder}") from e
+    x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(class_names)):   # readers check per file
+        raise CorruptDataError(f"{folder}: labels run from {int(y.min())} to {int(y.max())} but there "
+                               f"are {len(class_names)} classes; the files are corrupt")
+    note = _fallback_note(files.label, split, used, len(x), folders)
+    return Dataset(files.name, used_split, x, y, class_names, note, source=str(folder))
 
 
 def _download(files: SplitFiles, missing: Sequence[str], root: str | os.PathLike | None,
@@ -165,10 +219,11 @@ def _fallback_note(label: str, split: str, used: Sequence[str], n: int,
 
 
 def _not_found(label: str, files: Sequence[str], looked_in: Sequence[Path], put_in: Path,
-               sources: str, reason: str = "") -> DataNotFoundError:
+               sources: str, reason: str = "", problems: Sequence[str] = ()) -> DataNotFoundError:
     """The error every loader raises: what is missing, where we looked, where to put it, how."""
     msg = (f"{label} files not found: {', '.join(files)}.\n"
            f"Looked in: {', '.join(str(p) for p in looked_in)}.\n"
+           + (f"Problems: {'; '.join(dict.fromkeys(problems))}.\n" if problems else "") +
            f"Put the files in {put_in}, or download them with download=True (needs internet)"
            f" or by hand from {sources}.")
     if reason:
