@@ -135,10 +135,13 @@ def test_lesson7_fair_race_gives_every_family_the_same_time():
     assert min(times) >= 2.0 and max(times) / min(times) <= 1.3
     cards = r.data["cards"]
     assert len(cards) >= 5 and all(c["parameters"] > 0 and c["sample_ms_per_1000"] > 0 for c in cards)
-    # at equal time the MLP GAN (more, cheaper steps) is ahead of the conv GAN: measured 1.9x and 2.4x
-    # at seeds 1 and 0 on a loaded 2-core CPU
-    fid = {x["preset"]: x["classifier_fid"] for x in r.data["race"]}
-    assert fid["dcgan"] > 1.3 * fid["gan"], r.note
+    # equal time, unequal work: the MLP GAN's cheaper steps give it more of them than the conv GAN. Which
+    # one is ahead after 2 s depends on the machine's load (a wall-time race), so the FID order is
+    # bench/lessons.py's to measure at the page's 7 s, not asserted here.
+    race = {x["preset"]: x for x in r.data["race"]}
+    assert race["gan"]["steps"] > 1.5 * race["dcgan"]["steps"], r.note
+    assert all(math.isfinite(x["classifier_fid"]) and x["classifier_fid"] > 0 for x in race.values())
+    assert "gan" in r.note and f"{race['gan']['classifier_fid']:.1f}" in r.note
 
 
 def test_lesson10_smooth_paths_and_one_feature_dimension():
