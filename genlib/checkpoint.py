@@ -18,6 +18,7 @@ import torch
 
 from .files import MAX_BYTES, FileFormatError, Source, atomic_save, read_versioned, source_name
 from .models import FAMILIES, GenerativeModel, build_model
+from .train.history import RECORDED_POINTS, RecordedRun
 
 FORMAT = "genlib-checkpoint"
 VERSION = 1
@@ -37,6 +38,9 @@ class Checkpoint:
     samples: list[tuple[int, torch.Tensor]]   # (step, uint8 fixed-noise grid) along training
     fixed_z: torch.Tensor | None = None
     fixed_labels: torch.Tensor | None = None
+    # the training run as recorded (curves with step and seconds axes, gradient norms, live metric,
+    # grids); None for checkpoints saved without a trainer or before recorded runs existed
+    recorded_run: RecordedRun | None = None
 
 
 def model_card(model: GenerativeModel, trainer=None, **extra: Any) -> dict[str, Any]:
@@ -61,7 +65,9 @@ def model_card(model: GenerativeModel, trainer=None, **extra: Any) -> dict[str, 
 
 def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, trainer=None, *,
                     optimizer_state: bool = True, **card: Any) -> None:
-    """Save ``model`` (and, when given, the trainer's history and fixed-noise samples).
+    """Save ``model`` (and, when given, the trainer's run: ``Trainer.recorded_run`` with at most
+    ``RECORDED_POINTS`` points per curve, stored as the 'history', 'metrics' and 'samples' it has
+    always had, plus a 'recorded_run' dict of time axes and totals; see ``RecordedRun.to_payload``).
 
     ``optimizer_state=False`` leaves out the optimisers' moments (Adam doubles a file's size): the
     model then samples the same but resumes training with fresh optimisers (shipped pretrained files).
@@ -79,10 +85,10 @@ def save_checkpoint(path: str | os.PathLike | BinaryIO, model: GenerativeModel, 
         "train_config": {}, "history": {}, "metrics": {}, "samples": [],
     }
     if trainer is not None:
-        snap = trainer.snapshot()
+        run = trainer.recorded_run(max_points=RECORDED_POINTS)
         payload.update(
-            train_config=dataclasses.asdict(trainer.config), history=snap.history, metrics=snap.metrics,
-            samples=[{"step": s, "images": x} for s, x in snap.samples],
+            train_config=dataclasses.asdict(trainer.config), history=run.history(), metrics=run.metric_history(),
+            samples=[{"step": s, "images": x} for s, x in run.samples], recorded_run=run.to_payload(),
             fixed_z=trainer.fixed_z.detach().cpu(),
             fixed_labels=None if trainer.fixed_labels is None else trainer.fixed_labels.cpu())
     if isinstance(path, (str, os.PathLike)):
@@ -124,7 +130,8 @@ def load_checkpoint(source: Source, *, device: str | torch.device = "cpu", max_b
             train_config=dict(payload.get("train_config") or {}),
             history=dict(payload.get("history") or {}), metrics=dict(payload.get("metrics") or {}),
             samples=[(int(s["step"]), s["images"]) for s in payload.get("samples") or []],
-            fixed_z=payload.get("fixed_z"), fixed_labels=payload.get("fixed_labels"))
+            fixed_z=payload.get("fixed_z"), fixed_labels=payload.get("fixed_labels"),
+            recorded_run=RecordedRun.from_payload(payload))
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{name}: malformed checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
     if not all(isinstance(x, torch.Tensor) for _, x in ckpt.samples):

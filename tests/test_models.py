@@ -42,8 +42,9 @@ EXPECTED_KEYS = {
 }
 
 
-def expected_keys(preset: str) -> set[str]:
-    return EXPECTED_KEYS["vae"] if PRESETS[preset].family == "vae" else EXPECTED_KEYS[preset]
+def expected_keys(preset: str) -> set[str]:   # plus the gradient norms (genlib.train.GRAD_NORM_KEYS)
+    vae = PRESETS[preset].family == "vae"
+    return EXPECTED_KEYS["vae"] | {"grad_norm"} if vae else EXPECTED_KEYS[preset] | {"g_grad_norm", "d_grad_norm"}
 
 
 @pytest.fixture(scope="module")

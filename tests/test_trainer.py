@@ -14,7 +14,7 @@ import torch
 import genlib
 from genlib import Event, GenerativeModel, TrainConfig, Trainer, load_dataset, make_model
 from genlib.sampling import to_uint8
-from genlib.train import History
+from genlib.train import GRAD_NORM_KEYS, History, RecordedRun, as_recorded_run, is_grad_norm, overlay, thin
 
 TIMEOUT = 20.0   # seconds; only reached when something is broken
 
@@ -82,7 +82,8 @@ def test_events_in_order(preset, digits):
         "samples", "progress", "progress", "samples", "progress", "progress", "samples"]
     progress = rec.of("progress")
     assert [e.step for e in progress] == [5, 10, 15, 20]
-    keys = {"loss", "recon", "kl", "neg_elbo", "beta"} if model.family == "vae" else {"d_loss", "g_loss", "d_real", "d_fake"}
+    keys = ({"loss", "recon", "kl", "neg_elbo", "beta", "grad_norm"} if model.family == "vae"
+            else {"d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "d_grad_norm"})
     for e in progress:
         assert set(e.losses) == keys and all(math.isfinite(v) for v in e.losses.values())
         assert e.images_per_s > 0 and e.elapsed > 0
@@ -311,6 +312,18 @@ def test_history_is_bounded_and_averages():
     assert widths[0] > 1
 
 
+def test_history_keeps_the_seconds_of_each_point_through_halving():
+    h = History(max_points=10)
+    for step in range(1, 1001):
+        h.append(step, {"a": 1.0}, seconds=step / 4)
+    d = h.to_dict(seconds=True)
+    assert len(d["seconds"]) == len(d["step"]) == len(d["a"]) and "seconds" not in h.to_dict()
+    assert d["seconds"] == [s / 4 for s in d["step"]], "each point's time is its last step's"
+    plain = History()
+    plain.append(1, {"a": 1.0})
+    assert math.isnan(plain.to_dict(seconds=True)["seconds"][0]), "no time given: NaN, not a made-up 0"
+
+
 def test_history_new_keys_are_padded():
     h = History(max_points=10)
     h.append(1, {"a": 1.0})
@@ -414,3 +427,193 @@ def test_100k_steps_keep_memory_bounded():
     assert len(snap.history["step"]) < 2 * 200 and len(snap.history["loss"]) == len(snap.history["step"])
     assert len(snap.samples) <= 20
     assert snap.history["step"][-1] > 99_000 and snap.samples[-1][0] == 100_000
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient norms
+
+
+def _hand_norm(module: torch.nn.Module) -> float:
+    """sqrt of the sum of every squared gradient entry, in float64, written out."""
+    total = 0.0
+    for p in module.parameters():
+        if p.grad is not None:
+            total += float((p.grad.double() ** 2).sum())
+    return math.sqrt(total)
+
+
+@pytest.mark.parametrize("preset, extra", [("vae", {}), ("conv-vae", {}), ("gan", {}), ("cgan", {}),
+                                           ("wgan-gp", {}), ("gan", {"spectral_norm": True, "ema": 0.9}),
+                                           ("dcgan", {"conditional": True, "aux_weight": 1.0})])
+def test_grad_norms_equal_a_hand_computation(preset, extra, digits):
+    """Each step's reported norm is the L2 norm of the gradient its optimiser step used: after the
+    step the gradients are still in .grad (zeroed before each backward, not after)."""
+    model = tiny(preset, digits, **extra)
+    x, y = digits.get(torch.arange(16))
+    for step in range(6):
+        out = model.training_step(x, y)
+        for k in set(out) & set(GRAD_NORM_KEYS):
+            assert out[k].dim() == 0 and not out[k].requires_grad and math.isfinite(float(out[k])), k
+        if model.family == "vae":
+            assert float(out["grad_norm"]) == pytest.approx(_hand_norm(model), rel=1e-5)
+            continue
+        assert float(out["d_grad_norm"]) == pytest.approx(_hand_norm(model.discriminator), rel=1e-5)
+        if step % model.config.n_critic == 0:      # G moved this step: its gradient is in .grad
+            g_norm = _hand_norm(model.generator)
+            assert float(out["g_grad_norm"]) == pytest.approx(g_norm, rel=1e-5)
+        else:                                       # reported until G's next update, like g_loss
+            assert float(out["g_grad_norm"]) == pytest.approx(g_norm, rel=1e-5)
+        assert float(out["d_grad_norm"]) > 0 and float(out["g_grad_norm"]) > 0
+
+
+def test_grad_norm_of_a_model_resumed_between_generator_updates_changes_nothing(digits):
+    """A GAN loaded mid n_critic cycle reports the norm G's gradient would have through the updated
+    D, computed by hand here from the same z, and G's weights and statistics stay as they were."""
+    import copy
+
+    model = tiny("wgan-gp", digits, spectral_norm=True)
+    model.steps = 1                                   # n_critic = 5: no G update at this step
+    twin = copy.deepcopy(model)
+    twin._last_g = {"g_loss": torch.tensor(0.0), "g_grad_norm": torch.tensor(0.0)}   # as if G had moved before
+    x, y = digits.get(torch.arange(16))
+    torch.manual_seed(7)
+    z = torch.randn(16, model.config.latent_dim)      # the step's first draw
+    torch.manual_seed(7)
+    out = model.training_step(x, y)
+    torch.manual_seed(7)
+    twin.training_step(x, y)
+    for k, v in model.state_dict().items():           # the extra passes left no trace (BN, spectral-norm u)
+        assert torch.equal(v, twin.state_dict()[k]), k
+    model.discriminator.requires_grad_(False)
+    loss = -model.discriminator(model.generator(z) * 1.0).mean()     # WGAN's G loss, -E[f(G(z))]
+    grads = torch.autograd.grad(loss, list(model.generator.parameters()))
+    hand = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
+    assert float(out["g_grad_norm"]) == pytest.approx(hand, rel=1e-5)
+
+
+def test_grad_norms_reach_events_and_history(digits):
+    rec = Recorder()
+    tr = Trainer(tiny("wgan-gp", digits), digits, cfg(steps=30), callbacks=[rec])
+    assert tr.run() == "done"
+    for e in rec.of("progress"):
+        assert {"g_grad_norm", "d_grad_norm"} <= set(e.losses)
+        assert all(math.isfinite(e.losses[k]) and e.losses[k] > 0 for k in ("g_grad_norm", "d_grad_norm"))
+    hist = tr.snapshot().history
+    assert len(hist["g_grad_norm"]) == len(hist["d_grad_norm"]) == len(hist["step"]) == 6
+    run = tr.recorded_run()
+    assert set(run.grad_norms()) == {"g_grad_norm", "d_grad_norm"}
+    assert [k for k in run.curves if is_grad_norm(k)] and not is_grad_norm("g_loss")
+
+
+def test_gan_objectives_name_the_grad_norm_curves_for_their_own_axis():
+    from genlib.models import OBJECTIVES
+    for obj in OBJECTIVES.values():
+        keys = {c.key for c in obj.chart.grad_curves}
+        assert keys == {"g_grad_norm", "d_grad_norm"} <= set(GRAD_NORM_KEYS)
+        assert not keys & {c.key for c in obj.chart.curves + obj.chart.side_curves}, "never on the losses' axes"
+
+
+# ---------------------------------------------------------------------------------------------
+# Time axes, the metric budget, the recorded run
+
+
+def test_every_point_carries_its_training_seconds(digits):
+    tr = Trainer(tiny("gan", digits), digits, cfg(steps=120, sample_every=7, max_sample_grids=6, metric_every=20,
+                                                   metric_at_start=True),
+                 metric_fn=lambda m: {"steps_seen": float(m.steps)})
+    assert tr.run() == "done"
+    s = tr.snapshot()
+    assert "seconds" not in s.history and "seconds" not in s.metrics     # the curves dicts are unchanged
+    for steps, secs in ((s.history["step"], s.history_seconds), (s.metrics["step"], s.metric_seconds),
+                        ([k for k, _ in s.samples], s.sample_seconds)):
+        assert len(secs) == len(steps) > 1
+        assert secs == sorted(secs) and 0 <= secs[0] and secs[-1] <= s.elapsed + 1e-6
+    assert s.metrics["step"][0] == 0 and s.metric_seconds[0] == 0 and s.sample_seconds[0] == 0
+    assert s.metrics["step"][-1] == 120 and s.samples[-1][0] == 120
+    assert s.history_seconds[-1] <= s.sample_seconds[-1] <= s.elapsed   # the final grid after the last log point
+    assert s.batch_size == 16
+
+
+def test_metric_share_keeps_evaluation_within_its_share(digits):
+    """A slow metric (30 ms) asked for at every step: metric_share lets it take at most 20 % of the
+    training seconds (plus the final evaluation, always made), and the evaluations are spread out."""
+    calls = []
+
+    def slow(model):
+        calls.append(model.steps)
+        time.sleep(0.03)
+        return {"one": 1.0}
+
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=400, log_every=20, metric_every=1, metric_share=0.2),
+                 metric_fn=slow)
+    assert tr.run() == "done"
+    assert calls[-1] == 400 and 2 < len(calls) < 400
+    last = tr.metric_cost_s / len(calls)
+    assert tr.metric_cost_s <= 0.2 * tr.elapsed + 2 * last
+    assert tr.metric_cost_s >= 0.03 * len(calls), "the evaluations' time is measured"
+    assert tr.snapshot().metric_cost_s == tr.metric_cost_s
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_out_of_range_metric_share_is_rejected(share):
+    with pytest.raises(ValueError, match="^metric_share="):
+        TrainConfig(metric_share=share)
+
+
+def test_recorded_run_of_a_trainer_is_thinned_on_request(digits):
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=200, log_every=1))
+    tr.run()
+    full, small = tr.recorded_run(), tr.recorded_run(max_points=30)
+    assert len(full.steps) == 200 and len(small.steps) <= 30
+    assert small.steps[-1] == full.steps[-1] == 200 and small.seconds[-1] == full.seconds[-1]
+    k = math.ceil(200 / 30)
+    assert small.curves["kl"][0] == pytest.approx(sum(full.curves["kl"][:k]) / k)
+    assert small.total_steps == 200 and small.batch_size == 16 and small.total_seconds == tr.elapsed
+
+
+def test_thin_averages_groups_and_keeps_the_last_time():
+    x, cols = thin([1, 2, 3, 4, 5], {"a": [1.0, math.nan, 3.0, 4.0, 6.0], "t": [10, 20, 30, 40, 50]}, 2,
+                   keep_last=("t",))
+    assert x == [3, 5] and cols["a"] == [2.0, 5.0] and cols["t"] == [30, 50]
+    assert thin([1], {"a": [1.0]}, 5) == ([1], {"a": [1.0]})
+
+
+# ---------------------------------------------------------------------------------------------
+# Overlay
+
+
+def _run(steps, secs, values, key="g_grad_norm", **kw):
+    return RecordedRun(steps=steps, seconds=secs, curves={key: values}, **kw)
+
+
+def test_overlay_aligns_runs_by_step_or_seconds():
+    fast = _run([10, 20, 30], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0], batch_size=64)
+    slow = _run([10, 20], [4.0, 8.0], [5.0, math.nan], batch_size=32,
+                metric_steps=[20], metric_seconds=[8.0], metrics={"classifier_fid": [50.0]})
+    o = overlay({"fast": fast, "slow": slow}, "g_grad_norm")
+    assert o.x == "step" and o.series == {"fast": ([10, 20, 30], [3.0, 2.0, 1.0]), "slow": ([10], [5.0])}
+    assert overlay({"fast": fast, "slow": slow}, "g_grad_norm", x="seconds").series["slow"] == ([4.0], [5.0])
+    assert overlay([fast, slow], "g_grad_norm", x="images").series["run 1"] == ([320], [5.0])
+    assert list(overlay({"fast": fast, "slow": slow}, "classifier_fid").series) == ["slow"]   # a metric, one run
+    grid, ys = overlay({"fast": fast}, "g_grad_norm").on_grid(points=5)
+    assert grid == [10, 15, 20, 25, 30] and ys["fast"] == [3.0, 2.5, 2.0, 1.5, 1.0]
+    grid, ys = overlay({"fast": fast, "other": _run([20, 40], [0, 0], [0.0, 2.0])}, "g_grad_norm").on_grid(4)
+    assert grid == [10, 20, 30, 40] and math.isnan(ys["other"][0]) and ys["other"][1:] == [0.0, 1.0, 2.0]
+    assert math.isnan(ys["fast"][-1])
+
+
+def test_overlay_reads_session_runs_and_history_dicts(digits):
+    tr = Trainer(tiny("gan", digits), digits, cfg(steps=20))
+    tr.run()
+    old = {"step": [5, 10], "g_grad_norm": [1.0, 2.0]}          # a checkpoint saved before recorded runs
+    o = overlay({"live": tr, "snap": tr.snapshot(), "old": old}, "g_grad_norm")
+    assert o.series["live"] == o.series["snap"] and o.series["live"][0] == [5, 10, 15, 20]
+    assert o.series["old"] == ([5, 10], [1.0, 2.0])
+    assert as_recorded_run(tr.snapshot()).total_steps == 20
+    with pytest.raises(ValueError, match="no training-seconds axis"):
+        overlay({"live": tr, "old": old}, "g_grad_norm", x="seconds")
+    with pytest.raises(ValueError, match="x must be"):
+        overlay({"live": tr}, "g_grad_norm", x="epoch")
+    with pytest.raises(TypeError, match="cannot read a run"):
+        overlay({"bad": 3}, "g_grad_norm")

@@ -25,6 +25,16 @@ from .nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
 LOSSES = tuple(OBJECTIVES)   # the GANConfig.loss names
 
 
+def grad_norm(module: nn.Module) -> torch.Tensor:
+    """The L2 norm of ``module``'s parameter gradients, all together, as a detached 0-d tensor on the
+    device (no host sync). ``training_step`` reports it as 'd_grad_norm' / 'g_grad_norm' (GAN) and
+    'grad_norm' (VAE): the gradient each optimiser step used, before the step."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=next(module.parameters()).device)
+    return torch.nn.utils.get_total_norm(grads).detach()
+
+
 @dataclasses.dataclass
 class GANConfig(BaseConfig):
     later_fields = ("aux_weight",)
@@ -170,7 +180,7 @@ class GAN(GenerativeModel):
             self._last_g = self._update_generator(fake, labels)
         self.steps += 1
         if not self._last_g:   # no G update yet in this process (e.g. resumed mid n_critic cycle)
-            self._last_g = self._generator_losses_without_update(fake.detach(), fake_out, labels)
+            self._last_g = self._generator_losses_without_update(z, fake.detach(), fake_out, labels)
         return self._report(d_terms, real_out, fake_out)
 
     def _d_outputs(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -198,6 +208,7 @@ class GAN(GenerativeModel):
             d_total = d_total + c.aux_weight * d_class
         self.opt_d.zero_grad(set_to_none=True)
         d_total.backward()
+        terms["d_grad_norm"] = grad_norm(self.discriminator)    # before the step (clipping acts on weights)
         self.opt_d.step()
         obj.after_d_step(self.discriminator, c)
         terms["d_loss"] = d_loss.detach()
@@ -216,6 +227,7 @@ class GAN(GenerativeModel):
             reported["g_class"] = g_class.detach()
         self.opt_g.zero_grad(set_to_none=True)
         g_total.backward()
+        reported["g_grad_norm"] = grad_norm(self.generator)
         self.opt_g.step()
         self.discriminator.requires_grad_(True)
         reported["g_loss"] = g_loss.detach()
@@ -223,14 +235,30 @@ class GAN(GenerativeModel):
             self._update_ema()
         return reported
 
-    @torch.no_grad()
-    def _generator_losses_without_update(self, fake: torch.Tensor, fake_out: torch.Tensor,
+    def _generator_losses_without_update(self, z: torch.Tensor, fake: torch.Tensor, fake_out: torch.Tensor,
                                          labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """G's losses on this step's fakes (D's outputs from before its update), for a model resumed
-        between G updates, so every step reports the same keys."""
-        reported = {"g_loss": self.g_loss(fake_out)}
-        if self.config.aux_weight:
-            reported["g_class"] = F.cross_entropy(self.discriminator.scores_and_classes(fake, labels)[1], labels)
+        """G's losses on this step's fakes (D's outputs from before its update), and the norm G's
+        gradient would have through the updated D, for a model resumed between G updates, so every
+        step reports the same keys. Nothing is updated (batch-norm statistics and spectral-norm
+        vectors that the extra forward passes move are put back)."""
+        with torch.no_grad():
+            reported = {"g_loss": self.g_loss(fake_out)}
+            if self.config.aux_weight:
+                reported["g_class"] = F.cross_entropy(self.discriminator.scores_and_classes(fake, labels)[1], labels)
+        nets = (self.generator, self.discriminator)
+        buffers = [b.clone() for net in nets for b in net.buffers()]
+        self.discriminator.requires_grad_(False)
+        try:
+            out, cls = self._d_outputs(self.generator(z, labels), labels)
+            total = self.g_loss(out) + (self.config.aux_weight * F.cross_entropy(cls, labels) if cls is not None else 0)
+            params = [p for p in self.generator.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(total, params, allow_unused=True)
+            reported["g_grad_norm"] = torch.nn.utils.get_total_norm([g for g in grads if g is not None])
+        finally:
+            self.discriminator.requires_grad_(True)
+            with torch.no_grad():
+                for b, saved in zip((b for net in nets for b in net.buffers()), buffers):
+                    b.copy_(saved)
         return reported
 
     def _report(self, d_terms: dict[str, torch.Tensor], real_out: torch.Tensor,

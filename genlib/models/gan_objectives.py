@@ -42,6 +42,11 @@ class LossChart:
     side_units: str
     side_curves: tuple[Curve, ...]
     side_range: tuple[float, float] | None = None   # fixed y range (probabilities), else from zero / free
+    # gradient norms (L2, over each network's parameters): their own axis, never the losses'
+    grad_curves: tuple[Curve, ...] = (Curve("g_grad_norm", "‖∇ G's loss‖ (generator)"),
+                                      Curve("d_grad_norm", "‖∇ D's loss‖ (discriminator)"))
+    grad_title: str = "Gradient norms"
+    grad_units: str = "L2 norm of the gradient"
 
 
 _PROBABILITY_CHART = dict(
@@ -97,7 +102,9 @@ class WassersteinClip(GANObjective):
     name, label = "wgan", "WGAN (weight clipping)"
     probabilistic, wasserstein, settings = False, True, ("clip",)
     chart = LossChart(title="Critic and generator losses (critic-score units)", units="critic-score units",
-                      curves=_CRITIC_CURVES, **_CRITIC_SCORES)
+                      curves=_CRITIC_CURVES, **_CRITIC_SCORES,
+                      grad_curves=(Curve("g_grad_norm", "‖∇ G's loss‖ (generator)"),
+                                   Curve("d_grad_norm", "‖∇ critic's loss‖ (critic)")))
 
     def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, config: GANConfig) -> torch.Tensor:
         return losses.d_loss_wasserstein(real_out, fake_out)

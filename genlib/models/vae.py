@@ -120,11 +120,13 @@ class VAE(GenerativeModel):
         loss = recon + beta * kl_term
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        # L2 norm of the whole gradient (encoder and decoder) before the step, a 0-d tensor: no host sync
+        norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None]).detach()
         self.opt.step()
         self.steps += 1
         # 'neg_elbo' = recon + KL whatever beta is: the quantity to compare across runs.
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(),
-                "neg_elbo": (recon + kl).detach(), "beta": torch.tensor(beta)}
+                "neg_elbo": (recon + kl).detach(), "beta": torch.tensor(beta), "grad_norm": norm}
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

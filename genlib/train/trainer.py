@@ -21,7 +21,7 @@ import torch
 from ..device import configure_threads, pick_device
 from ..sampling import prior_draw, to_uint8
 from .control import RunControl
-from .history import History, Snapshot
+from .history import History, RecordedRun, Snapshot
 
 
 @dataclasses.dataclass
@@ -35,6 +35,9 @@ class TrainConfig:
     history_points: int = 1000   # loss points kept per curve; older points get averaged together
     max_sample_grids: int = 40   # fixed-noise grids kept (sample_history) for scrubbing through training
     metric_every: int = 0        # steps between metric events (0 = off); needs a metric_fn
+    metric_at_start: bool = False  # also evaluate at step 0 (the untrained model: where the curve starts)
+    metric_share: float = 0.0    # > 0: skip a scheduled evaluation while evaluating would take more than this
+    #                              share of the training seconds so far (the last step is always evaluated)
     threads: int = 0             # CPU threads; 0 = genlib.device.default_threads()
 
     def __post_init__(self) -> None:
@@ -45,6 +48,8 @@ class TrainConfig:
         for name in ("metric_every", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: must be >= 0")
+        if not 0 <= self.metric_share < 1:
+            raise ValueError(f"metric_share={self.metric_share!r} is invalid: must be in [0, 1)")
 
 
 @dataclasses.dataclass
@@ -85,6 +90,10 @@ class Trainer:
         self.history = History(self.config.history_points)
         self.metric_history = History(self.config.history_points)
         self.sample_history: list[tuple[int, torch.Tensor]] = []   # (step, fixed-noise grid)
+        self.sample_seconds: list[float] = []    # training seconds at each grid of sample_history
+        self.metric_cost_s = 0.0                 # seconds spent in metric_fn (excluded from elapsed)
+        self._metric_last_cost = 0.0             # the last evaluation's seconds (metric_share's estimate)
+        self._t_last = time.perf_counter()       # when elapsed was last brought up to date
         self.state = "idle"
         self.message = ""
         self.losses: dict[str, float] = {}
@@ -128,11 +137,20 @@ class Trainer:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
+            history, metrics = self.history.to_dict(seconds=True), self.metric_history.to_dict(seconds=True)
             return Snapshot(
                 state=self.state, step=self.step, total_steps=self.config.steps, epoch=self.epoch,
-                losses=dict(self.losses), history=self.history.to_dict(),
-                metrics=self.metric_history.to_dict(), samples=list(self.sample_history),
-                images_per_s=self.images_per_s, elapsed=self.elapsed, eta=self._eta(), message=self.message)
+                losses=dict(self.losses), history=history,
+                metrics=metrics, samples=list(self.sample_history),
+                images_per_s=self.images_per_s, elapsed=self.elapsed, eta=self._eta(), message=self.message,
+                history_seconds=history.pop("seconds"), metric_seconds=metrics.pop("seconds"),
+                sample_seconds=list(self.sample_seconds), batch_size=self.batch_size,
+                metric_cost_s=self.metric_cost_s)
+
+    def recorded_run(self, max_points: int | None = None) -> RecordedRun:
+        """The run so far as a ``RecordedRun`` (what ``save_checkpoint`` stores; ``overlay`` reads it),
+        each curve thinned to at most ``max_points`` points when given."""
+        return RecordedRun.from_snapshot(self.snapshot(), max_points)
 
     # --- the loop ----------------------------------------------------------------------------------
     @property
@@ -199,15 +217,17 @@ class Trainer:
         self._emit("start")
         if self.step == 0:
             self._take_samples()
+            if cfg.metric_at_start and cfg.metric_every and self.metric_fn is not None and not len(self.metric_history):
+                self._evaluate()
 
         acc: dict[str, list[torch.Tensor]] = {}
-        t_last, step_last = time.perf_counter(), self.step
+        self._t_last, step_last = time.perf_counter(), self.step
         while self.step < self.config.steps:
             waited = self.control.wait_turn(self._on_pause, self._on_resume)
             if waited is None:
                 break
             if waited:  # the pause is not training time
-                t_last, step_last = time.perf_counter(), self.step
+                self._t_last, step_last = time.perf_counter(), self.step
             x, y = next(self._batches)
             for k, v in self.model.training_step(x, y).items():
                 acc.setdefault(k, []).append(v)
@@ -221,40 +241,65 @@ class Trainer:
                 means = torch.stack([torch.stack(acc[k]).float().mean() for k in keys]).tolist()  # one sync
                 acc = {}
                 losses = dict(zip(keys, means))
-                dt = now - t_last
+                dt = now - self._t_last
                 ips = (step - step_last) * self.batch_size / dt if dt > 0 else 0.0
                 self._set(losses=losses, images_per_s=ips, elapsed=self.elapsed + dt)
-                t_last, step_last = now, step
+                self._t_last, step_last = now, step
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
                     return self._diverged(bad)
                 with self._lock:
-                    self.history.append(step, losses)
+                    self.history.append(step, losses, self.elapsed)
                 self._remember_good()
                 self._emit("progress", losses=losses)
             if step % cfg.sample_every == 0 or last:
                 self._take_samples()
-            if cfg.metric_every and self.metric_fn is not None and (step % cfg.metric_every == 0 or last):
-                t0 = time.perf_counter()
-                metrics = self.metric_fn(self.model)
-                self.model.train()
-                t_last += time.perf_counter() - t0       # metric time is not training time
-                with self._lock:
-                    self.metric_history.append(step, metrics)
-                self._emit("metric", metrics=metrics)
+            if cfg.metric_every and self.metric_fn is not None and (step % cfg.metric_every == 0 or last) \
+                    and (last or self._metric_affordable()):
+                self._evaluate()
+            if last:   # the final grid counts as training time, as grids between log points do
+                now = time.perf_counter()
+                self._set(elapsed=self._training_seconds(now))
+                self._t_last = now
 
         final = "done" if self.step >= self.config.steps else "stopped"
         self._set(state=final, message=f"{final} at step {self.step}")
         self._emit(final, losses=self.losses, message=self.message)
         return final
 
+    def _evaluate(self) -> None:
+        t0 = time.perf_counter()
+        at = self._training_seconds(t0) if self.step else 0.0
+        metrics = self.metric_fn(self.model)
+        self.model.train()
+        cost = time.perf_counter() - t0
+        self._t_last += cost                     # metric time is not training time
+        self._metric_last_cost = cost
+        with self._lock:
+            self.metric_cost_s += cost
+            self.metric_history.append(self.step, metrics, at)
+        self._emit("metric", metrics=metrics)
+
+    def _training_seconds(self, now: float | None = None) -> float:
+        """Training seconds at ``now`` (between log points elapsed lags behind by the time since the last)."""
+        return self.elapsed + ((time.perf_counter() if now is None else now) - self._t_last)
+
+    def _metric_affordable(self) -> bool:
+        """metric_share's rule: evaluate when the time spent on metrics, plus one more evaluation at
+        the last one's cost, stays within metric_share of the training seconds so far."""
+        share = self.config.metric_share
+        return share <= 0 or self.metric_cost_s + self._metric_last_cost <= share * self._training_seconds()
+
     def _take_samples(self) -> None:
+        at = self._training_seconds() if self.step else 0.0
         samples = to_uint8(self.model.sample(self.config.n_fixed, labels=self.fixed_labels, z=self.fixed_z))
         self.model.train()
         with self._lock:
             self.sample_history.append((self.step, samples))
+            self.sample_seconds.append(at)
             if len(self.sample_history) > self.config.max_sample_grids:  # thin out, keep first and newest
                 self.sample_history = self.sample_history[:-1:2] + [self.sample_history[-1]]
+                self.sample_seconds = self.sample_seconds[:-1:2] + [self.sample_seconds[-1]]
         self._emit("samples", samples=samples)
 
     # --- divergence ------------------------------------------------------------------------------
