@@ -24,7 +24,7 @@ if __package__ in (None, ""):                       # run as a script: bench/ is
 import torch  # noqa: E402
 
 from bench.common import machine  # noqa: E402
-from genlib.lessons import LESSONS, format_value, lesson  # noqa: E402
+from genlib.lessons import LESSONS, LOAD_ERRORS, format_value, lesson  # noqa: E402
 
 
 def row(cells: list[str], widths: list[int]) -> str:
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     widths = [30, 72, 8, 5, 4, 7]
     print(row(["lesson", "effect measured", "bar", "holds", "seed", "seconds"], widths))
     print("-+-".join("-" * w for w in widths))
-    bad = 0
+    bad = len(LOAD_ERRORS)
+    for module, error in LOAD_ERRORS.items():
+        print(row([f"genlib.lessons.{module}", f"ERROR on import: {error}"[:200], "", "no", "", ""], widths), flush=True)
     t_all = time.perf_counter()
     for x in chosen:
         label = f"{x.number:>2} {x.slug}"

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from genlib.lessons import (BY_SLUG, LESSONS, PLACEHOLDERS, SLUG_RE, Check, Lesson, LessonResult, Outcome, judge,
+from genlib.lessons import (BY_SLUG, LESSONS, LOAD_ERRORS, PLACEHOLDERS, SLUG_RE, Check, Lesson, LessonResult, Outcome, judge,
                             lesson)
 
 MINE = {1: "vae-blurry-gan-sharp", 2: "all-eights", 6: "latent-clusters", 7: "family-race",
@@ -16,6 +16,10 @@ MINE = {1: "vae-blurry-gan-sharp", 2: "all-eights", 6: "latent-clusters", 7: "fa
 
 
 # --- the registry ---------------------------------------------------------------------------------
+
+def test_every_lesson_module_imports():
+    assert not LOAD_ERRORS, dict(LOAD_ERRORS)
+
 
 def test_registry_in_course_order_with_unique_url_safe_slugs():
     numbers = [x.number for x in LESSONS]

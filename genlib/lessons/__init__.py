@@ -200,25 +200,35 @@ _MODULES = ("side_by_side", "conditional", "nonsaturating", "latent_clusters", "
             "posterior_collapse", "mode_collapse", "smooth_paths", "ood", "concepts")
 
 
-def _collect() -> tuple[Lesson, ...]:
+def _collect() -> tuple[tuple[Lesson, ...], dict[str, str]]:
+    """Every module's lessons in course order, and the modules that failed to import (module -> error):
+    one broken lesson module must not take the whole Lessons page down; bench/lessons.py reports
+    LOAD_ERRORS and tests/test_lessons.py fails on them."""
     found: list[Lesson] = list(PLACEHOLDERS)
+    errors: dict[str, str] = {}
     for name in _MODULES:
         full = f"{__name__}.{name}"
         try:
             mod = importlib.import_module(full)
         except ModuleNotFoundError as e:
-            if e.name == full:
-                continue
-            raise
+            if e.name != full:
+                errors[name] = f"{type(e).__name__}: {e}"
+            continue
+        except Exception as e:  # noqa: BLE001 - reported, see the docstring
+            errors[name] = f"{type(e).__name__}: {e}"
+            continue
         found.extend(getattr(mod, "LESSONS", ()) or (getattr(mod, "LESSON"),))
     numbers = [x.number for x in found]
     slugs = [x.slug for x in found]
     if len(set(numbers)) != len(numbers) or len(set(slugs)) != len(slugs):
         raise RuntimeError(f"lesson numbers and slugs must be unique: {sorted(zip(numbers, slugs))}")
-    return tuple(sorted(found, key=lambda x: x.number))
+    return tuple(sorted(found, key=lambda x: x.number)), errors
 
 
-LESSONS: tuple[Lesson, ...] = _collect()
+LESSONS: tuple[Lesson, ...]
+LOAD_ERRORS: Mapping[str, str]
+LESSONS, _errors = _collect()
+LOAD_ERRORS = MappingProxyType(_errors)
 BY_SLUG: Mapping[str, Lesson] = MappingProxyType({x.slug: x for x in LESSONS})
 
 
@@ -231,4 +241,4 @@ def lesson(slug: str) -> Lesson:
 
 
 __all__ = ["Direction", "Check", "judge", "Effect", "Outcome", "LessonResult", "Lesson", "Runner", "LESSONS", "BY_SLUG",
-           "PLACEHOLDERS", "lesson", "format_value"]
+           "PLACEHOLDERS", "LOAD_ERRORS", "lesson", "format_value"]
