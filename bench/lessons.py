@@ -1,5 +1,6 @@
 """Every lesson of the course run as its page runs it (the lesson's own seed 0 and settings), one
-table row each: lesson, effect measured, the bar, holds yes / no, seconds.
+table row each: lesson, effect measured, the bar, holds yes / no (the effect; then "lesson": the effect
+and every further check below it), seed, seconds.
 
     python -m bench.lessons                    # or: python bench/lessons.py
     python -m bench.lessons --seeds 3          # each seeded lesson at seeds 0, 1, 2 (one row per run)
@@ -48,33 +49,36 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     chosen = [x for x in LESSONS if not args.only or x.slug in args.only]
     print(machine("cpu", f"bench/lessons.py --seeds {args.seeds}"))
-    widths = [30, 72, 8, 5, 4, 7]
-    print(row(["lesson", "effect measured", "bar", "holds", "seed", "seconds"], widths))
+    widths = [30, 72, 8, 5, 6, 4, 7]
+    print(row(["lesson", "effect measured", "bar", "holds", "lesson", "seed", "seconds"], widths))
     print("-+-".join("-" * w for w in widths))
     bad = len(LOAD_ERRORS)
     for module, error in LOAD_ERRORS.items():
-        print(row([f"genlib.lessons.{module}", f"ERROR on import: {error}"[:200], "", "no", "", ""], widths), flush=True)
+        print(row([f"genlib.lessons.{module}", f"ERROR on import: {error}"[:200], "", "no", "NO", "", ""], widths),
+              flush=True)
     t_all = time.perf_counter()
     for x in chosen:
         label = f"{x.number:>2} {x.slug}"
         if not x.ready:
             print(row([label, f"not yet ({x.effect or 'no runner'})", f"{x.direction} {format_value(x.threshold)}",
-                       "-", "-", "-"], widths), flush=True)
+                       "-", "-", "-", "-"], widths), flush=True)
             continue
         for seed in range(args.seeds if x.seeded else 1):
             try:
                 r = x.run(seed=seed)
             except Exception as e:        # a failed lesson is a row, not the end of the table
                 bad += 1
-                print(row([label, f"ERROR {type(e).__name__}: {e}"[:200], "", "no", str(seed), ""], widths), flush=True)
+                print(row([label, f"ERROR {type(e).__name__}: {e}"[:200], "", "no", "NO", str(seed), ""], widths), flush=True)
                 traceback.print_exc(file=sys.stderr)
                 continue
             bad += not r.holds
             secs = f"{r.seconds:.1f}" + (" OVER 60 s" if r.seconds > x.budget_s else "")
-            print(row([label, str(r.effect), r.bar, "yes" if r.holds else "NO", str(seed), secs], widths), flush=True)
+            main_holds = x.judge(r.effect.value)
+            print(row([label, str(r.effect), r.bar, "yes" if main_holds else "NO", "yes" if r.holds else "NO",
+                       str(seed), secs], widths), flush=True)
             for c in r.checks:
                 print(row(["", f"  and {c.name} = {format_value(c.value)}", f"{c.direction} {format_value(c.threshold)}",
-                           "yes" if c.holds else "NO", "", ""], widths), flush=True)
+                           "yes" if c.holds else "NO", "", "", ""], widths), flush=True)
             if args.notes:
                 print(f"    note: {r.note}", flush=True)
     print(f"# {len(chosen)} lessons, {sum(not x.ready for x in chosen)} not yet; total {time.perf_counter() - t_all:.0f} s")
