@@ -146,3 +146,84 @@ def test_the_reader_names_the_kind_it_expected(tmp_path, what, payload, match):
     torch.save(payload, path)
     with pytest.raises(FileFormatError, match=match):
         read_versioned(path, "genlib-classifier", 1, kind="classifier")
+
+
+# --- the recorded run (the save side) -------------------------------------------------------------
+
+def test_recorded_run_round_trips_through_a_plain_tensors_file(tmp_path, digits):
+    """Curves (with gradient norms), metrics and grids, each with step and training-seconds axes,
+    saved and read back through torch.load(weights_only=True) unchanged."""
+    from genlib.train import RecordedRun
+
+    torch.manual_seed(0)
+    model = make_model("gan", digits, hidden=(32,), latent_dim=4)
+    trainer = Trainer(model, digits, TrainConfig(steps=40, batch_size=16, log_every=4, sample_every=10, n_fixed=8,
+                                                 metric_every=10, metric_at_start=True),
+                      metric_fn=lambda m: {"steps_seen": float(m.steps)})
+    trainer.run()
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, model, trainer)
+    raw = torch.load(path, weights_only=True)                   # plain data only
+    assert raw["recorded_run"]["version"] == 1 and isinstance(raw["recorded_run"]["seconds"], list)
+    run, mine = load_checkpoint(path).recorded_run, trainer.recorded_run()
+    assert isinstance(run, RecordedRun)
+    assert run.steps == mine.steps == list(range(4, 41, 4))
+    assert run.curves.keys() == mine.curves.keys() >= {"g_grad_norm", "d_grad_norm", "d_loss", "g_loss"}
+    for k, v in mine.curves.items():
+        assert run.curves[k] == pytest.approx(v), k
+    assert run.seconds == pytest.approx(mine.seconds, abs=1e-3) and run.seconds == sorted(run.seconds)
+    assert run.metric_steps == [0, 10, 20, 30, 40] and run.metrics == {"steps_seen": [0.0, 10.0, 20.0, 30.0, 40.0]}
+    assert run.metric_seconds[0] == 0 and len(run.metric_seconds) == 5
+    assert [s for s, _ in run.samples] == [0, 10, 20, 30, 40] and len(run.sample_seconds) == 5
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(run.samples, mine.samples))
+    assert run.samples[-1][1].dtype == torch.uint8
+    assert (run.batch_size, run.total_steps) == (16, 40) and run.total_seconds == pytest.approx(trainer.elapsed, abs=1e-3)
+    assert run.history() == load_checkpoint(path).history       # one copy of the curves in the file
+
+
+def test_a_long_run_is_stored_bounded(tmp_path):
+    """20,000 logged points (the trainer keeps up to 2,000 per curve): the file keeps at most
+    RECORDED_POINTS, the last point still at the last step."""
+    from genlib.train import RECORDED_POINTS
+    from test_trainer import _Tiny
+
+    data = __import__("genlib").load_dataset("ring", n=64)
+    trainer = Trainer(_Tiny(), data, TrainConfig(steps=20_000, batch_size=8, log_every=1, sample_every=5_000,
+                                                 history_points=1000))
+    trainer.run()
+    assert len(trainer.snapshot().history["step"]) > RECORDED_POINTS
+    buf = io.BytesIO()
+    save_checkpoint(buf, trainer.model, trainer)
+    raw = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    assert all(len(v) <= RECORDED_POINTS for v in raw["history"].values())
+    assert len(raw["recorded_run"]["seconds"]) == len(raw["history"]["step"])
+    assert raw["history"]["step"][-1] == 20_000
+    extra = io.BytesIO()
+    torch.save({"history": raw["history"], "recorded_run": raw["recorded_run"]}, extra)
+    assert extra.tell() < 40_000, f"{extra.tell()} bytes for 2 curves of <= 500 points and their axes"
+
+
+def test_a_checkpoint_saved_before_recorded_runs_loads_with_none(tmp_path, good_ckpt):
+    """Files written before recorded runs (no 'recorded_run' key, as every shipped file built before
+    it) load as before, with recorded_run None; so do files saved without a trainer."""
+    path = _edited(tmp_path, good_ckpt, lambda p: p.pop("recorded_run"))
+    ck = load_checkpoint(path)
+    assert ck.recorded_run is None and ck.history["step"] and ck.samples
+    buf = io.BytesIO()
+    save_checkpoint(buf, ck.model)
+    assert load_checkpoint(buf.getvalue()).recorded_run is None
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("what, edit, match", [
+    ("a recorded run that is a list", lambda p: p.update(recorded_run=[1]), "not a dict"),
+    ("a future recorded-run version", lambda p: p["recorded_run"].update(version=9), "version 9"),
+    ("seconds that are text", lambda p: p["recorded_run"].update(seconds="x"), "seconds"),
+    ("seconds of another length", lambda p: p["recorded_run"].update(seconds=[1.0]), "seconds has 1 points"),
+    ("a curve of another length", lambda p: p["history"].update(d_loss=[1.0]), "another length"),
+    ("a curve of strings", lambda p: p["history"].update(d_loss=["a"] * len(p["history"]["step"])), "numbers"),
+])
+def test_malformed_recorded_runs_give_a_clear_error(tmp_path, good_ckpt, what, edit, match):
+    path = _edited(tmp_path, good_ckpt, edit)
+    with pytest.raises(CheckpointError, match=f"malformed.*{match}"):
+        load_checkpoint(path)

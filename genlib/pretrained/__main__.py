@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "evaluate":
             print(json.dumps({r.name: reevaluate(r, root=args.data_dir)}, indent=2))
             continue
-        def show(ev: Event, r: Recipe = r) -> None:
-            if ev.kind == "progress":
+        def show(ev: Event, r: Recipe = r, shown: list[int] = [-1]) -> None:
+            if ev.kind == "progress" and ev.step * 50 // r.steps != shown[0]:   # about 50 lines per model
+                shown[0] = ev.step * 50 // r.steps
                 losses = "  ".join(f"{k} {v:.4g}" for k, v in ev.losses.items())
                 print(f"{r.name}: step {ev.step}/{r.steps}  {losses}  {ev.images_per_s:,.0f} img/s",
                       file=sys.stderr, flush=True)

@@ -127,7 +127,7 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
         metric_fn = default_metric_fn(recipe, root)
         what = f"genlib.metrics.live_metric_fn({recipe.dataset!r}, n={LIVE_N})"
     cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, seed=recipe.seed,
-                      log_every=max(1, min(100, recipe.steps // 50)), sample_every=sample_every,
+                      log_every=max(1, min(100, recipe.steps // 400)), sample_every=sample_every,  # ~400 points
                       n_fixed=recipe.n_fixed, max_sample_grids=MAX_SAMPLE_GRIDS, threads=threads,
                       history_points=RECORDED_POINTS // 2,      # 250-500 points per curve, none thinned at save
                       metric_every=max(1, recipe.steps // METRIC_CANDIDATES) if metric_fn is not None else 0,
