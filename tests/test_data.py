@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import re
+import struct
 import tarfile
+import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +22,8 @@ import torch
 from PIL import Image
 
 from genlib import data as D
-from genlib.data import download
+from genlib.data import download, formats
+from genlib.data import folder as F
 from genlib.data.toys import load_toy
 from genlib.models import make_model
 
@@ -497,3 +503,392 @@ def test_register_adds_a_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
     ds = D.load_dataset("numbers", split="test", k=1)
     assert len(ds) == 3 and seen == {"split": "test", "k": 1}
     assert D.DATASETS["numbers"] == "three numbered images"
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and damaged data files (issue 16): every one is a CorruptDataError naming the file
+# (both a DataNotFoundError, which the dashboard's sidebar shows, and a ValueError), refused
+# before it allocates what it declares.
+
+def _peak_mb(fn) -> tuple[BaseException | None, float]:
+    """(what `fn()` raised, the peak of memory it asked for in MB, touched or not)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        err = None
+    except BaseException as e:  # noqa: BLE001 - returned for the caller to check
+        err = e
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return err, peak
+
+
+def _idx_bytes(arr: np.ndarray, type_byte: int = 0x08) -> bytes:
+    return bytes([0, 0, type_byte, arr.ndim]) + np.asarray(arr.shape, ">u4").tobytes() + arr.tobytes()
+
+
+def _mnist_files(root: Path, images: bytes, labels: bytes) -> Path:
+    """MNIST test files under root with these (already gzipped or raw) contents."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(images)
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(labels)
+    return raw
+
+
+def _good_images() -> bytes:
+    return gzip.compress(_idx_bytes(np.zeros((4, 28, 28), np.uint8)))
+
+
+def _good_labels() -> bytes:
+    return gzip.compress(_idx_bytes(np.arange(4, dtype=np.uint8)))
+
+
+def _bad_crc(gz: bytes) -> bytes:
+    return gz[:-8] + bytes([gz[-8] ^ 0xFF]) + gz[-7:]
+
+
+def _gzip_bomb() -> bytes:
+    """Declares 4 images of 28x28 (3 kB) but inflates to 64 MB (the .gz is ~64 kB)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = bytes([0, 0, 8, 3]) + struct.pack(">III", 4, 28, 28)
+    return comp.compress(head) + b"".join(comp.compress(bytes(1 << 20)) for _ in range(64)) + comp.flush()
+
+
+GZ_DAMAGE = {
+    "bad CRC": lambda: _bad_crc(_good_images()),
+    "truncated stream": lambda: _good_images()[: len(_good_images()) // 2],
+    "garbage after the gzip header": lambda: _good_images()[:10] + bytes(range(256)) * 4,
+    "garbage after the stream": lambda: _good_images() + b"not gzip at all",
+    "not gzip": lambda: b"\x1f\x8b but no more",
+    "gzip bomb (3 kB declared, 64 MB inside)": _gzip_bomb,
+    "absurd dims (2^32-1 cubed)": lambda: gzip.compress(bytes([0, 0, 8, 3]) + b"\xff" * 12),
+    "255 dimensions": lambda: gzip.compress(bytes([0, 0, 8, 255]) + bytes(1020)),
+    "zero images": lambda: gzip.compress(_idx_bytes(np.zeros((0, 28, 28), np.uint8))),
+}
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("what", GZ_DAMAGE)
+def test_damaged_gz_is_one_clear_error_naming_the_file(tmp_path: Path, what: str) -> None:
+    raw = _mnist_files(tmp_path, GZ_DAMAGE[what](), _good_labels())
+    err, peak = _peak_mb(lambda: D.load_dataset("mnist", split="test", root=tmp_path, download=False))
+    assert isinstance(err, D.CorruptDataError), repr(err)
+    assert isinstance(err, D.DataNotFoundError) and isinstance(err, ValueError)  # the sidebar shows it
+    assert str(raw / "t10k-images-idx3-ubyte.gz") in str(err)
+    assert peak < 8, f"{what}: asked for {peak:.0f} MB before refusing"
+
+
+@pytest.mark.hostile
+def test_plain_idx_with_absurd_dims_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x0E, 3]) + struct.pack(">III", 60_000, 4096, 4096))
+    with pytest.raises(D.CorruptDataError, match="ceiling") as err:
+        D.read_idx(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.hostile(3)
+@pytest.mark.parametrize("labels, type_byte, match", [
+    (np.array([0, 1, 10, 3], np.uint8), 0x08, "label 10 is outside the 10 classes"),
+    (np.array([0, -1, 2, 3], np.int8), 0x09, "label -1 is outside"),
+    (np.array([0, 1, 2, 3], ">f4"), 0x0D, "labels must be integers"),
+], ids=["too large", "negative", "floats"])
+def test_idx_labels_outside_the_classes_are_refused(tmp_path: Path, labels, type_byte, match) -> None:
+    raw = _mnist_files(tmp_path, _good_images(), gzip.compress(_idx_bytes(labels, type_byte)))
+    with pytest.raises(D.CorruptDataError, match=match) as err:
+        D.load_dataset("mnist", split="test", root=tmp_path, download=False)
+    assert str(raw / "t10k-labels-idx1-ubyte.gz") in str(err.value)
+
+
+def _cifar_test_batch(tmp_path: Path, payload: bytes) -> Path:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir(exist_ok=True)
+    (folder / "test_batch").write_bytes(payload)
+    return folder / "test_batch"
+
+
+def _colliding_keys(n: int) -> bytes:
+    """A protocol-2 dict of n int keys that all hash alike (k * (2**61 - 1) + 1)."""
+    return pickle.dumps({k * (2**61 - 1) + 1: 0 for k in range(n)}, protocol=2)
+
+
+_NP = b"cnumpy.core.multiarray\n"
+CIFAR_HOSTILE = {
+    # declared lengths the C unpickler allocates before reading
+    "bytes8 declaring 6 GiB": (b"\x80\x04\x8e" + struct.pack("<Q", 6 << 30) + b"abc", "not a valid pickle"),
+    "unicode8 declaring 6 GiB": (b"\x80\x04\x8d" + struct.pack("<Q", 6 << 30) + b"abc", "not a valid pickle"),
+    "memo index 2**28": (b"\x80\x02}r" + struct.pack("<I", 1 << 28) + b".", "memo index"),
+    # numpy callables asked for huge arrays
+    "_reconstruct of 4 GiB": (b"\x80\x02" + _NP + b"_reconstruct\ncnumpy\nndarray\n\x8a\x05"
+                              + (4 << 30).to_bytes(5, "little") + b"\x85C\x01b\x87R.", "over the 64 MiB"),
+    "numpy.ndarray((2**32,))": (b"\x80\x02cnumpy\nndarray\n\x8a\x05" + (1 << 32).to_bytes(5, "little")
+                                + b"\x85\x85R.", "numpy.ndarray"),
+    "object array": (pickle.dumps(np.array([1, "a"], dtype=object), protocol=2), "dtype object"),
+    "bytearray(2**33)": (b"\x80\x02c__builtin__\nbytearray\n\x8a\x05" + (1 << 33).to_bytes(5, "little")
+                         + b"\x85R.", "bytearray"),
+    "_codecs.encode(..., 'hex')": (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x03\x00\x00\x00hex\x86R.",
+                                   "encode"),
+    "20,000 colliding dict keys": (_colliding_keys(20_000), "dict and set items"),
+    # damaged or wrong content
+    "truncated batch": (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})[:-40],
+                        "not a valid pickle"),
+    "empty dict": (pickle.dumps({}), "b'data' should be"),
+    "labels not ints": (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, "x"]}),
+                        "flat list of integers"),
+    "label 10": (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}),
+                 "label 10 is outside"),
+    "label -3": (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [-3, 1]}),
+                 "label -3 is outside"),
+    "label 2**70": (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [2**70, 1]}),
+                    "label|integers"),
+}
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("what", CIFAR_HOSTILE)
+def test_crafted_cifar_pickles_are_refused_before_allocating(tmp_path: Path, what: str) -> None:
+    payload, match = CIFAR_HOSTILE[what]
+    path = _cifar_test_batch(tmp_path, payload)
+    err, peak = _peak_mb(lambda: D.load_dataset("cifar10", split="test", root=tmp_path, download=False))
+    assert isinstance(err, D.CorruptDataError), repr(err)
+    assert re.search(match, str(err)) and str(path) in str(err), str(err)
+    assert peak < 16, f"{what}: asked for {peak:.0f} MB before refusing"
+
+
+@pytest.mark.hostile(2)
+def test_cifar_file_over_the_ceiling_and_bad_meta(tmp_path: Path) -> None:
+    write_cifar(tmp_path / "cifar-10-batches-py", n=2)
+    big = tmp_path / "cifar-10-batches-py" / "test_batch"
+    os.truncate(big, formats._CIFAR_MAX_FILE_BYTES + 1)       # sparse: costs no disk
+    with pytest.raises(D.CorruptDataError, match="refused unread"):
+        D.load_dataset("cifar10", split="test", root=tmp_path, download=False)
+    meta = tmp_path / "cifar-10-batches-py" / "batches.meta"
+    meta.write_bytes(pickle.dumps({b"label_names": [b"cat"] * 3}))
+    with pytest.raises(D.CorruptDataError, match="10 short names") as err:
+        D.load_dataset("cifar10", split="train", root=tmp_path, download=False)
+    assert str(meta) in str(err.value)
+
+
+def test_cifar_real_layout_still_passes_the_prescan(tmp_path: Path) -> None:
+    """A full-size batch (10,000 rows, protocol 2 as the real files) loads within the bounds."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batch = {b"batch_label": b"testing batch 1 of 1", b"labels": [i % 10 for i in range(10_000)],
+             b"data": np.zeros((10_000, 3072), np.uint8), b"filenames": [b"x_%d.png" % i for i in range(10_000)]}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    ds = D.load_dataset("cifar10", split="test", root=tmp_path, download=False)
+    assert len(ds) == 10_000 and ds.y.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupt data roots: a clear DataNotFoundError naming the folder, never a crash
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("what", ["root is a file", "MNIST is a file", "raw is a broken link",
+                                  "data file is a folder", "data file is a broken link"])
+def test_corrupt_data_root_is_named(tmp_path: Path, what: str) -> None:
+    root = tmp_path / "root"
+    raw = root / "MNIST" / "raw"
+    if what == "root is a file":
+        root.write_text("x")
+    elif what == "MNIST is a file":
+        root.mkdir()
+        (root / "MNIST").write_text("x")
+    elif what == "raw is a broken link":
+        (root / "MNIST").mkdir(parents=True)
+        raw.symlink_to(tmp_path / "nowhere")
+    else:
+        raw.mkdir(parents=True)
+        (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(_good_labels())
+        if what == "data file is a folder":
+            (raw / "t10k-images-idx3-ubyte.gz").mkdir()
+        else:
+            (raw / "t10k-images-idx3-ubyte.gz").symlink_to(tmp_path / "gone.gz")
+    with pytest.raises(D.DataNotFoundError) as err:
+        D.load_dataset("mnist", split="test", root=root, download=False)
+    msg = str(err.value)
+    assert "t10k-images-idx3-ubyte" in msg and str(raw) in msg
+    expect = {"root is a file": f"{root} is a file", "MNIST is a file": f"{root / 'MNIST'} is a file",
+              "raw is a broken link": f"{raw} is a broken symbolic link"}.get(what, "")
+    assert expect in msg
+
+
+@pytest.mark.hostile(2)
+def test_unreadable_data_folder_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _mnist_files(tmp_path, _good_images(), _good_labels())
+    real_is_file, real_access = Path.is_file, os.access
+
+    def is_file(self: Path) -> bool:           # as for a folder without search permission
+        if raw in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != raw and real_access(p, mode))
+    with pytest.raises(D.DataNotFoundError, match=f"{re.escape(str(raw))} cannot be read"):
+        D.load_dataset("mnist", split="test", root=tmp_path, download=False)
+    monkeypatch.undo()
+    real_open = gzip.open
+    monkeypatch.setattr(gzip, "open", lambda p, *a, **k: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", str(p))) if "labels" in str(p) else real_open(p, *a, **k))
+    with pytest.raises(D.CorruptDataError, match="labels-idx1-ubyte.gz is not a valid gzip file: .*Permission"):
+        D.load_dataset("mnist", split="test", root=tmp_path, download=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder")
+@pytest.mark.hostile
+def test_really_unreadable_folder(tmp_path: Path) -> None:
+    raw = _mnist_files(tmp_path, _good_images(), _good_labels())
+    raw.chmod(0)
+    try:
+        with pytest.raises(D.DataNotFoundError, match="cannot be read"):
+            D.load_dataset("mnist", split="test", root=tmp_path, download=False)
+    finally:
+        raw.chmod(0o755)
+
+
+def test_unknown_user_in_data_dir_is_taken_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENLIB_DATA_DIR", "~no_such_user_16/data")
+    assert D.data_root() == Path("~no_such_user_16/data")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile and damaged zip uploads: one DataError (a ValueError, which the sidebar shows)
+
+
+def _noise_png(side: int) -> bytes:
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _stored_zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _patch_member(data: bytes, **fields: int) -> bytes:
+    """Rewrite fields of the first member in both its local and central headers."""
+    b = bytearray(data)
+    loc, cen = b.find(b"PK\x03\x04"), b.find(b"PK\x01\x02")
+    offsets = {"flags": (6, 8, "<H"), "method": (8, 10, "<H"), "file_size": (22, 24, "<I")}
+    for name, value in fields.items():
+        lo, co, fmt = offsets[name]
+        struct.pack_into(fmt, b, loc + lo, value)
+        struct.pack_into(fmt, b, cen + co, value)
+    return bytes(b)
+
+
+def _flip_data_byte(data: bytes) -> bytes:
+    b = bytearray(data)
+    loc = b.find(b"PK\x03\x04")
+    nlen, xlen = struct.unpack_from("<HH", b, loc + 26)
+    b[loc + 30 + nlen + xlen + 40] ^= 0xFF
+    return bytes(b)
+
+
+def _lying_size() -> bytes:
+    """Declares 1,000 bytes; the deflate stream holds 16 MB of zeros."""
+    return _patch_member(_zip({"a/x.png": bytes(16 << 20)}), file_size=1000)
+
+
+def _bzip2() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("a/x.png", _png())
+    return buf.getvalue()
+
+
+ZIP_DAMAGE = {
+    "member with a bad CRC": (lambda: _flip_data_byte(_stored_zip({"a/x.png": _noise_png(40)})),
+                              "damaged.*CRC"),
+    "corrupt deflate data": (lambda: _flip_data_byte(_zip({"a/x.png": bytes(range(256)) * 64})), "damaged"),
+    "truncated archive": (lambda: _zip({"a/x.png": _png(), "b/y.png": _png()})[:-30], "not a valid zip"),
+    "cut in the middle": (lambda: (lambda z: z[: len(z) // 2])(_zip({"a/x.png": _png(), "b/y.png": _png()})),
+                          "not a valid zip"),
+    "garbage central directory": (lambda: (lambda z: z[:z.find(b"PK\x01\x02")] + bytes(46)
+                                            + z[z.find(b"PK\x05\x06"):])(_zip({"a/x.png": _png()})),
+                                  "not a valid zip"),
+    "encrypted member": (lambda: _patch_member(_zip({"a/x.png": _png()}), flags=0x1), "encrypted"),
+    "bzip2 member": (_bzip2, "compression method 12"),
+    "unknown method 99 (AES)": (lambda: _patch_member(_zip({"a/x.png": _png()}), method=99),
+                                "compression method 99"),
+    "member lying about its size": (_lying_size, "damaged"),
+}
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("what", ZIP_DAMAGE)
+def test_damaged_zip_is_one_clear_error(what: str) -> None:
+    make, match = ZIP_DAMAGE[what]
+    data = make()
+    err, peak = _peak_mb(lambda: D.load_dataset("folder", path=data, source="mine.zip"))
+    assert isinstance(err, D.DataError) and isinstance(err, ValueError), repr(err)
+    assert re.search(match, str(err)) and "mine.zip" in str(err), str(err)
+    assert peak < 8, f"{what}: asked for {peak:.0f} MB"
+
+
+@pytest.mark.hostile(5)
+def test_zip_counts_and_sizes_are_bounded_before_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    # entries: counted from the central directory's bytes before zipfile parses them
+    many = _stored_zip({f"a/{i}.png": b"" for i in range(12)})
+    monkeypatch.setattr(F, "_ZIP_MAX_ENTRIES", 10)
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("parsed before counting"))
+    with pytest.raises(D.DataError, match="12 entries is over the 10 limit"):
+        D.load_dataset("folder", path=many)
+    b = bytearray(many)                   # the end record lies: says 1 entry
+    struct.pack_into("<HH", b, b.rfind(b"PK\x05\x06") + 8, 1, 1)
+    with pytest.raises(D.DataError, match="12 entries"):
+        D.load_dataset("folder", path=bytes(b))
+    monkeypatch.undo()
+    # files, classes, one member's size
+    monkeypatch.setattr(F, "_ZIP_MAX_IMAGES", 5)
+    with pytest.raises(D.DataError, match="6 files is over the 5 limit"):
+        D.load_dataset("folder", path=_zip({f"a/{i}.png": _png() for i in range(6)}))
+    monkeypatch.setattr(F, "_MAX_CLASSES", 3)
+    with pytest.raises(D.DataError, match="4 class folders"):
+        D.load_dataset("folder", path=_zip({f"{c}/x.png": _png() for c in "abcd"}))
+    monkeypatch.setattr(F, "_ZIP_MAX_MEMBER", 1000)
+    with pytest.raises(D.DataError, match="over the 0 MB limit for one file"):
+        D.load_dataset("folder", path=_zip({"a/x.png": _noise_png(40)}))
+
+
+@pytest.mark.hostile
+def test_many_large_images_stop_at_the_pixel_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ~20 s archive scaled down: 50 solid 300x300 PNGs against a budget of 4 of them."""
+    from PIL import ImageOps
+
+    monkeypatch.setattr(F, "_ZIP_MAX_TOTAL_PIXELS", 4 * 300 * 300)
+    decoded = []
+    real_fit = ImageOps.fit
+    monkeypatch.setattr(ImageOps, "fit", lambda img, *a, **k: decoded.append(img.size) or real_fit(img, *a, **k))
+    png = _png(size=(300, 300))
+    with pytest.raises(D.DataError, match=r"million pixels in all \(after 4 images\)"):
+        D.load_dataset("folder", path=_zip({f"a/{i}.png": png for i in range(50)}))
+    assert len(decoded) == 4     # the fifth was refused from its header, before decoding
+
+
+@pytest.mark.hostile(3)
+def test_images_pillow_must_not_decode_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"   # Pillow would start Ghostscript
+    truncated = _noise_png(64)[:-60]
+    data = _zip({"a/ok.png": _png(), "a/x.eps": eps, "a/cut.png": truncated, "a/huge.png": _png(size=(300, 300))})
+    monkeypatch.setattr(F, "_MAX_PIXELS", 200 * 200)       # huge.png is over it: skipped undecoded
+    ds = D.load_dataset("folder", path=data)
+    assert len(ds) == 1 and ds.skipped == 3
+
+
+@pytest.mark.hostile
+def test_unreadable_local_folder_is_a_data_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "imgs").mkdir()
+    monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", str(self))))
+    with pytest.raises(D.DataError, match="cannot read .*imgs: Permission denied"):
+        D.load_dataset("folder", path=tmp_path / "imgs")

@@ -253,8 +253,13 @@ def _check_counts(n_files: int, n_classes: int, source: str) -> None:
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> bytes:
-    """The member's bytes, at most its declared size (checked above), CRC verified."""
+    """The member's bytes, CRC verified, never inflating more than its declared size (checked
+    above): ZipFile.read would inflate the whole stream at once, however much a lying header hides."""
     try:
-        return zf.read(info)
+        with zf.open(info) as f:
+            data = f.read(info.file_size)   # read(n) inflates at most max(n, 4 kB) per step
+            if f.read(1):                    # (zipfile stops at the declared size anyway)
+                raise zipfile.BadZipFile("more data than declared")
+            return data
     except _ZIP_ERRORS as e:
         raise DataError(f"{source} is damaged: {info.filename!r}: {e}") from None

@@ -168,9 +168,9 @@ _CIFAR_CLASS_COUNT = 10
 _CIFAR_PIXELS = 3 * 32 * 32
 
 
-def _refuse(source: Path, what: str) -> pickle.UnpicklingError:
-    return pickle.UnpicklingError(f"{source}: refusing {what}; CIFAR batches hold only numpy arrays "
-                                  "and plain data, so this file is corrupt or hostile")
+def _refuse(source: Path, what: str) -> CorruptDataError:
+    return CorruptDataError(f"{source}: refusing {what}; CIFAR batches hold only numpy arrays and "
+                            "plain data, so this file is corrupt or hostile")
 
 
 def _numpy_pickle_globals(source: Path) -> dict[tuple[str, str], Any]:
@@ -265,8 +265,7 @@ class _NDArrayName:
     Calling it (numpy.ndarray(shape) would allocate any size) is refused."""
 
     def __init__(self, *args: Any, **kwargs: Any):
-        raise pickle.UnpicklingError("refusing to call numpy.ndarray from a pickle; CIFAR batches "
-                                     "never do, so this file is corrupt or hostile")
+        raise pickle.UnpicklingError("refusing to call numpy.ndarray; CIFAR batches never do")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -328,6 +327,8 @@ def _prescan_pickle(raw: bytes, source: Path) -> None:
             if items > _PICKLE_MAX_ITEMS:
                 raise _refuse(source, f"over {_PICKLE_MAX_ITEMS:,} dict and set items")
             depth = max(depth, 0) + len(after)
+    except CorruptDataError:
+        raise
     except ValueError as e:      # genops: an argument runs past the end, a bad opcode, no STOP
         raise CorruptDataError(f"{source}: not a valid pickle ({e}); the file is truncated or "
                                "corrupt") from e
@@ -353,6 +354,8 @@ def load_cifar_batch(path: str | os.PathLike) -> dict:
     _prescan_pickle(raw, path)
     try:
         obj = _RestrictedUnpickler(io.BytesIO(raw), path).load()
+    except CorruptDataError:
+        raise
     except pickle.UnpicklingError as e:
         raise CorruptDataError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from e
     except Exception as e:  # noqa: BLE001 - any failure to rebuild an untrusted file means it is corrupt
