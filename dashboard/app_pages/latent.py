@@ -106,11 +106,11 @@ if model.supports(ENCODER):
     st.subheader("KL per dimension: which dimensions carry information")
     mu, logvar = latent.posterior_stats(model, test)                             # (<=1000, D) each: encode once
     kl = gmetrics.kl_per_dim(mu, logvar)                                         # (D,) nats
-    active_mask = gmetrics.activity(mu) > gmetrics.ACTIVE_THRESHOLD             # (D,)
-    active = gmetrics.active_units(mu)
+    active_mask = gmetrics.kl_active(kl)                                         # (D,): KL > ACTIVE_KL nats
+    active = int(active_mask.sum())
     m = st.columns([1, 1, 4])
-    m[0].metric("Active units", f"{active} / {d}", help="Dimensions whose posterior mean μ(x) varies over "
-                "test images (variance > 0.01, Burda et al. 2016).")
+    m[0].metric("Active units", f"{active} / {d}", help="Dimensions whose KL term (the bars) exceeds "
+                f"{gmetrics.ACTIVE_KL:g} nats: they carry information about the image.")
     m[1].metric("Total KL", f"{float(kl.sum()):.1f} nats", help="KL(q(z|x) ‖ N(0, I)) averaged over test "
                 "images: the ELBO's KL term.")
     m[2].plotly_chart(figures.kl_figure(kl, active_mask), key="lat_kl")

@@ -89,15 +89,18 @@ class PosteriorCollapse:
     """How much of its latent space a VAE uses, over a dataset (``posterior_collapse``)."""
 
     kl_per_dim: torch.Tensor     # (D,) E_x KL(q(z_d | x) || N(0, 1)), nats; collapsed dims are ~0
-    activity: torch.Tensor       # (D,) float32 A_u = Cov_x(E_q[z_u]) (Burda et al. 2016)
-    active_units: int            # how many dimensions have activity > threshold
+    activity: torch.Tensor       # (D,) float32 A_u = Cov_x(E_q[z_u]) (Burda et al. 2016), a diagnostic
+    active_units: int            # how many dimensions have KL > threshold (nats; metrics.kl_active)
     threshold: float
 
 
-def posterior_collapse(vae, data, n: int = 1000, seed: int = 0, threshold: float = 0.01) -> PosteriorCollapse:
-    """KL per dimension, activity and active units (Burda et al. 2016: threshold 0.01) of ``vae``'s
-    posterior over ``posterior_stats(vae, data, n, seed)``, with the formulas of ``genlib.metrics``."""
+def posterior_collapse(vae, data, n: int = 1000, seed: int = 0, threshold: float | None = None) -> PosteriorCollapse:
+    """KL per dimension, activity and active units of ``vae``'s posterior over ``posterior_stats(vae,
+    data, n, seed)``, with the formulas of ``genlib.metrics``: a dimension is active when its KL
+    exceeds ``threshold`` nats (default ``metrics.ACTIVE_KL``, see ``metrics.kl_active``)."""
     from .. import metrics   # lazily: genlib.metrics loads the classifier module
+    threshold = metrics.ACTIVE_KL if threshold is None else threshold
     mu, logvar = posterior_stats(vae, data, n, seed)
-    return PosteriorCollapse(metrics.kl_per_dim(mu, logvar), metrics.activity(mu).float(),
-                             metrics.active_units(mu, threshold), threshold)
+    kl = metrics.kl_per_dim(mu, logvar)
+    return PosteriorCollapse(kl, metrics.activity(mu).float(), int(metrics.kl_active(kl, threshold).sum()),
+                             threshold)

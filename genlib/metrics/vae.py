@@ -9,7 +9,7 @@ import torch
 from ..models import ENCODER, GenerativeModel, losses
 from ..data import Dataset
 from ..sampling import eval_mode, seeded_generator
-from .scores import active_units
+from .scores import kl_active
 from .sources import is_conditional
 
 VAE_KEYS = ("neg_elbo", "recon", "kl", "kl_per_dim", "active_units", "latent_dim", "recon_mse", "vae_test_images")
@@ -26,7 +26,7 @@ def vae_metrics(model, data: Dataset, batch_size: int = 500, seed: int = 0) -> d
 
     neg_elbo = recon + kl (nats per image; Gaussian likelihoods drop the constant, as in training),
     recon = -log p(x|z), kl = KL(q(z|x) || p(z)), kl_per_dim (mean over the set, sums to kl),
-    active_units (Burda et al. 2016), recon_mse = mean squared error per value of the decoded mean.
+    active_units (dimensions with KL > 0.1 nats, scores.kl_active), recon_mse = mean squared error per value of the decoded mean.
     """
     gen = seeded_generator(seed)   # eps drawn on the CPU, then moved: the same on any device
     cond = is_conditional(model)
@@ -47,6 +47,6 @@ def vae_metrics(model, data: Dataset, batch_size: int = 500, seed: int = 0) -> d
     kl_dim = torch.stack(kls).sum(0) / n                                      # (D,)
     recon = recon_sum / n
     return {"neg_elbo": recon + float(kl_dim.sum()), "recon": recon, "kl": float(kl_dim.sum()),
-            "kl_per_dim": [round(float(v), 5) for v in kl_dim], "active_units": active_units(torch.cat(mus)),
+            "kl_per_dim": [round(float(v), 5) for v in kl_dim], "active_units": int(kl_active(kl_dim).sum()),
             "latent_dim": int(kl_dim.numel()), "recon_mse": se_sum / (n * math.prod(data.shape)),
             "vae_test_images": n}
