@@ -209,6 +209,12 @@ def test_a_checkpoint_saved_before_recorded_runs_loads_with_none(tmp_path, good_
     path = _edited(tmp_path, good_ckpt, lambda p: p.pop("recorded_run"))
     ck = load_checkpoint(path)
     assert ck.recorded_run is None and ck.history["step"] and ck.samples
+    from genlib.train import overlay
+    new = load_checkpoint(good_ckpt)
+    o = overlay({"old": ck, "new": new}, "d_loss")              # an old file still overlays by step
+    assert o.series["old"] == o.series["new"] == (new.history["step"], new.history["d_loss"])
+    with pytest.raises(ValueError, match="no training-seconds axis"):
+        overlay({"old": ck}, "d_loss", x="seconds")
     buf = io.BytesIO()
     save_checkpoint(buf, ck.model)
     assert load_checkpoint(buf.getvalue()).recorded_run is None

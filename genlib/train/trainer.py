@@ -4,8 +4,13 @@ It calls ``model.training_step(x, y)`` on shuffled batches and reports progress 
 callbacks, plus a lock-protected ``snapshot()`` that another thread (a UI) can poll. It can be
 paused, resumed, stepped once and stopped from another thread (``control.RunControl``).
 
-Named losses come back from the model as device tensors; they are read on the host only once per
-``log_every`` steps, so the hot loop never waits for the device.
+Named losses (and the models' gradient norms, ``history.GRAD_NORM_KEYS``) come back from the model
+as device tensors; they are read on the host only once per ``log_every`` steps, so the hot loop
+never waits for the device.
+
+Every curve point, metric evaluation and sample grid also keeps its training seconds (pauses and
+metric evaluations excluded), so a run can be replayed or overlaid by time: ``recorded_run()`` is
+the run so far as a ``history.RecordedRun``, the record ``save_checkpoint`` stores.
 """
 from __future__ import annotations
 
