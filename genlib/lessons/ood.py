@@ -1,5 +1,7 @@
-"""Lesson 11: latents the prior never produces. A strength control blends z from N(0, I) (strength 0)
-to an out-of-distribution law (strength 1, e.g. Exponential(rate): positive only), and at each
+"""Lesson 11: latents the prior never produces. A strength control s blends z from N(0, I) (s = 0) to
+an out-of-distribution law (s = 1, e.g. Exponential(rate): positive only) as sqrt(1 - s) z_normal +
+sqrt(s) z_ood (variance-preserving: a plain (1 - s) / s mix shortens |z| midway, towards the prior's
+mode, which briefly looks *more* typical, not less), and at each
 strength the samples are measured against the ones from N(0, I): the distance to the nearest real
 image (does it still look like data?), the classifier's confidence (does it still look like a
 digit?), and the pixel statistics. The note says what was measured, whichever way it came out: on the
@@ -19,6 +21,12 @@ from . import Check, Lesson, Outcome
 from . import _common as C
 
 CONFIDENCE_DROP = 0.05
+# Exponential(rate 0.5) (mean 2) as the far end: measured on mnist-gan, seeds 0-4, n = 500, the
+# nearest-real distance at full strength is 1.28-1.34x the N(0, I) samples', and the 10 % line is
+# crossed early on the slider. At the OOD page's default rate 1 the same runs gave only 1.09-1.15x
+# (the classifier's confidence unchanged): positive-only noise at rate 1 is barely out of distribution
+# for this GAN, which is what the class saw.
+STRENGTHS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 def models_for(dataset: str) -> tuple[str, ...]:
@@ -26,7 +34,7 @@ def models_for(dataset: str) -> tuple[str, ...]:
 
 
 def run(seed: int = 0, dataset: str = "mnist", model: str = "gan", kind: str = "exponential",
-        params: dict | None = None, strengths: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+        params: dict | None = None, strengths: tuple[float, ...] = STRENGTHS,
         n: int = 500, drift: float = 0.10) -> Outcome:
     if kind not in OOD_SAMPLERS or kind == "normal":
         raise ValueError(f"kind must be one of {', '.join(k for k in OOD_SAMPLERS if k != 'normal')}")
@@ -44,7 +52,7 @@ def run(seed: int = 0, dataset: str = "mnist", model: str = "gan", kind: str = "
     rows = []
     grids = {}
     for s in sorted(strengths):
-        z = (1 - s) * z_normal + s * z_ood
+        z = (1 - s) ** 0.5 * z_normal + s ** 0.5 * z_ood          # variance-preserving: |z| does not dip midway
         st = sample_statistics(m, z, labels, clf, ref)
         rows.append({"strength": s, **{k: v for k, v in st.items() if isinstance(v, (int, float))}})
         grids[s] = (sample_batched(m, z[:25].to(m.device), None if labels is None else labels[:25]).cpu()
@@ -87,5 +95,5 @@ LESSON = Lesson(
     "nearest real image and the classifier's confidence, measured at each strength, say where the "
     "outputs leave the data (and the note says it when they do not).",
     page="ood.py", effect="nearest-real distance at full strength / at N(0, I)", unit="x",
-    threshold=1.1, settings={"dataset": "mnist", "model": "gan", "kind": "exponential", "params": {"rate": 1.0},
-                             "strengths": (0.0, 0.25, 0.5, 0.75, 1.0), "n": 500, "drift": 0.10}, runner=run)
+    threshold=1.1, settings={"dataset": "mnist", "model": "gan", "kind": "exponential", "params": {"rate": 0.5},
+                             "strengths": STRENGTHS, "n": 500, "drift": 0.10}, runner=run)
