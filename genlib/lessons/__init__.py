@@ -84,7 +84,8 @@ class Outcome:
 
 @dataclasses.dataclass(frozen=True)
 class LessonResult:
-    """One run of a lesson: the effect measured against its bar, and what a page draws."""
+    """One run of a lesson: the effect measured against its bar, and what a page draws. Plain dicts
+    and tensors / arrays, so it pickles (st.cache_data)."""
 
     slug: str
     number: int
@@ -164,11 +165,11 @@ class Lesson:
                    f"{self.direction} {format_value(self.threshold)}"
                    + "".join(f"; {c}" for c in checks)
                    + f": {'the effect holds' if holds else 'the effect does NOT hold in this run'}.")
-        return LessonResult(slug=self.slug, number=self.number, seed=seed, settings=MappingProxyType(merged),
+        return LessonResult(slug=self.slug, number=self.number, seed=seed, settings=merged,
                             effect=Effect(self.effect, value, self.unit), threshold=self.threshold,
                             direction=self.direction, holds=holds, seconds=seconds,
-                            note=f"{out.note.strip()} {verdict}", data=MappingProxyType(dict(out.data)),
-                            figures=MappingProxyType(dict(out.figures)), checks=checks)
+                            note=f"{out.note.strip()} {verdict}", data=dict(out.data),
+                            figures=dict(out.figures), checks=checks)
 
 
 def format_value(v: float) -> str:
