@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = x.run(seed=seed)
             except Exception as e:        # a failed lesson is a row, not the end of the table
                 bad += 1
-                print(row([label, f"ERROR {type(e).__name__}: {e}"[:200], "", "no", "NO", str(seed), ""], widths), flush=True)
+                print(row([label, f"ERROR {type(e).__name__}: {e}"[:200], "", "no", "NO", str(seed), ""], widths),
+                      flush=True)
                 traceback.print_exc(file=sys.stderr)
                 continue
             bad += not r.holds
@@ -77,11 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             print(row([label, str(r.effect), r.bar, "yes" if main_holds else "NO", "yes" if r.holds else "NO",
                        str(seed), secs], widths), flush=True)
             for c in r.checks:
-                print(row(["", f"  and {c.name} = {format_value(c.value)}", f"{c.direction} {format_value(c.threshold)}",
-                           "yes" if c.holds else "NO", "", "", ""], widths), flush=True)
+                cells = ["", f"  and {c.name} = {format_value(c.value)}", f"{c.direction} {format_value(c.threshold)}",
+                         "yes" if c.holds else "NO", "", "", ""]
+                print(row(cells, widths), flush=True)
             if args.notes:
                 print(f"    note: {r.note}", flush=True)
-    print(f"# {len(chosen)} lessons, {sum(not x.ready for x in chosen)} not yet; total {time.perf_counter() - t_all:.0f} s")
+    print(f"# {len(chosen)} lessons, {sum(not x.ready for x in chosen)} not yet; "
+          f"total {time.perf_counter() - t_all:.0f} s")
     return 1 if bad else 0
 
 

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from genlib.lessons import (BY_SLUG, LESSONS, LOAD_ERRORS, PLACEHOLDERS, SLUG_RE, Check, Lesson, LessonResult, Outcome, judge,
-                            lesson)
+from genlib.lessons import (BY_SLUG, LESSONS, LOAD_ERRORS, PLACEHOLDERS, SLUG_RE, Check, Lesson, LessonResult,
+                            Outcome, judge, lesson)
 
 MINE = {1: "vae-blurry-gan-sharp", 2: "all-eights", 6: "latent-clusters", 7: "family-race",
         10: "smooth-interpolation", 11: "ood-latents", 12: "concept-vectors"}

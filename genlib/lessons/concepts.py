@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from ..latent.concepts import apply_concept, class_latents, concept_vector
-from ..sampling import seeded_generator
 from . import Check, Lesson, Outcome
 from . import _common as C
 
