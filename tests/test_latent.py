@@ -8,6 +8,7 @@ from torch import nn
 
 import genlib
 from genlib import latent as L
+from genlib import metrics
 from genlib.latent import ood as O
 from genlib.models.losses import kl_normal_per_dim
 from genlib.sampling import prior_draw
@@ -90,8 +91,6 @@ def test_interpolate_classes_endpoints_equal_int_label_samples(digits, preset):
     torch.testing.assert_close(images[0], m.sample(1, labels=torch.tensor([2]), z=z)[0])
     torch.testing.assert_close(images[-1], m.sample(1, labels=torch.tensor([5]), z=z)[0])
     assert not torch.allclose(images[2], images[0]) and not torch.allclose(images[2], images[-1])
-    with pytest.raises(ValueError, match="conditional"):
-        L.interpolate_classes(tiny("gan", digits), 2, 5)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -150,12 +149,6 @@ def test_interpolate_endpoints_reproduce_endpoint_images(digits, preset, method)
     assert not torch.allclose(images[0], images[-1])
 
 
-def test_interpolate_needs_labels_for_conditional_models(digits):
-    m = tiny("cgan", digits)
-    with pytest.raises(ValueError, match="labels="):
-        L.interpolate(m, *m.prior(2))
-
-
 def test_interpolate_images_goes_through_the_encoder(digits):
     m = tiny("vae", digits)
     x, _ = digits.get(torch.arange(2))
@@ -173,8 +166,6 @@ def test_interpolate_images_conditional_blends_the_label(digits):
     z1 = m.encode(x[1:], torch.tensor([y1]))
     torch.testing.assert_close(images[0], m.sample(1, labels=torch.tensor([y0]), z=z0)[0])
     torch.testing.assert_close(images[-1], m.sample(1, labels=torch.tensor([y1]), z=z1)[0])
-    with pytest.raises(ValueError, match="labels"):
-        L.interpolate_images(m, x[0], x[1])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -207,8 +198,6 @@ def test_traverse_grid_rows_are_traversals(digits):
     assert grid.shape == (8, 1, 8, 8)
     torch.testing.assert_close(grid[4:], L.traverse(m, z, 5, values))
     assert L.traverse_grid(m, z).shape == (6 * 9, 1, 8, 8)     # default: all 6 dims, 9 values
-    with pytest.raises(ValueError, match="dim"):
-        L.traverse(m, z, 6)
 
 
 def test_manifold_grid_shape_and_orientation(digits):
@@ -226,8 +215,6 @@ def test_manifold_grid_shape_and_orientation(digits):
     z = torch.zeros(1, 6)
     z[0, 1], z[0, 4] = lo, hi
     torch.testing.assert_close(grid[0], m6.sample(1, labels=torch.tensor([7]), z=z)[0])
-    with pytest.raises(ValueError, match="dims"):
-        L.manifold_grid(m, dims=(0, 0))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -274,8 +261,6 @@ def test_project_2d_shapes_and_methods():
     z2 = torch.randn(30, 2)
     np.testing.assert_array_equal(L.project_2d(z2, "auto", cache=None), z2.numpy())      # 2-D: identity
     assert L.project_2d(z2[:, :1], "auto", cache=None).shape == (30, 2)                  # 1-D: padded
-    with pytest.raises(ValueError, match="method"):
-        L.project_2d(z, "umap")
 
 
 def test_project_2d_cache_hits_and_bound():
@@ -308,10 +293,8 @@ def test_concept_vector_vae_matches_class_means_and_self_is_zero(digits):
     torch.testing.assert_close(v, mu[y == 1].mean(0) - mu[y == 7].mean(0), rtol=1e-4, atol=1e-5)
 
 
-def test_concept_vector_gan_needs_a_classifier_and_self_is_zero(digits):
+def test_concept_vector_gan_self_is_zero_and_class_means_differ(digits):
     m = tiny("gan", digits)
-    with pytest.raises(ValueError, match="classifier"):
-        L.concept_vector(m, None, 1, 7)
     clf = linear_classifier((1, 8, 8))
     pred = clf(m.sample(200, z=prior_draw(m, 200, 0))).argmax(1)
     a = int(pred.mode().values)
@@ -352,7 +335,8 @@ def test_posterior_collapse_matches_torch_distributions_and_activity(digits):
     torch.testing.assert_close(kl, ref)
     torch.testing.assert_close(kl, kl_normal_per_dim(mu, logvar).mean(0))
     torch.testing.assert_close(collapse.activity, mu.var(0, unbiased=False))
-    assert collapse.active_units == int((mu.var(0, unbiased=False) > 0.01).sum()) and collapse.threshold == 0.01
+    # active units: KL per dimension above genlib.metrics' one threshold (nats)
+    assert collapse.threshold == metrics.ACTIVE_KL and collapse.active_units == int((kl > metrics.ACTIVE_KL).sum())
     assert L.posterior_collapse(m, digits, n=200, threshold=0.0).active_units == 6
     assert L.posterior_collapse(m, digits, n=200, threshold=float("inf")).active_units == 0
 
@@ -386,15 +370,7 @@ def test_ood_samplers_have_their_stated_distributions():
     assert set(O.OOD_SAMPLERS) == {"normal", "exponential", "uniform", "scaled", "shifted", "cauchy", "constant"}
 
 
-def test_ood_samplers_validate_and_are_reproducible():
-    with pytest.raises(ValueError, match="unknown latent"):
-        draw("gumbel")
-    with pytest.raises(ValueError, match="no parameter"):
-        draw("scaled", rate=1.0)
-    with pytest.raises(ValueError, match="rate must be > 0"):
-        draw("exponential", rate=0.0)
-    with pytest.raises(ValueError, match="low must be < high"):
-        draw("uniform", low=1.0, high=1.0)
+def test_ood_samplers_are_reproducible_and_merge_parameters_once():
     assert torch.equal(draw("cauchy", n=5), draw("cauchy", n=5))
     # the one merge of defaults and given values, as the OOD page and measure_ood read it
     s = O.OOD_SAMPLERS["uniform"]
@@ -443,3 +419,46 @@ def test_measure_ood_vae_and_toy_data():
     assert "discriminator" not in r["ood"] and "saturated" not in r["ood"]
     torch.testing.assert_close(torch.tensor(r["ood"]["classifier_entropy"]), torch.tensor(math.log(3)))
     assert r["ood"]["nn_distance"] >= 0 and r["ood"]["z_norm"] != r["normal"]["z_norm"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input: each refused with a ValueError that names the problem
+
+
+BAD_INPUTS = [   # (what, call(digits), the error's key words)
+    ("class blend on an unconditional model", lambda d: L.interpolate_classes(tiny("gan", d), 2, 5), "conditional"),
+    ("class blend to a class that is not there", lambda d: L.interpolate_classes(tiny("cgan", d), 2, 10), r"0\.\.9"),
+    ("conditional model without labels", lambda d: L.interpolate(tiny("cgan", d), *torch.randn(2, 6)), "labels="),
+    ("conditional VAE between images without labels",
+     lambda d: L.interpolate_images(tiny("cvae", d), *d.get(torch.arange(2))[0]), "labels"),
+    ("a GAN between images", lambda d: L.interpolate_images(tiny("gan", d), *d.get(torch.arange(2))[0]), "no encoder"),
+    ("an unknown interpolation", lambda d: L.interpolation_path(torch.zeros(6), torch.ones(6), 5, "cubic"), "method"),
+    ("a path of one step", lambda d: L.interpolation_path(torch.zeros(6), torch.ones(6), 1), "steps"),
+    ("traversal of a dimension past the last", lambda d: L.traverse(tiny("gan", d), torch.zeros(6), 6), "dim"),
+    ("traversal of a negative dimension", lambda d: L.traversal_latents(torch.zeros(6), -1, [0.0]), "dim"),
+    ("manifold over one dimension twice", lambda d: L.manifold_grid(tiny("vae", d, latent_dim=2), dims=(0, 0)), "dims"),
+    ("manifold with lo >= hi", lambda d: L.manifold_grid(tiny("vae", d), lo=0.9, hi=0.1), "lo"),
+    ("an unknown projection", lambda d: L.project_2d(np.zeros((10, 4), np.float32), "umap"), "method"),
+    ("a 1-D array to project", lambda d: L.project_2d(np.zeros(10, np.float32), "pca"), r"\(n, D\)"),
+    ("a 4-D projection", lambda d: L.project_2d(np.zeros((10, 6), np.float32), "pca", n_components=4),
+     "n_components"),
+    ("t-SNE of 3 points", lambda d: L.project_2d(np.zeros((3, 4), np.float32), "tsne", cache=None), "at least 5"),
+    ("encoding without data", lambda d: L.encode_dataset(tiny("vae", d)), "data="),
+    ("a GAN's posterior", lambda d: L.posterior_stats(tiny("gan", d), d), "no posterior"),
+    ("a class the data lacks", lambda d: L.class_latents(tiny("vae", d), d, 11), "no examples"),
+    ("a GAN's concept vector without a classifier", lambda d: L.concept_vector(tiny("gan", d), None, 1, 7),
+     "classifier"),
+    ("an unknown latent distribution", lambda d: draw("gumbel"), "unknown latent"),
+    ("a parameter of another distribution", lambda d: draw("scaled", rate=1.0), "no parameter"),
+    ("exponential rate 0", lambda d: draw("exponential", rate=0.0), "rate must be > 0"),
+    ("uniform with low = high", lambda d: draw("uniform", low=1.0, high=1.0), "low must be < high"),
+    ("scale 0", lambda d: draw("cauchy", scale=0.0), "scale must be > 0"),
+    ("measure an unknown distribution", lambda d: O.measure_ood(tiny("gan", d), "gumbel", n=10), "unknown latent"),
+]
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("call,match", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_refused_with_a_clear_error(digits, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(digits)
