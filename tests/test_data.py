@@ -566,6 +566,7 @@ GZ_DAMAGE = {
     "absurd dims (2^32-1 cubed)": lambda: gzip.compress(bytes([0, 0, 8, 3]) + b"\xff" * 12),
     "255 dimensions": lambda: gzip.compress(bytes([0, 0, 8, 255]) + bytes(1020)),
     "zero images": lambda: gzip.compress(_idx_bytes(np.zeros((0, 28, 28), np.uint8))),
+    "64x64 images": lambda: gzip.compress(_idx_bytes(np.zeros((4, 64, 64), np.uint8))),
 }
 
 

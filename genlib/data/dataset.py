@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..sampling import seeded_subset
+
 
 class DataError(ValueError):
     """A data file or an uploaded archive is damaged, hostile or over one of the stated bounds.
@@ -111,6 +113,5 @@ class Dataset:
 
     def subset(self, n: int, seed: int = 0) -> Dataset:
         """`n` random examples (all of them, shuffled, if n >= len), reproducible by `seed`."""
-        g = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(len(self), generator=g)[:n].to(self.x.device)
+        idx = seeded_subset(len(self), n, seed).to(self.x.device)
         return dataclasses.replace(self, x=self.x[idx], y=self.y[idx])

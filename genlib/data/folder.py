@@ -25,20 +25,24 @@ import torch
 from .dataset import DataError, Dataset
 
 # Guards for archives a user uploads. The dashboard takes zips up to 50 MB; these bound what one
-# can expand to. Measured worst cases are in tests/test_data.py and the issue-16 report.
+# can cost. The worst archive crafted against them (250 x 1 MiB members, 19,000 tiny images, then
+# 4096x4096 RGBA PNGs up to the pixel budget) costs 3.5 s of CPU and 214 MB peak RSS; before
+# them, 400 such PNGs in a 0.3 MB zip cost 84 s (a 50 MB zip: hours) and 900 bytes of bzip2 2 GiB.
 _ZIP_MAX_ENTRIES = 50_000          # central-directory records, counted before zipfile parses them
                                    # (each becomes a ~500-byte ZipInfo; 500,000 cost 2.7 s and 270 MB)
 _ZIP_MAX_IMAGES = 20_000           # files that may be images: 20,000 x 28 x 28 x 3 = 47 MB kept
 _MAX_CLASSES = 1_000               # class folders (a conditional model embeds each), zip or folder
 _ZIP_MAX_MEMBER = 64 << 20         # one file, uncompressed (a 12-megapixel phone JPEG is ~4 MB)
-_ZIP_MAX_TOTAL = 512 << 20         # all files, uncompressed
+_ZIP_MAX_TOTAL = 256 << 20         # all files, uncompressed (5x the dashboard's 50 MB upload limit:
+                                   # images are already compressed, so honest zips expand ~1x)
 _ZIP_MAX_RATIO = 200               # uncompressed / compressed, per member over 1 MiB (images rarely exceed 10)
 _ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 # bzip2 / LZMA members are refused: zipfile inflates a whole compressed read at once, so 1 kB of
 # bzip2 became 2 GiB in memory before any size check could stop it.
 _MAX_PIXELS = 4096 * 4096          # per image, from its header, before decoding (larger: skipped)
-_ZIP_MAX_TOTAL_PIXELS = 256 << 20  # decoded pixels in all (JPEGs count at their reduced draft size):
-                                   # ~3 s of decoding on one core; honest 50 MB uploads hold far fewer
+_ZIP_MAX_TOTAL_PIXELS = 128 << 20  # decoded pixels in all (JPEGs count at their reduced draft size):
+                                   # ~1.7 s of decoding 4096x4096 RGBA PNGs on one core; a 50 MB zip of
+                                   # PNG photos holds ~25 million, of JPEGs fewer once drafted
 _FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF", "PPM", "TGA")
 """Formats Pillow may try; the others (EPS runs Ghostscript, and a dozen rare decoders) are not
 offered untrusted bytes."""
@@ -50,16 +54,15 @@ unsupported members): each becomes one DataError naming the archive."""
 
 
 class _Budget:
-    """What reading one set of images may still cost; None: unbounded (a local folder is the
-    user's own). One per load, so concurrent sessions never share it."""
+    """The pixels one load may still decode (None: unbounded, for a local folder, the user's own).
+    One per load, so concurrent sessions never share it."""
 
-    def __init__(self, max_images: int | None = None, max_total_pixels: int | None = None,
-                 source: str = "", size: int = 28):
-        self.max_images, self.max_total_pixels = max_images, max_total_pixels
-        self.pixels, self.images, self.source, self.size = 0, 0, source, size
+    def __init__(self, max_total_pixels: int | None = None):
+        self.max_total_pixels, self.pixels, self.images = max_total_pixels, 0, 0
+        self.source, self.size = "", 0      # for the message; set by _stack_images
 
     def take(self, pixels: int) -> None:
-        """Count an image about to be decoded; DataError if it would go over the pixel budget."""
+        """Count an image about to be decoded; DataError if it would go over the budget."""
         if self.max_total_pixels is not None and self.pixels + pixels > self.max_total_pixels:
             raise DataError(f"{self.source}: the images hold over {self.max_total_pixels / 1e6:,.0f} million "
                             f"pixels in all (after {self.images:,} images); the lab resizes them to "
@@ -217,7 +220,7 @@ def _load_zip(fh: IO[bytes], size: int, channels: int, source: str) -> Dataset:
         else:
             stray, class_names, labels = [], ["all"], [0] * len(members)
         _check_counts(len(members), len(class_names), source)
-        budget = _Budget(_ZIP_MAX_IMAGES, _ZIP_MAX_TOTAL_PIXELS)
+        budget = _Budget(_ZIP_MAX_TOTAL_PIXELS)
         items = ((io.BytesIO(_read_member(zf, i, source)), y) for (i, _), y in zip(members, labels))
         return _stack_images(items, class_names, n_unsafe + len(stray), size, channels, source, budget)
 

@@ -42,6 +42,7 @@ _IDX_MAX_BYTES = 1 << 28
 never inflated past what its header declares, so a gzip bomb costs at most this much."""
 _IDX_MAX_NDIM = 4         # the lab reads 1-D labels and 3-D images
 _IDX_CLASSES = 10         # MNIST and Fashion-MNIST labels are 0..9
+_IDX_SIDE = 28            # and their images 28x28 (models and pretrained checkpoints assume it)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -124,9 +125,10 @@ def read_idx_split(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images (N, 1, H, W), int64 labels) from an [images, labels] pair of IDX files."""
     images_path, labels_path = paths
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
-        raise CorruptDataError(f"{images_path}: expected uint8 images (N, H, W), got {images.dtype} "
-                               f"{images.shape}")
+    if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != (_IDX_SIDE, _IDX_SIDE) \
+            or len(images) == 0:
+        raise CorruptDataError(f"{images_path}: expected uint8 images (N, {_IDX_SIDE}, {_IDX_SIDE}), got "
+                               f"{images.dtype} {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise CorruptDataError(f"{labels_path}: expected {len(images)} labels, got shape {labels.shape}")
     check_labels(labels, _IDX_CLASSES, labels_path)
@@ -189,7 +191,7 @@ def _numpy_pickle_globals(source: Path) -> dict[tuple[str, str], Any]:
         elif isinstance(obj, (str, bytes)) and len(obj) <= 8:
             try:
                 dt = np.dtype(obj.decode("latin-1") if isinstance(obj, bytes) else obj)
-            except TypeError:
+            except (TypeError, ValueError):
                 raise _refuse(source, f"numpy dtype {obj!r}") from None
         else:
             raise _refuse(source, f"a numpy dtype built from {type(obj).__name__}")
