@@ -3,6 +3,7 @@
 - ONE seeding rule: latents are drawn on the CPU from a ``torch.Generator`` seeded with ``seed``,
   then moved to the model's device. The same seed gives the same z (and so the same samples) on any
   device, for the Overview, the live grid, the metrics, the OOD page and the latent tools alike.
+  ``seeded_subset`` chooses seeded subsets of examples from the same generator.
 - ``eval_mode(*modules)``: eval mode for a block, each module put back in the mode it was in.
 - ``sample_batched`` / ``classify_batched``: bounded-memory loops over large batches.
 """
@@ -25,6 +26,13 @@ def prior_draw(model, n: int, seed: int = 0) -> torch.Tensor:
     """z ~ N(0, I) with the model's latent shape, (n, *latent_shape), drawn on the CPU with ``seed``
     and moved to the model's device."""
     return torch.randn(n, *model.latent_shape, generator=seeded_generator(seed)).to(model.device)
+
+
+def seeded_subset(n_total: int, n: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Indices of n distinct items of range(n_total) chosen with ``seed`` (all of them, shuffled, when
+    n is None or >= n_total): int64 (min(n, n_total),) on the CPU. The one rule behind every seeded
+    subset (``Dataset.subset``, ``genlib.latent.subset_index``, the metrics' reference halves)."""
+    return torch.randperm(n_total, generator=seeded_generator(seed))[:n]
 
 
 @contextlib.contextmanager

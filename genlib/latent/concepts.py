@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..models import ENCODER
-from ..sampling import classify_batched, prior_draw, sample_batched, seeded_generator
+from ..sampling import classify_batched, prior_draw, sample_batched, seeded_subset
 from .encode import posterior_at
 from .paths import t_like
 
@@ -20,7 +20,7 @@ def class_latents(model, data, cls: int, n: int = 500, seed: int = 0, batch_size
     idx = (data.y == cls).nonzero().flatten().cpu()
     if len(idx) == 0:
         raise ValueError(f"the data has no examples of class {cls}")
-    idx = idx[torch.randperm(len(idx), generator=seeded_generator(seed))[:n]]
+    idx = idx[seeded_subset(len(idx), n, seed)]
     return posterior_at(model, data, idx, batch_size)[0]
 
 

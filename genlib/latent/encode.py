@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 
 from ..models import ENCODER
-from ..sampling import classify_batched, eval_mode, prior_draw, sample_batched, seeded_generator
+from ..sampling import classify_batched, eval_mode, prior_draw, sample_batched, seeded_subset
 
 
 class Encoding(NamedTuple):
@@ -28,9 +28,9 @@ class Encoding(NamedTuple):
 
 
 def subset_index(data, n: int, seed: int = 0) -> torch.Tensor:
-    """Indices (min(n, len(data)),) of n distinct examples of ``data`` chosen at random with ``seed``
-    (``genlib.sampling.seeded_generator``), on the CPU."""
-    return torch.randperm(len(data), generator=seeded_generator(seed))[:n]
+    """Indices (min(n, len(data)),) of n distinct examples of ``data`` chosen at random with ``seed``,
+    on the CPU: the examples ``data.subset(n, seed)`` holds (``genlib.sampling.seeded_subset``)."""
+    return seeded_subset(len(data), n, seed)
 
 
 @torch.no_grad()

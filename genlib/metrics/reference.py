@@ -18,7 +18,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ..files import atomic_save
 from ..classifier import Classifier, has_classifier, load_classifier
 from ..data import Dataset, canonical_name, load_dataset
-from ..sampling import classify_batched, seeded_generator
+from ..sampling import classify_batched, seeded_subset
 from .scores import gaussian_stats
 
 STATS_KEYS = {"feats", "held_feats", "mu", "sigma"}
@@ -44,7 +44,7 @@ def reference_dataset(dataset: str | Dataset, root=None) -> Dataset:
 
 def split_halves(n_total: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Two disjoint fixed halves of range(n_total): (reference half, held-out half)."""
-    perm = torch.randperm(n_total, generator=seeded_generator(seed))
+    perm = seeded_subset(n_total, seed=seed)
     return perm[: n_total - n_total // 2], perm[n_total - n_total // 2:]
 
 
