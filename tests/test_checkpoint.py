@@ -177,7 +177,8 @@ def test_recorded_run_round_trips_through_a_plain_tensors_file(tmp_path, digits)
     assert [s for s, _ in run.samples] == [0, 10, 20, 30, 40] and len(run.sample_seconds) == 5
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(run.samples, mine.samples))
     assert run.samples[-1][1].dtype == torch.uint8
-    assert (run.batch_size, run.total_steps) == (16, 40) and run.total_seconds == pytest.approx(trainer.elapsed, abs=1e-3)
+    assert (run.batch_size, run.total_steps) == (16, 40)
+    assert run.total_seconds == pytest.approx(trainer.elapsed, abs=1e-3)
     assert run.history() == load_checkpoint(path).history       # one copy of the curves in the file
 
 
