@@ -611,6 +611,12 @@ def test_overlay_reads_session_runs_and_history_dicts(digits):
     assert o.series["live"] == o.series["snap"] and o.series["live"][0] == [5, 10, 15, 20]
     assert o.series["old"] == ([5, 10], [1.0, 2.0])
     assert as_recorded_run(tr.snapshot()).total_steps == 20
+
+    class SessionRun:                                  # the dashboard's runs: a snapshot() method
+        def snapshot(self):
+            return tr.snapshot()
+    assert overlay({"session": SessionRun()}, "g_grad_norm", x="seconds").series["session"] == \
+        overlay({"live": tr}, "g_grad_norm", x="seconds").series["live"]
     with pytest.raises(ValueError, match="no training-seconds axis"):
         overlay({"live": tr, "old": old}, "g_grad_norm", x="seconds")
     with pytest.raises(ValueError, match="x must be"):

@@ -310,11 +310,15 @@ def _interp(g: float, xs: list[float], ys: list[float]) -> float:
 
 def as_recorded_run(run: Any) -> RecordedRun:
     """A RecordedRun from what a caller holds: a RecordedRun, a Trainer ``Snapshot``, a Trainer, a
-    Checkpoint with a recorded run, or a history dict {'step': [...], ('seconds': [...],) key: [...]}."""
+    Checkpoint (one saved before recorded runs gives its curves by step only), anything with a
+    ``snapshot()`` method (the dashboard's session runs), or a history dict
+    {'step': [...], ('seconds': [...],) key: [...]}."""
     if isinstance(run, RecordedRun):
         return run
     if isinstance(run, Snapshot):
         return RecordedRun.from_snapshot(run)
+    if callable(getattr(run, "snapshot", None)) and not hasattr(run, "recorded_run"):
+        return as_recorded_run(run.snapshot())
     if hasattr(run, "recorded_run"):          # a Checkpoint (attribute) or a Trainer (method)
         rec = run.recorded_run() if callable(run.recorded_run) else run.recorded_run
         if rec is None:
