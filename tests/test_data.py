@@ -11,6 +11,7 @@ import pickle
 import re
 import struct
 import tarfile
+import time
 import tracemalloc
 import zipfile
 import zlib
@@ -893,3 +894,38 @@ def test_unreadable_local_folder_is_a_data_error(tmp_path: Path, monkeypatch: py
         PermissionError(13, "Permission denied", str(self))))
     with pytest.raises(D.DataError, match="cannot read .*imgs: Permission denied"):
         D.load_dataset("folder", path=tmp_path / "imgs")
+
+
+@pytest.mark.parametrize("fmt", F._FORMATS)
+def test_every_offered_format_still_loads(fmt: str) -> None:
+    """Honest images in each format Pillow is offered, big enough to need many reads, load."""
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    (img.convert("P") if fmt == "GIF" else img).save(buf, format=fmt)
+    ds = D.load_dataset("folder", path=_zip({f"a/x.{fmt.lower()}": buf.getvalue()}), channels=3)
+    assert len(ds) == 1 and ds.skipped == 0
+
+
+@pytest.mark.hostile(2)
+def test_chunk_spam_and_small_member_bombs_stay_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PNGs of 100,000 empty chunks each (1.2 MB; Pillow parses chunks in Python, 0.2 s per MB)
+    are cut off as unreadable; many small members that expand 1000x in all are refused."""
+    def chunk(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + b"zzZz" + data + struct.pack(">I", zlib.crc32(b"zzZz" + data))
+
+    head = _png()
+    spam = head[:33] + b"".join(chunk(struct.pack(">I", i)) for i in range(100_000)) + head[33:]
+    start = time.process_time()
+    ds = D.load_dataset("folder", path=_stored_zip({"a/ok.png": _png(), "a/spam1.png": spam, "a/spam2.png": spam}))
+    assert len(ds) == 1 and ds.skipped == 2 and time.process_time() - start < 1   # were 8x8 images, 0.5 s
+    zeros = {f"a/{i}.png": bytes(1 << 20) for i in range(20)}         # 20 x 1 MiB, under the per-member check
+    with pytest.raises(D.DataError, match="in all .zip bomb"):
+        D.load_dataset("folder", path=_zip(zeros))
+
+
+@pytest.mark.hostile
+def test_cpu_budget_stops_a_slow_archive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(F, "_ZIP_MAX_CPU_S", 0.0)
+    with pytest.raises(D.DataError, match="took over 0 s of CPU"):
+        D.load_dataset("folder", path=_zip({f"a/{i}.png": _png() for i in range(3)}))

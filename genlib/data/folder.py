@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -43,9 +44,13 @@ _MAX_PIXELS = 4096 * 4096          # per image, from its header, before decoding
 _ZIP_MAX_TOTAL_PIXELS = 128 << 20  # decoded pixels in all (JPEGs count at their reduced draft size):
                                    # ~1.7 s of decoding 4096x4096 RGBA PNGs on one core; a 50 MB zip of
                                    # PNG photos holds ~25 million, of JPEGs fewer once drafted
-_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF", "PPM", "TGA")
-"""Formats Pillow may try; the others (EPS runs Ghostscript, and a dozen rare decoders) are not
-offered untrusted bytes."""
+_ZIP_MAX_CPU_S = 20.0              # CPU seconds of this thread for one archive, checked between images:
+                                   # the backstop for costs the bounds above do not see (honest 50 MB: <5 s)
+_BYTES_PER_READ = 512              # an image may make 256 + size / 512 read calls; Pillow's parsers
+                                   # loop in Python per chunk, so 1 MB of empty PNG chunks cost 0.2 s
+_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "PPM", "TGA")   # JPEG includes phones' MPO
+"""Formats Pillow may try; the others are not offered untrusted bytes (EPS runs Ghostscript, TIFF
+parses up to 65,535 tags per directory in Python, and a dozen rare decoders)."""
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError,
                NotImplementedError, ValueError, zlib.error, struct.error, KeyError, IndexError,
                OverflowError, UnicodeDecodeError)
@@ -54,12 +59,18 @@ unsupported members): each becomes one DataError naming the archive."""
 
 
 class _Budget:
-    """The pixels one load may still decode (None: unbounded, for a local folder, the user's own).
-    One per load, so concurrent sessions never share it."""
+    """The pixels and CPU time one load may still spend (None: unbounded, for a local folder, the
+    user's own). One per load, so concurrent sessions never share it."""
 
-    def __init__(self, max_total_pixels: int | None = None):
-        self.max_total_pixels, self.pixels, self.images = max_total_pixels, 0, 0
+    def __init__(self, max_total_pixels: int | None = None, max_cpu_s: float | None = None):
+        self.max_total_pixels, self.max_cpu_s, self.pixels, self.images = max_total_pixels, max_cpu_s, 0, 0
         self.source, self.size = "", 0      # for the message; set by _stack_images
+        self._start = time.thread_time()    # this thread's CPU: a server runs one session per thread
+
+    def check_time(self) -> None:
+        if self.max_cpu_s is not None and time.thread_time() - self._start > self.max_cpu_s:
+            raise DataError(f"{self.source}: reading it took over {self.max_cpu_s:.0f} s of CPU (after "
+                            f"{self.images:,} images); upload fewer or smaller images")
 
     def take(self, pixels: int) -> None:
         """Count an image about to be decoded; DataError if it would go over the budget."""
@@ -148,6 +159,7 @@ def _stack_images(items: Iterator[tuple[Any, int]], class_names: list[str], skip
     budget.source, budget.size = source, size
     images, labels = [], []
     for f, label in items:
+        budget.check_time()
         arr = _read_image(f, size, "L" if channels == 1 else "RGB", budget)
         if arr is None:
             skipped += 1
@@ -220,15 +232,15 @@ def _load_zip(fh: IO[bytes], size: int, channels: int, source: str) -> Dataset:
         else:
             stray, class_names, labels = [], ["all"], [0] * len(members)
         _check_counts(len(members), len(class_names), source)
-        budget = _Budget(_ZIP_MAX_TOTAL_PIXELS)
-        items = ((io.BytesIO(_read_member(zf, i, source)), y) for (i, _), y in zip(members, labels))
+        budget = _Budget(_ZIP_MAX_TOTAL_PIXELS, _ZIP_MAX_CPU_S)
+        items = ((_CountedReads(_read_member(zf, i, source)), y) for (i, _), y in zip(members, labels))
         return _stack_images(items, class_names, n_unsafe + len(stray), size, channels, source, budget)
 
 
 def _check_members(infos: list[zipfile.ZipInfo], source: str) -> None:
     """DataError for an encrypted or unsupported member, one over `_ZIP_MAX_MEMBER` or the
-    compression ratio, or a total over `_ZIP_MAX_TOTAL`, all from the central directory."""
-    total = 0
+    compression ratio, or a total over `_ZIP_MAX_TOTAL` or the ratio, all from the central directory."""
+    total = packed = 0
     for i in infos:
         if i.flag_bits & 0x1:
             raise DataError(f"{source}: {i.filename!r} is encrypted; zip the images without a password")
@@ -243,9 +255,13 @@ def _check_members(infos: list[zipfile.ZipInfo], source: str) -> None:
             raise DataError(f"{source}: member {i.filename!r} expands "
                             f"{i.file_size / max(i.compress_size, 1):,.0f}x (zip bomb?)")
         total += i.file_size
+        packed += i.compress_size
     if total > _ZIP_MAX_TOTAL:
         raise DataError(f"{source}: {total / 2**20:,.0f} MB uncompressed is over the "
                         f"{_ZIP_MAX_TOTAL / 2**20:,.0f} MB limit (zip bomb?)")
+    if total > 16 << 20 and total / max(packed, 1) > _ZIP_MAX_RATIO:   # many small members, each under 1 MiB
+        raise DataError(f"{source}: {total / 2**20:,.0f} MB uncompressed from {packed / 2**20:,.1f} MB expands "
+                        f"{total / max(packed, 1):,.0f}x in all (zip bomb?)")
 
 
 def _check_counts(n_files: int, n_classes: int, source: str) -> None:
@@ -253,6 +269,28 @@ def _check_counts(n_files: int, n_classes: int, source: str) -> None:
         raise DataError(f"{source}: {n_files:,} files is over the {_ZIP_MAX_IMAGES:,} limit")
     if n_classes > _MAX_CLASSES:
         raise DataError(f"{source}: {n_classes:,} class folders is over the {_MAX_CLASSES:,} limit")
+
+
+class _CountedReads(io.BytesIO):
+    """A member's bytes for Pillow, allowing 256 + size / `_BYTES_PER_READ` read calls: its PNG,
+    GIF and JPEG parsers loop in Python once per chunk or marker, so a file made of millions of
+    empty chunks is cut off (as unreadable) instead of costing seconds per megabyte."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self._reads_left = 256 + len(data) // _BYTES_PER_READ
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._reads_left -= 1
+        if self._reads_left < 0:
+            raise OSError("too many small reads: not an ordinary image file")
+        return super().read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self._reads_left -= 1
+        if self._reads_left < 0:
+            raise OSError("too many small reads: not an ordinary image file")
+        return super().readline(size)
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> bytes:
