@@ -35,9 +35,9 @@ _IDX_STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-_IDX_MAX_BYTES = 1 << 28
-"""Ceiling on the data one IDX file may declare (product of its dims x item size): 256 MiB, over
-5x the largest IDX file the lab reads (MNIST / Fashion-MNIST train images, 60,000 x 28 x 28 =
+_IDX_MAX_BYTES = 1 << 26
+"""Ceiling on the data one IDX file may declare (product of its dims x item size): 64 MiB, 1.4x
+the largest IDX file the lab reads (MNIST / Fashion-MNIST train images, 60,000 x 28 x 28 =
 47 MB). A header over it is refused before anything is allocated or decompressed, and a .gz is
 never inflated past what its header declares, so a gzip bomb costs at most this much."""
 _IDX_MAX_NDIM = 4         # the lab reads 1-D labels and 3-D images
