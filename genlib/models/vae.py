@@ -27,7 +27,7 @@ class VAEConfig(BaseConfig):
     sigma: float = setting(0.1, "gaussian likelihood std; smaller weighs reconstruction more", gt=0, log=True,
                            typical=(0.01, 1.0))
     beta: float = setting(1.0, "weight of the KL term (beta-VAE, Higgins et al. 2017); 1 = the ELBO", ge=0,
-                          typical=(0.0, 10.0))
+                          log=True, typical=(0.1, 1000.0))
     kl_schedule: str = setting("none", "KL weight schedule: 'none', 'linear' warm-up, or 'cyclical' (Fu et al. 2019)",
                                choices=("none", "linear", "cyclical"))
     anneal_steps: int = setting(2000, "linear: warm-up length; cyclical: one cycle's length (steps)", ge=1,
