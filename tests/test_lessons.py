@@ -126,11 +126,17 @@ def test_lesson2_another_class_is_honoured():
     assert "told class 3" in r.note and "half 1, half 7" in r.note
 
 
-def test_lesson6_latent_clusters(monkeypatch):
-    r = lesson("latent-clusters").run(seed=0, n=500, train_s=1.0, tsne_n=300)
+def test_lesson6_latent_clusters():
+    r = lesson("latent-clusters").run(seed=0, n=500, train_steps=40, tsne_n=300)
     assert r.effect.value >= 0.5 and r.figures["knn_tsne"] >= 0.5, r.note
-    assert r.data["z3"].shape[1] == 3 and r.figures["train_3d_s"] >= 1.0
-    assert r.figures["knn_3d"] > 0.2                            # 1 s of training: above chance already
+    assert r.data["z3"].shape[1] == 3 and r.figures["train_3d_steps"] == 40
+    assert r.figures["knn_3d"] > 0.2                            # 40 steps: above chance (0.1) already
+
+
+@pytest.mark.hostile
+def test_lesson6_bad_steps_refused():
+    with pytest.raises(ValueError, match="train_steps"):
+        lesson("latent-clusters").run(seed=0, train_steps=0)
 
 
 def test_lesson7_fair_race_gives_every_family_the_same_time():
