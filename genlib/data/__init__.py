@@ -6,10 +6,10 @@ Everything is loaded into memory as one tensor pair (see `dataset`):
     for x, y in ds.batches(128):          # infinite, reshuffled each epoch
         ...
 
-Where each idea lives: `dataset` (Dataset, batches), `local` (data roots, split choice,
-DataNotFoundError, the one find / download / fall-back flow of the file datasets), `formats`
-(IDX and CIFAR-10 files and layouts, read within stated bounds), `download` (mirrors, fetching, md5), `toys` (digits and the
-2-D toys), `folder` (image folders and zips). This module names every dataset once, in a
+Where each idea lives: `dataset` (Dataset, batches, DataError), `local` (data roots, split
+choice, DataNotFoundError, the one find / download / fall-back flow of the file datasets),
+`formats` (IDX and CIFAR-10 files and layouts, read within stated bounds), `download` (mirrors,
+fetching, md5), `toys` (digits and the 2-D toys), `folder` (image folders and zips, bounded). This module names every dataset once, in a
 {name: loader} registry that `load_dataset` dispatches on; `register` adds one.
 
 Errors: `DataNotFoundError` (missing files: says where to put them), `DataError` (a ValueError: a
