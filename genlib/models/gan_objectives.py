@@ -14,15 +14,21 @@ names. The formulas (with their sources) are in ``genlib.models.losses``.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from . import losses
 
-if TYPE_CHECKING:
-    from .gan import GANConfig
+
+class ObjectiveSettings(Protocol):
+    """The GANConfig fields an objective may read (each objective names its own in ``settings``).
+    A protocol rather than GANConfig itself, so this module does not import the GAN that uses it."""
+
+    label_smoothing: float
+    clip: float
+    gp_weight: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +75,7 @@ class GANObjective:
     settings: tuple[str, ...] = ("label_smoothing",)   # the GANConfig fields this objective reads
     chart = LossChart(curves=(Curve("d_loss", "D loss"), Curve("g_loss", "G loss")), **_PROBABILITY_CHART)
 
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, config: GANConfig) -> torch.Tensor:
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, config: ObjectiveSettings) -> torch.Tensor:
         return losses.d_loss_bce(real_out, fake_out, real_target=1.0 - config.label_smoothing)
 
     def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
@@ -80,7 +86,7 @@ class GANObjective:
         """A term added to D's loss (times its config weight), or None."""
         return None
 
-    def after_d_step(self, critic: nn.Module, config: GANConfig) -> None:
+    def after_d_step(self, critic: nn.Module, config: ObjectiveSettings) -> None:
         """Runs after each optimiser step of D (e.g. weight clipping)."""
 
     def __repr__(self) -> str:
@@ -106,14 +112,14 @@ class WassersteinClip(GANObjective):
                       grad_curves=(Curve("g_grad_norm", "‖∇ G's loss‖ (generator)"),
                                    Curve("d_grad_norm", "‖∇ critic's loss‖ (critic)")))
 
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, config: GANConfig) -> torch.Tensor:
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, config: ObjectiveSettings) -> torch.Tensor:
         return losses.d_loss_wasserstein(real_out, fake_out)
 
     def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
         return losses.g_loss_wasserstein(fake_out)
 
     @torch.no_grad()
-    def after_d_step(self, critic: nn.Module, config: GANConfig) -> None:
+    def after_d_step(self, critic: nn.Module, config: ObjectiveSettings) -> None:
         for p in critic.parameters():
             p.clamp_(-config.clip, config.clip)
 
@@ -129,7 +135,7 @@ class WassersteinGP(WassersteinClip):
                 labels: torch.Tensor | None) -> torch.Tensor | None:
         return losses.gradient_penalty(critic, real, fake, labels)
 
-    def after_d_step(self, critic: nn.Module, config: GANConfig) -> None:
+    def after_d_step(self, critic: nn.Module, config: ObjectiveSettings) -> None:
         pass
 
 
@@ -139,10 +145,10 @@ class Hinge(WassersteinClip):
     name, label, wasserstein, settings = "hinge", "hinge", False, ()
     chart = dataclasses.replace(WassersteinClip.chart, curves=_CRITIC_CURVES[1:])
 
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, config: GANConfig) -> torch.Tensor:
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor, config: ObjectiveSettings) -> torch.Tensor:
         return losses.d_loss_hinge(real_out, fake_out)
 
-    def after_d_step(self, critic: nn.Module, config: GANConfig) -> None:
+    def after_d_step(self, critic: nn.Module, config: ObjectiveSettings) -> None:
         pass
 
 
