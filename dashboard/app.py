@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:      # `streamlit run` puts dashboard/ on the path, not the repo
     sys.path.insert(0, str(HERE.parent))
 
-from dashboard import sidebar  # noqa: E402
+from dashboard import session, sidebar, ui  # noqa: E402
 
 # (file in app_pages/, title, icon).
 PAGES = [
@@ -33,5 +33,8 @@ st.set_page_config(page_title="Generative models lab", page_icon=":material/auto
 pages = [st.Page(HERE / "app_pages" / f, title=t, icon=i, default=(f == "overview.py")) for f, t, i in PAGES]
 page = st.navigation(pages)
 st.sidebar.title("Generative models lab")
-sidebar.sidebar()
+session.session_id()                      # ?sid=…: a reload finds this session's runs again
+ctx = sidebar.sidebar()
+if ctx.present:
+    ui.presentation_css()
 page.run()

@@ -1,5 +1,8 @@
-"""Which models a page may use: the sidebar's choice (device, dataset, model) as a ``Context``, and
-the models that fit a dataset (pretrained, this session's finished runs, its uploads)."""
+"""Which models a page may use: the sidebar's choice (device, dataset, model, presentation mode) as
+a ``Context``, the models that fit a dataset (pretrained, this session's finished or saved runs, its
+uploads), and the one rule for the sidebar's model box: its widget key names the dataset
+(``model_key``), so switching the dataset shows that dataset's choice, never the last one's text;
+pages change the choice with ``use_model``."""
 from __future__ import annotations
 
 import dataclasses
@@ -50,20 +53,59 @@ def matches_dataset(card: dict[str, Any], model: genlib.GenerativeModel, data: g
     return tuple(model.config.data_shape) == data.shape
 
 
-def available_models(data: genlib.Dataset) -> list[ModelEntry]:
-    """Pretrained models for ``data``, then this session's finished runs, then its uploads."""
-    out = [ModelEntry.from_checkpoint(name, "pretrained", c)
-           for name, c in resources.pretrained_checkpoints(data.name).items()
-           if isinstance(c, Checkpoint) and matches_dataset(c.card, c.model, data)]
+def _fits(card: dict[str, Any], model: genlib.GenerativeModel, name: str, data: genlib.Dataset | None) -> bool:
+    """``matches_dataset``; without the data on disk, a model whose card names the dataset fits."""
+    return matches_dataset(card, model, data) if data is not None else card.get("dataset") == name
+
+
+def available_models(name: str, data: genlib.Dataset | None) -> list[ModelEntry]:
+    """Pretrained models for dataset ``name``, then this session's finished runs (and runs saved by
+    an earlier visit with the same URL), then its uploads. Without ``data`` on disk, the models
+    whose card names the dataset: a page that needs no data still draws from them."""
+    out = [ModelEntry.from_checkpoint(n, "pretrained", c)
+           for n, c in resources.pretrained_checkpoints(name).items()
+           if isinstance(c, Checkpoint) and _fits(c.card, c.model, name, data)]
     runs = session.session_runs()
+    for run_name, ckpt in runs.restored.items():
+        if run_name not in runs.runs and _fits(ckpt.card, ckpt.model, name, data):
+            out.append(ModelEntry.from_checkpoint(run_name, "session", ckpt))
     for run in runs.runs.values():
-        entry = ModelEntry.from_run(run) if run.dataset == data.name else None
+        entry = ModelEntry.from_run(run) if run.dataset == name else None
         if entry is not None:
             out.append(entry)
-    for name, ckpt in runs.uploads.values():
-        if matches_dataset(ckpt.card, ckpt.model, data):
-            out.append(ModelEntry.from_checkpoint(name, "upload", ckpt))
+    for file_name, ckpt in runs.uploads.values():
+        if _fits(ckpt.card, ckpt.model, name, data):
+            out.append(ModelEntry.from_checkpoint(file_name, "upload", ckpt))
     return out
+
+
+def model_key(dataset: str) -> str:
+    """The sidebar model box's widget key: one per dataset (its options and text are that dataset's)."""
+    return f"model@{dataset}"
+
+
+def use_model(label: str) -> None:
+    """Make ``label`` the sidebar's model (a page's "use this model" button; call as on_click)."""
+    st.session_state[model_key(st.session_state.get("dataset", ""))] = label
+
+
+def dataset_on_disk(name: str) -> bool:
+    """True when a split of file dataset ``name`` is in a searched data root (no file is read)."""
+    from genlib.data import formats, search_roots
+
+    files = {"mnist": formats.MNIST, "fashion-mnist": formats.FASHION_MNIST, "cifar10": formats.CIFAR10}.get(name)
+    if files is None:
+        return name in genlib.DATASETS and name != "folder"
+    folders = [root / files.folder for root in search_roots()]
+    return any(files.find(folders, split) is not None for split in files.files)
+
+
+DEFAULT_ORDER = ("mnist", "fashion-mnist", "digits")
+
+
+def default_dataset() -> str:
+    """MNIST when its files are here, then Fashion-MNIST, then the bundled digits (always there)."""
+    return next(n for n in DEFAULT_ORDER if n == "digits" or dataset_on_disk(n))
 
 
 def dataset(name: str) -> genlib.Dataset | None:
@@ -84,6 +126,7 @@ class Context:
     data: genlib.Dataset | None              # None when the dataset is missing (the sidebar says why)
     models: list[ModelEntry]                 # every model usable on this dataset
     model: ModelEntry | None                 # the one picked in the sidebar
+    present: bool = False                    # presentation mode: large grids and type (sidebar, ?present=1)
 
     def models_where(self, pred: Callable[[ModelEntry], bool]) -> list[ModelEntry]:
         return [m for m in self.models if pred(m)]

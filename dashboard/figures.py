@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 COLORS = {"real": "#9e9e9e", "fake": "#e4572e", "a": "#1f77b4", "b": "#e4572e", "c": "#2ca02c", "d": "#9467bd"}
 # a GAN loss curve's colour, by the key its training step reports
+# (one colour per key: G loss and D(G(z)) may share a legend, so D(G(z)) is not the generator's red)
 CURVE_COLORS = {"d_loss": COLORS["a"], "g_loss": COLORS["b"], "wasserstein": COLORS["c"], "gp": COLORS["d"],
-                "d_real": COLORS["real"], "d_fake": COLORS["fake"]}
+                "d_real": COLORS["real"], "d_fake": "#ff9f1c"}
 
 
 def fmt_duration(seconds: float) -> str:
@@ -112,8 +113,11 @@ def metric_figure(metrics: dict[str, list[float]], title: str, labels: dict[str,
     for i, k in enumerate(names, start=1):
         _line(fig, metrics["step"], metrics[k], labels.get(k, k), list(COLORS.values())[2 + i % 4], row=i)
         fig.update_yaxes(title_text=labels.get(k, k).split(" (")[0], row=i, col=1)
+    if not names:
+        fig.add_annotation(text="waiting for the first measurement…", showarrow=False, xref="x domain",
+                           yref="y domain", x=0.5, y=0.5)
     fig.update_xaxes(title_text="training step", row=max(1, len(names)), col=1)
-    fig.update_layout(title=title, height=140 + 150 * len(names), showlegend=False,
+    fig.update_layout(title=title, height=140 + 150 * max(1, len(names)), showlegend=False,
                       margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
@@ -166,14 +170,17 @@ def class_share_figure(steps: list[int], shares: torch.Tensor, class_names: list
 
 
 # --- tables --------------------------------------------------------------------------------------
-TABLE_METRICS = ("classifier_fid", "precision", "recall", "classes_covered", "label_accuracy",
+TABLE_METRICS = ("classifier_fid", "precision", "recall", "classifier_is", "classes_covered", "label_accuracy",
                  "toy_modes_covered", "toy_high_quality")
+METRIC_LABELS["classifier_is"] = "classifier IS ↑"
 SHORT = {"generator": "G", "discriminator": "D", "encoder": "enc", "decoder": "dec"}
 
 
 def model_rows(entries: list[ModelEntry], metrics: dict[str, dict[str, float]] | None = None) -> list[dict]:
     """One row per model: where it comes from, parameters per network, steps and time from its card,
-    and its metrics (measured now when given in ``metrics``, else from its card)."""
+    its metrics (measured now when given in ``metrics``, else from its card) and the cost of
+    sampling (seconds per 1,000 samples, peak memory). Every row has every column (None: unknown),
+    so a measurement never drops a column."""
     rows = []
     for e in entries:
         card, now = e.card, (metrics or {}).get(e.label)
@@ -185,12 +192,23 @@ def model_rows(entries: list[ModelEntry], metrics: dict[str, dict[str, float]] |
                "train time": fmt_duration(card["wall_time_s"]) if "wall_time_s" in card else "?",
                "trained on": f"{card.get('dataset', '?')} ({card.get('split', '?')}) · {card.get('device', '?')}"}
         row.update({METRIC_LABELS[k].split(" (")[0]: round(float(measured[k]), 3)
-                    for k in TABLE_METRICS if isinstance(measured.get(k), (int, float))})
-        if measured:
-            row["metrics from"] = (f"now, {measured.get('n', 1000):,} samples" if now
-                                   else f"card, {measured.get('n', '?')} samples")
+                    if isinstance(measured.get(k), (int, float)) else None for k in TABLE_METRICS})
+        n = measured.get("n")
+        sample_s = measured.get("sample_seconds")
+        row["sampling s / 1k"] = (round(1000 * float(sample_s) / float(n), 3)
+                                  if isinstance(sample_s, (int, float)) and isinstance(n, (int, float)) and n else None)
+        mem = measured.get("peak_memory_mb")
+        row["peak memory MB"] = round(float(mem), 1) if isinstance(mem, (int, float)) and math.isfinite(mem) else None
+        row["metrics from"] = ((f"now, {int(n or 0):,} samples" if now else f"card, {n if n else '?'} samples")
+                               if measured else "")
         rows.append(row)
-    return rows
+    return drop_empty_columns(rows)
+
+
+def drop_empty_columns(rows: list[dict], keep: tuple[str, ...] = ("model",)) -> list[dict]:
+    """Leave out a column no row has a value in (a toy metric on an image dataset)."""
+    used = {k for r in rows for k, v in r.items() if v not in (None, "")} | set(keep)
+    return [{k: v for k, v in r.items() if k in used} for r in rows]
 
 
 def grid_figure(x: torch.Tensor, ncol: int, col_labels: list[str] | None = None,
@@ -225,8 +243,10 @@ def latent_scatter(xy: torch.Tensor, y: torch.Tensor | None, class_names: list[s
     fig = go.Figure()
     groups = [(class_names[k], (y == k).nonzero().flatten()) for k in y.unique().tolist()] if y is not None else \
         [("samples", torch.arange(len(xy)))]
+    xy = xy.detach().cpu().numpy()          # plotly reads arrays; a torch tensor made NumPy warn on every draw
     for label, idx in groups:
-        fig.add_trace(go.Scattergl(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=label, customdata=idx.numpy(),
+        idx = idx.numpy()
+        fig.add_trace(go.Scattergl(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=label, customdata=idx,
                                    marker=dict(size=6, opacity=0.75),
                                    hovertemplate=f"class {label} · point %{{customdata}}<extra></extra>"))
     fig.update_xaxes(title_text=axes[0])

@@ -38,11 +38,26 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def gif_bytes(samples: list[tuple[int, torch.Tensor]], ms_per_frame: int = 250) -> bytes:
-    """The fixed-noise grids along training as an animated GIF (one frame per saved grid)."""
-    from PIL import Image
+def labelled_frame(img: np.ndarray, text: str):
+    """A grid image with ``text`` in a white band above it (a PIL RGB image)."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    frames = [Image.fromarray(image_grid(x, min_side=256)).convert("P") for _, x in samples]
+    grid = Image.fromarray(img).convert("RGB")
+    band = max(18, grid.width // 16)
+    try:
+        font = ImageFont.load_default(size=int(band * 0.7))
+    except TypeError:                                   # Pillow < 10.1: one small bitmap font
+        font = ImageFont.load_default()
+    out = Image.new("RGB", (grid.width, grid.height + band), "white")
+    out.paste(grid, (0, band))
+    ImageDraw.Draw(out).text((6, band // 2), text, fill="black", font=font, anchor="lm")
+    return out
+
+
+def gif_bytes(samples: list[tuple[int, torch.Tensor]], ms_per_frame: int = 250) -> bytes:
+    """The fixed-noise grids along training as an animated GIF, one frame per saved grid, each
+    frame headed by its training step."""
+    frames = [labelled_frame(image_grid(x, min_side=256), f"step {step:,}").convert("P") for step, x in samples]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
     return buf.getvalue()

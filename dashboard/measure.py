@@ -69,6 +69,31 @@ def live_metrics(model, data: genlib.Dataset, n: int = LIVE_N) -> dict[str, floa
     return gmetrics.evaluate(model, data.name, n, gmetrics.LIVE_METRICS)
 
 
+# What the Overview's "Measure every model now" computes: the live set plus precision, recall and
+# the classifier IS (the table's columns; its caption defines them), and the cost of sampling.
+TABLE_METRICS = tuple(dict.fromkeys(gmetrics.LIVE_METRICS + ("precision", "recall", "classifier_is")))
+
+
+def table_metrics(model, data: genlib.Dataset, n: int = LIVE_N) -> dict[str, float]:
+    """``genlib.metrics.evaluate(model, data.name, n, TABLE_METRICS)``, plus ``sample_seconds``
+    (drawing the n samples once more, timed) and ``peak_memory_mb`` (``genlib.metrics.cost.PeakMemory``
+    around that draw) and ``n``; {} when the dataset has no quality metrics."""
+    import time
+
+    from genlib.metrics.cost import PeakMemory
+
+    if not has_quality_metrics(data):
+        return {}
+    out = gmetrics.evaluate(model, data.name, n, TABLE_METRICS)
+    with PeakMemory(model.device) as mem:
+        t = time.perf_counter()
+        gmetrics.draw_samples(model, n, num_classes=data.num_classes)
+        out["sample_seconds"] = time.perf_counter() - t
+    out["peak_memory_mb"] = mem.peak_mb
+    out["n"] = n
+    return out
+
+
 def floor_fid_with_count(data: genlib.Dataset, n: int = LIVE_N) -> tuple[float, int] | None:
     """(``genlib.metrics.floor_fid``, images it used): the classifier-FID of up to ``n`` held-out real
     images, what a perfect model scores at that sample size (the estimate rises as n falls); None

@@ -1,15 +1,21 @@
 """The runs of a browser session, the watchdog that stops them when the browser goes, and the files
 a session uploads (checkpoints, a .zip of images) or downloads (a checkpoint).
 
-Each browser session owns a ``SessionRuns`` (kept in ``st.session_state``): its training runs and
-the checkpoints it uploaded. Two sessions never share a trainer. A run trains on its own
+Each browser session owns a ``SessionRuns``: its training runs and the checkpoints it uploaded. It
+is found by a session id in the URL (``?sid=…``, ``session_id()``), not by Streamlit's session, so a
+reload (F5) or a reconnect after a network drop finds the same runs, still running: a process-wide
+``SessionStore`` maps the id to its ``SessionRuns``. Runs that ended are saved as checkpoints in a
+folder per id (``state_root()``, bounded in size and age, ``SessionStore.cleanup``), so the models
+come back even after the store let the session go or the server restarted. Two ids never share a
+trainer; whoever has the URL with the id has the runs (the id is random, 96 bits). A run trains on its own
 ``genlib.Trainer`` thread, which never calls ``st.*``; pages poll ``run.snapshot()`` and sample
 from a frozen CPU copy of its model (``Run.frozen_model``), never from a model a thread is training.
 
 When the tab closes, Streamlit disconnects the session, keeps it for a reconnect window and then
-drops it. A per-process ``SessionWatchdog`` asks Streamlit's runtime every second whether each
-session is still connected: after ``PAUSE_AFTER_S`` disconnected its running trainers are paused
-(the CPU is free again; a reconnect resumes them), after ``STOP_AFTER_S`` they are stopped. A
+drops it. A per-process ``SessionWatchdog`` asks Streamlit's runtime every second whether any
+Streamlit session attached to a ``SessionRuns`` is still connected: after ``PAUSE_AFTER_S`` with
+none, its running trainers are paused (the CPU is free again; a reload or reconnect resumes them),
+after ``STOP_AFTER_S`` they are stopped, saved and the store lets the session go. A
 ``weakref.finalize`` on ``SessionRuns`` also stops them when the session's state is garbage
 collected, which covers runtimes without a server (AppTest, ``python app.py``).
 """
@@ -22,9 +28,13 @@ import gc
 import hashlib
 import io
 import os
+import re
+import secrets
+import shutil
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
@@ -34,8 +44,14 @@ import genlib
 from genlib.checkpoint import Checkpoint
 
 UPLOAD_LIMIT_MB = 50                    # checkpoints here are a few MB; 50 leaves room for CIFAR models
-PAUSE_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_PAUSE_AFTER_S", 5))   # a reload reconnects in ~1 s
+PAUSE_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_PAUSE_AFTER_S", 15))  # a reload reattaches in 1-3 s
 STOP_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_STOP_AFTER_S", 120))   # Streamlit keeps a session 2 min
+# Saved runs of every session id: at most this many MB in all (oldest sessions' folders go first)
+# and none older than KEEP_DAYS. A small model is 1-5 MB; 500 MB holds a few hundred runs.
+STATE_LIMIT_MB = float(os.environ.get("GENLIB_DASHBOARD_STATE_MB", 500))
+KEEP_DAYS = float(os.environ.get("GENLIB_DASHBOARD_KEEP_DAYS", 7))
+MAX_SESSIONS = 200                      # session ids held in memory (the rest come back from disk)
+SID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 # Streamlit's logger factory: lines appear in the server console at Streamlit's log level.
 log = get_logger(__name__)
@@ -125,19 +141,72 @@ def _stop_trainers(trainers: list[genlib.Trainer]) -> None:
 
 
 class SessionRuns:
-    """Everything one browser session owns. Stored in ``st.session_state``; not shared."""
+    """Everything one session id owns (``SessionStore``); never shared between ids.
 
-    def __init__(self) -> None:
+    ``folder``: where its ended runs are saved (None: kept in memory only, as in unit tests).
+    ``restored``: models of runs saved by an earlier life of this id (name -> checkpoint).
+    ``state``: small things a page keeps beyond a Streamlit session (the lab's pair of runs, the
+    uploaded .zip of images)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
         self.runs: dict[str, Run] = {}
         self.uploads: dict[str, tuple[str, Checkpoint]] = {}   # content hash -> (file name, checkpoint)
+        self.restored: dict[str, Checkpoint] = {}
+        self.state: dict[str, Any] = {}
+        self.folder = folder
+        self._saved: dict[str, int] = {}                      # run name -> model step saved
         self._trainers: list[genlib.Trainer] = []             # shared with the finalizer, not self
         self.paused_by_watchdog: list[genlib.Trainer] = []
         self._counter = 0
+        self._lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_trainers, self._trainers)
+        if folder is not None and folder.is_dir():
+            self._restore()
 
     def new_name(self, base: str) -> str:
         self._counter += 1
         return f"{base} #{self._counter}"
+
+    # --- on disk ----------------------------------------------------------------------------------
+    @staticmethod
+    def _file(name: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".pt"
+
+    def _restore(self) -> None:
+        """Load the runs an earlier life of this id saved (a file that fails to load is skipped)."""
+        for path in sorted(self.folder.glob("*.pt"), key=lambda p: p.stat().st_mtime):
+            try:
+                ckpt = genlib.load_checkpoint(path)
+            except (genlib.CheckpointError, OSError) as e:
+                log.warning("saved run %s unreadable, skipped: %s", path, e)
+                continue
+            name = str(ckpt.card.get("run_name") or path.stem)
+            self.restored[name] = ckpt
+            self._saved[name] = ckpt.model.steps
+            if m := re.search(r"#(\d+)$", name):
+                self._counter = max(self._counter, int(m.group(1)))
+
+    def persist(self) -> list[Path]:
+        """Save every ended run not saved at its current step; returns the files written. Called by
+        the watchdog's thread each pass, and when a session is let go."""
+        if self.folder is None:
+            return []
+        written = []
+        with self._lock:
+            for run in list(self.runs.values()):
+                model = run.frozen_model()              # None while training: never read a live model
+                if model is None or self._saved.get(run.name) == model.steps or not run.snapshot().samples:
+                    continue
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self.folder / self._file(run.name)
+                tmp = path.with_suffix(".tmp")
+                genlib.save_checkpoint(tmp, model, run.trainer, preset=run.preset, run_name=run.name, page=run.page)
+                os.replace(tmp, path)
+                self._saved[run.name] = model.steps
+                written.append(path)
+            if written:
+                os.utime(self.folder)                     # the folder's age is the session's last save
+        return written
 
     def add(self, run: Run) -> Run:
         self.runs[run.name] = run
@@ -154,6 +223,85 @@ class SessionRuns:
         return [t for t in self._trainers if t.is_alive and t.state == "running"]
 
 
+def state_root() -> Path:
+    """Where sessions' runs are saved: $GENLIB_DASHBOARD_STATE_DIR, else ~/.cache/genlib/dashboard."""
+    env = os.environ.get("GENLIB_DASHBOARD_STATE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "genlib" / "dashboard"
+
+
+def _folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+class SessionStore:
+    """Session id -> ``SessionRuns``, per process. Ids held in memory are bounded (``max_sessions``;
+    the least recently used one without a running trainer is saved and let go); their saved runs on
+    disk are bounded by ``cleanup``."""
+
+    def __init__(self, root: Callable[[], Path] = state_root, max_sessions: int = MAX_SESSIONS) -> None:
+        self._root, self.max_sessions = root, max_sessions
+        self._sessions: dict[str, SessionRuns] = {}
+        self._lock = threading.Lock()
+        self._cleaned = False
+
+    @property
+    def root(self) -> Path:
+        return self._root()
+
+    def get(self, sid: str) -> SessionRuns:
+        if not SID_RE.fullmatch(sid):
+            raise ValueError(f"not a session id: {sid[:80]!r}")
+        with self._lock:
+            runs = self._sessions.pop(sid, None)
+            if runs is None:
+                if not self._cleaned:
+                    self._cleaned = True
+                    self.cleanup()
+                runs = SessionRuns(self.root / sid)
+            self._sessions[sid] = runs                          # most recently used last
+            for old in [k for k, r in self._sessions.items() if k != sid and not r.running()]:
+                if len(self._sessions) <= self.max_sessions:
+                    break
+                self._sessions.pop(old).persist()
+        return runs
+
+    def release(self, runs: SessionRuns) -> None:
+        """Save and let go (the watchdog, when a session's browser has been gone STOP_AFTER_S)."""
+        runs.persist()
+        with self._lock:
+            for k in [k for k, r in self._sessions.items() if r is runs]:
+                del self._sessions[k]
+        self.cleanup()
+
+    def __contains__(self, sid: str) -> bool:
+        return sid in self._sessions
+
+    def cleanup(self, limit_mb: float = STATE_LIMIT_MB, keep_days: float = KEEP_DAYS) -> list[Path]:
+        """Delete session folders older than ``keep_days``, then the oldest until the rest fit in
+        ``limit_mb``; folders of sessions held in memory are kept. Returns what was deleted."""
+        root = self.root
+        if not root.is_dir():
+            return []
+        held = {r.folder for r in self._sessions.values()}
+        folders = sorted((p for p in root.iterdir() if p.is_dir() and SID_RE.fullmatch(p.name)),
+                         key=lambda p: p.stat().st_mtime)
+        sizes = {p: _folder_mb(p) for p in folders}
+        total, now, gone = sum(sizes.values()), time.time(), []
+        for p in folders:
+            if p in held:
+                continue
+            if now - p.stat().st_mtime > keep_days * 86400 or total > limit_mb:
+                shutil.rmtree(p, ignore_errors=True)
+                total -= sizes[p]
+                gone.append(p)
+        if gone:
+            log.info("removed %d saved session folder(s) under %s (%.0f MB left)", len(gone), root, total)
+        return gone
+
+
+STORE = SessionStore()
+
+
 # --- stopping the runs of sessions that went away ------------------------------------------------
 def _runtime_says_active(session_id: str) -> bool:
     """True while Streamlit's server has this session connected (always True without a server)."""
@@ -167,65 +315,94 @@ def _runtime_says_active(session_id: str) -> bool:
 class SessionWatchdog:
     """Pauses, then stops, the trainers of sessions whose browser has gone.
 
-    ``check()`` is one pass (tests call it with a fake ``is_active`` and clock); ``ensure_thread()``
-    runs it every ``poll_s`` on one daemon thread per process.
+    ``watch(streamlit_session_id, runs)``: one ``SessionRuns`` may be watched by several Streamlit
+    sessions (a reload opens a new one with the same URL id); it counts as gone when none of them is
+    connected. ``check()`` is one pass (tests call it with a fake ``is_active`` and clock); it also
+    saves runs that ended (``SessionRuns.persist``). ``ensure_thread()`` runs it every ``poll_s``
+    on one daemon thread per process. ``on_stop(runs)`` is called after a gone session's runs were
+    stopped (the store saves and lets it go).
     """
 
     def __init__(self, is_active: Callable[[str], bool] = _runtime_says_active,
-                 pause_after: float = PAUSE_AFTER_S, stop_after: float = STOP_AFTER_S, poll_s: float = 1.0):
+                 pause_after: float = PAUSE_AFTER_S, stop_after: float = STOP_AFTER_S, poll_s: float = 1.0,
+                 on_stop: Callable[[SessionRuns], None] | None = None):
         self.is_active, self.pause_after, self.stop_after, self.poll_s = is_active, pause_after, stop_after, poll_s
-        self._sessions: dict[str, weakref.ref[SessionRuns]] = {}
-        self._gone_since: dict[str, float] = {}
+        self.on_stop = on_stop
+        self._groups: dict[int, tuple[weakref.ref[SessionRuns], set[str]]] = {}
+        self._gone_since: dict[int, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def watch(self, session_id: str, runs: SessionRuns) -> None:
         with self._lock:
-            self._sessions[session_id] = weakref.ref(runs)
+            ref, sids = self._groups.get(id(runs), (None, set()))
+            if ref is None or ref() is not runs:
+                ref, sids = weakref.ref(runs), set()
+            sids.add(session_id)
+            self._groups[id(runs)] = (ref, sids)
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._groups)
 
     def check(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
-            items = list(self._sessions.items())
-        for sid, ref in items:
+            items = [(k, ref, set(sids)) for k, (ref, sids) in self._groups.items()]
+        for key, ref, sids in items:
             runs = ref()
             if runs is None:
-                self._forget(sid)
+                self._forget(key)
                 continue
-            if self.is_active(sid):
-                self._gone_since.pop(sid, None)
+            try:
+                runs.persist()
+            except Exception:                          # a full disk must not stop the watchdog
+                log.exception("saving the runs of a session failed")
+            active = {sid for sid in sids if self.is_active(sid)}
+            if active:
+                with self._lock:                       # closed tabs of the same session: forget them
+                    if key in self._groups:
+                        self._groups[key][1].difference_update(sids - active)
+                self._gone_since.pop(key, None)
                 for t in runs.paused_by_watchdog:   # the browser came back: carry on
                     t.resume()
                 runs.paused_by_watchdog.clear()
                 continue
-            gone = now - self._gone_since.setdefault(sid, now)
+            gone = now - self._gone_since.setdefault(key, now)
             if gone >= self.stop_after:
                 runs.stop_all()
-                log.info("session %s gone for %.0f s: stopped its %d run(s)", sid, gone, len(runs.runs))
-                self._forget(sid)
+                log.info("session %s gone for %.0f s: stopped its %d run(s)", ",".join(sorted(sids)), gone,
+                         len(runs.runs))
+                self._forget(key)
+                if self.on_stop is not None:
+                    for t in runs._trainers:
+                        t.join(2.0)
+                    self.on_stop(runs)
             elif gone >= self.pause_after:
                 for t in runs.running():
                     t.pause()
                     runs.paused_by_watchdog.append(t)
-                    log.info("session %s disconnected: paused a run at step %d", sid, t.step)
+                    log.info("session %s disconnected: paused a run at step %d", ",".join(sorted(sids)), t.step)
 
-    def _forget(self, sid: str) -> None:
+    def _forget(self, key: int) -> None:
         with self._lock:
-            self._sessions.pop(sid, None)
-        self._gone_since.pop(sid, None)
+            self._groups.pop(key, None)
+        self._gone_since.pop(key, None)
 
     def stop_everything(self, join_s: float = 2.0) -> None:
         """Stop every watched session's trainers (at server exit, so no thread dies mid-operation)."""
         with self._lock:
-            sessions = [ref() for ref in self._sessions.values()]
+            sessions = [ref() for ref, _ in self._groups.values()]
         trainers = [t for runs in sessions if runs is not None for t in runs._trainers]
         for t in trainers:
             t.stop()
         for t in trainers:
             t.join(join_s)
+        for runs in sessions:
+            if runs is not None:
+                try:
+                    runs.persist()
+                except Exception:
+                    log.exception("saving the runs of a session at exit failed")
 
     def _loop(self) -> None:
         while True:
@@ -242,15 +419,29 @@ class SessionWatchdog:
                 self._thread.start()
 
 
-_WATCHDOG = SessionWatchdog()
+_WATCHDOG = SessionWatchdog(on_stop=STORE.release)
 atexit.register(_WATCHDOG.stop_everything)
 
 
+def session_id() -> str:
+    """This browser session's id: ``?sid=`` from the URL when it is one (a reload, a bookmark), else
+    a new random one. Kept in the URL on every run (a page switch may drop the query string)."""
+    sid = st.session_state.get("genlib_sid")
+    if sid is None:
+        asked = st.query_params.get("sid", "")
+        sid = asked if SID_RE.fullmatch(asked) else secrets.token_urlsafe(12)
+        st.session_state["genlib_sid"] = sid
+    if st.query_params.get("sid") != sid:
+        st.query_params["sid"] = sid
+    return sid
+
+
 def session_runs() -> SessionRuns:
-    """This session's runs (created on first use and registered with the watchdog)."""
-    runs = st.session_state.get("genlib_runs")
-    if runs is None:
-        runs = st.session_state["genlib_runs"] = SessionRuns()
+    """This session id's runs (from the store: a reload finds them; registered with the watchdog
+    once per Streamlit session)."""
+    runs = STORE.get(session_id())
+    if st.session_state.get("genlib_runs") is not runs:
+        st.session_state["genlib_runs"] = runs                  # tests read it; the store owns it
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
         ctx = get_script_run_ctx()
@@ -282,17 +473,18 @@ def add_folder_upload(file_name: str, data: bytes, channels: int) -> genlib.Data
     if len(data) > FOLDER_LIMIT_MB * 2**20:
         raise ValueError(f"{file_name} is {len(data) / 2**20:,.1f} MB, over the {FOLDER_LIMIT_MB} MB limit")
     key = (hashlib.sha256(data).hexdigest(), channels)
-    held = st.session_state.get("genlib_folder")
+    state = session_runs().state
+    held = state.get("folder")
     if held is None or held["key"] != key:
         ds = genlib.load_dataset("folder", path=data, size=FOLDER_SIZE, channels=channels, source=file_name)
         held = {"key": key, "file": file_name, "raw": data, "data": ds}
-        st.session_state["genlib_folder"] = held
+        state["folder"] = held
     return held["data"]
 
 
 def folder_upload() -> tuple[str, bytes, genlib.Dataset] | None:
     """(file name, zip bytes, dataset) of this session's last good upload, or None."""
-    held = st.session_state.get("genlib_folder")
+    held = session_runs().state.get("folder")
     return (held["file"], held["raw"], held["data"]) if held else None
 
 

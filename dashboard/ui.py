@@ -1,9 +1,12 @@
 """What every page starts with: the "what am I looking at" note, the guards that stop a page with a
-pointer when its data or model is missing, a model's samples (``draw``), the training-history slider
-and ``memo``, which keeps a live view from rebuilding what did not change."""
+pointer when its data or model is missing, a model's samples (``draw``), the training-history slider,
+progress bars with a smoothed ETA, presentation-mode sizes, ``wkey`` (a widget key that names what
+the widget describes) and ``memo``, which keeps a live view from rebuilding what did not change."""
 from __future__ import annotations
 
-from typing import Any
+import math
+import time
+from typing import Any, Callable
 
 import streamlit as st
 import torch
@@ -19,10 +22,110 @@ def explain(markdown: str, title: str = "What am I looking at?") -> None:
         st.markdown(markdown)
 
 
-def progress_text(snap: genlib.Snapshot) -> str:
-    eta = f" · ETA {figures.fmt_duration(snap.eta)}" if snap.state == "running" else ""
+def wkey(name: str, *about: Any) -> str:
+    """A widget key that names what the widget describes (a model, a dataset): when that changes the
+    widget is a new one, with its own options and text, never the previous one's."""
+    return "@".join([name, *(str(a) for a in about)])
+
+
+# --- presentation mode ---------------------------------------------------------------------------
+def present() -> bool:
+    ctx = st.session_state.get("genlib_ctx")
+    return bool(ctx is not None and ctx.present)
+
+
+def grid_px(normal: int = 320, big: int = 640) -> int:
+    """The minimum width of an image grid: ``big`` in presentation mode."""
+    return big if present() else normal
+
+
+PRESENT_CSS = """<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
+[data-testid="stMain"] .block-container { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
+[data-testid="stMain"] h1 { font-size: 2.6rem; }
+[data-testid="stMain"] h2, [data-testid="stMain"] h3 { font-size: 1.8rem; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"], [data-testid="stTable"] td,
+[data-testid="stTable"] th, label { font-size: 1.1rem !important; }
+[data-testid="stImage"] img { image-rendering: pixelated; }
+</style>"""
+
+
+def presentation_css() -> None:
+    """Large type and a full-width page (the sidebar's presentation mode)."""
+    st.html(PRESENT_CSS)
+
+
+# --- progress ------------------------------------------------------------------------------------
+class Eta:
+    """Seconds left, smoothed: the rate over the last ``window`` seconds of work (the whole run's
+    before that), and the estimate itself followed with weight ``alpha`` per update, counting down
+    between updates. A measurement or a busy CPU moves it gently instead of 5 min -> 53 s -> 3 min."""
+
+    def __init__(self, window: float = 30.0, alpha: float = 0.25):
+        self.window, self.alpha = window, alpha
+        self._points: list[tuple[float, float]] = []         # (seconds of work, units done)
+        self._eta: float | None = None
+        self._at: float | None = None                        # seconds of work at the last estimate
+
+    def update(self, done: float, total: float, seconds: float) -> float:
+        if done >= total:
+            self._eta = 0.0
+            return 0.0
+        pts = self._points
+        if pts and (done < pts[-1][1] or seconds < pts[-1][0]):
+            pts.clear()                                      # restarted or extended: start over
+            self._eta = None
+        pts.append((seconds, done))
+        while len(pts) > 2 and pts[1][0] <= seconds - self.window:
+            pts.pop(0)
+        t0, d0 = pts[0] if len(pts) > 1 and seconds - pts[0][0] >= min(self.window / 3, 5.0) else (0.0, 0.0)
+        if done <= d0 or seconds <= t0:
+            return math.nan if self._eta is None else self._eta
+        raw = (total - done) * (seconds - t0) / (done - d0)
+        if self._eta is None or self._at is None or not math.isfinite(self._eta):
+            self._eta = raw
+        else:
+            self._eta = (1 - self.alpha) * max(0.0, self._eta - (seconds - self._at)) + self.alpha * raw
+        self._at = seconds
+        return self._eta
+
+
+def _eta_of(key: str) -> Eta:
+    return st.session_state.setdefault("genlib_eta", {}).setdefault(key, Eta())
+
+
+def fmt_eta(seconds: float) -> str:
+    """Rounded so it does not flicker: to 5 s under a minute, to 10 s under ten minutes, else minutes."""
+    if seconds is None or not math.isfinite(seconds):
+        return "estimating…"
+    step = 5 if seconds < 60 else 10 if seconds < 600 else 60
+    return "about " + figures.fmt_duration(max(step, round(seconds / step) * step))
+
+
+def progress_text(snap: genlib.Snapshot, key: str = "") -> str:
+    """A run's progress line; ``key`` (the run's name) keeps its smoothed ETA (``Eta``)."""
+    eta = ""
+    if snap.state == "running":
+        eta = f" · {fmt_eta(_eta_of('run:' + key).update(snap.step, snap.total_steps, snap.elapsed))} left"
     return (f"{snap.state} · step {snap.step:,} / {snap.total_steps:,} · epoch {snap.epoch:.1f} · "
             f"{snap.images_per_s:,.0f} examples/s{eta}")
+
+
+def run_progress(snap: genlib.Snapshot, key: str, where: Any = st) -> None:
+    """The progress bar of a training run, with its smoothed ETA."""
+    where.progress(min(1.0, snap.step / max(1, snap.total_steps)), text=progress_text(snap, key))
+
+
+def each_with_progress(items: list, work: Callable[[Any], Any], label: Callable[[Any], str]) -> list:
+    """``work(item)`` for each item under a progress bar with a smoothed ETA (a long action)."""
+    bar = st.progress(0.0, text=f"{label(items[0])}…" if items else "")
+    eta, t0, out = Eta(window=1e9, alpha=0.5), time.perf_counter(), []
+    for i, item in enumerate(items):
+        left = eta.update(i, len(items), time.perf_counter() - t0) if i else math.nan
+        bar.progress(i / len(items), text=f"{label(item)} ({i + 1} of {len(items)}) · {fmt_eta(left)} left")
+        out.append(work(item))
+    bar.empty()
+    return out
 
 
 def need_data(ctx: context.Context) -> genlib.Dataset:
@@ -73,16 +176,27 @@ def draw(model: genlib.GenerativeModel, n: int, seed: int = 0, labels: torch.Ten
 
 def history_picker(samples: list[tuple[int, torch.Tensor]], key: str) -> tuple[int, torch.Tensor]:
     """A slider over the saved fixed-noise grids, by training step. It follows the newest grid until
-    the user drags it back, and keeps the chosen step while new grids arrive. Returns (step, samples)."""
+    the user drags it back, and keeps the chosen step while new grids arrive. Returns (step, samples).
+
+    The user's choice is kept apart from the widget, in ``key + "_pin"`` (None: follow the newest),
+    and written there only by the slider's own change callback. The widget's key names the newest
+    step (``wkey``): each arriving grid makes a new slider, created at the pinned step or the newest.
+    (One slider whose value the script overwrote kept the browser's copy of its old value, which the
+    browser sent back on the next poll: the grid froze at that step until the run ended.)"""
     if len(samples) < 2:
         return samples[-1]
     steps = [s for s, _ in samples]
-    current = st.session_state.get(key)                    # the slider's value, as the user left it
-    follow = current is None or current == st.session_state.get(key + "_newest")
-    # set before the widget: its options change as grids arrive (and old ones are thinned out)
-    st.session_state[key] = steps[-1] if follow else max([s for s in steps if s <= current] or steps[:1])
-    st.session_state[key + "_newest"] = steps[-1]
-    step = st.select_slider("Training history: fixed-noise grid at step", steps, key=key,
+    pin_key = key + "_pin"
+    pinned = st.session_state.get(pin_key)
+    value = steps[-1] if pinned is None else max([s for s in steps if s <= pinned] or steps[:1])
+    widget = wkey(key, steps[-1])
+
+    def chosen(widget: str = widget, newest: int = steps[-1]) -> None:
+        v = st.session_state.get(widget)
+        st.session_state[pin_key] = None if v is None or v >= newest else v
+
+    step = st.select_slider("Training history: fixed-noise grid at step", steps, value=value, key=widget,
+                            on_change=chosen,
                             help="Drag back to see how the same noise vectors looked earlier in training; "
                                  "at the right end it follows the newest grid.")
     return samples[steps.index(step)]

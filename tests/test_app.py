@@ -25,8 +25,9 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
 from conftest import APP, assert_clean  # noqa: E402
-from dashboard import figures, images, measure, resources, session, train_form, ui  # noqa: E402
+from dashboard import context, figures, images, measure, resources, session, train_form, ui  # noqa: E402
 
+MODEL = context.model_key("digits")        # the sidebar's model box while digits is the dataset
 PAGES = ["app_pages/overview.py", "app_pages/train.py", "app_pages/conditional.py", "app_pages/mode_collapse.py"]
 
 
@@ -43,9 +44,23 @@ def runs_of(at: AppTest) -> session.SessionRuns:
     return at.session_state["genlib_runs"]
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    """Saved runs go to a temporary folder, never the user's cache."""
+    monkeypatch.setenv("GENLIB_DASHBOARD_STATE_DIR", str(tmp_path / "sessions"))
+    return tmp_path / "sessions"
+
+
+def new_app(**query) -> AppTest:
+    """The app opened on a URL with ``query`` (default: the offline digits, quick to load)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"dataset": "digits", **query})
+    return at
+
+
 @pytest.fixture
 def app():
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = new_app()
     at.run()
     yield at
     if "genlib_runs" in at.session_state:      # never leave a trainer thread behind
@@ -66,6 +81,26 @@ def start_training(at: AppTest, preset: str, steps: int) -> session.Run:
 
 
 # --- pages ---------------------------------------------------------------------------------------
+def test_the_default_dataset_is_mnist_when_its_files_are_here():
+    if not context.dataset_on_disk("mnist"):
+        pytest.skip("no MNIST files on this machine")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="dataset").value == "mnist" and at.query_params["dataset"] == "mnist"
+    assert at.selectbox(key=context.model_key("mnist")).value.startswith("mnist-")
+
+
+def test_default_dataset_order(monkeypatch):
+    here = {"fashion-mnist"}
+    monkeypatch.setattr(context, "dataset_on_disk", lambda name: name in here)
+    assert context.default_dataset() == "fashion-mnist"
+    here.clear()
+    assert context.default_dataset() == "digits"
+    here.update({"mnist", "fashion-mnist"})
+    assert context.default_dataset() == "mnist"
+
+
 def test_every_page_renders_on_the_offline_default(app):
     assert app.selectbox(key="dataset").value == "digits"
     assert app.selectbox(key="device").options == genlib.available_devices()
@@ -80,7 +115,8 @@ def test_a_missing_dataset_is_explained_and_the_app_keeps_working(app, monkeypat
     monkeypatch.setenv("GENLIB_DATA_DIR", str(tmp_path))      # an empty data folder: cifar10 is missing
     app.selectbox(key="dataset").set_value("cifar10").run()
     assert not app.exception
-    assert any("CIFAR-10 files not found" in e.value for e in app.error)
+    assert any("cifar10 files are not on this machine" in e.value for e in app.error)
+    assert not any(str(tmp_path) in e.value for e in app.sidebar.error)     # no file-system paths
     assert any("Download cifar10" in b.label for b in app.button)
     app.switch_page("app_pages/train.py").run()
     assert not app.exception and app.info                    # the page points back to the sidebar
@@ -112,7 +148,7 @@ def test_training_advances_survives_page_switches_and_stops(app):
     app.run()
     assert_clean(app)
     # the stopped model joins the picker, with its downloads
-    assert f"{run.name} (session)" in app.selectbox(key="model").options
+    assert f"{run.name} (session)" in app.selectbox(key=MODEL).options
     assert {"tr_dl_ckpt", "tr_dl_png", "tr_dl_gif"} <= {d.key for d in app.get("download_button")}
 
 
@@ -136,9 +172,9 @@ def test_conditional_page_follows_the_chosen_class(app):
     run = start_training(app, "cgan", 20)
     run.trainer.join(30)
     app.switch_page("app_pages/conditional.py").run()
-    app.selectbox(key="model").set_value(f"{run.name} (session)").run()
+    app.selectbox(key=MODEL).set_value(f"{run.name} (session)").run()
     assert_clean(app)
-    app.selectbox(key="cond_class").set_value(8).run()
+    app.selectbox(key="cond_class@digits").set_value(8).run()
     assert_clean(app)
     assert any("class “8”" in c for img in app.get("image") for c in img.captions)
 
@@ -147,7 +183,7 @@ def test_conditional_page_says_when_a_model_is_not_conditional(app):
     run = start_training(app, "vae", 10)
     run.trainer.join(30)
     app.switch_page("app_pages/conditional.py").run()
-    app.selectbox(key="model").set_value(f"{run.name} (session)").run()
+    app.selectbox(key=MODEL).set_value(f"{run.name} (session)").run()
     assert not app.exception
     assert any("not conditional" in w.value for w in app.warning)
     hint = "Pick a conditional model in the sidebar: digits-cgan (pretrained)"     # the shipped cGAN
@@ -159,7 +195,7 @@ def test_mode_collapse_lab_trains_both_models_and_measures_coverage(app):
     app.select_slider(key="mc_steps").set_value(500)
     app.button(key="mc_start").click().run()
     assert_clean(app)
-    pair = [runs_of(app).runs[n] for n in app.session_state["mc_pair"]]
+    pair = [runs_of(app).runs[n] for n in runs_of(app).state["mc_pair"]]
     assert [r.preset for r in pair] == ["gan", "wgan-gp"]
     assert wait_until(lambda: all(r.snapshot().metrics.get("toy_modes_covered") for r in pair))
     assert all(r.probe.heat() is not None for r in pair)
@@ -346,7 +382,7 @@ def pretrained(tmp_path, monkeypatch):
 def test_pages_use_the_pretrained_models(app, pretrained):
     assert measure.classifier_for("digits") is not None, "the digits classifier ships with the repo"
     app.run()
-    assert app.selectbox(key="model").options == ["digits-cgan (pretrained)", "digits-gan (pretrained)"]
+    assert app.selectbox(key=MODEL).options == ["digits-cgan (pretrained)", "digits-gan (pretrained)"]
     assert_clean(app)
     assert len(app.get("image")) == 2                               # one grid per model, side by side
     table = app.dataframe[0].value
@@ -358,7 +394,7 @@ def test_pages_use_the_pretrained_models(app, pretrained):
     app.switch_page("app_pages/mode_collapse.py").run()
     assert_clean(app)
     # the class histogram along training
-    assert app.selectbox(key="mc_gan").options == ["digits-gan (pretrained)", "digits-cgan (pretrained)"]
+    assert app.selectbox(key="mc_gan@digits").options == ["digits-gan (pretrained)", "digits-cgan (pretrained)"]
     assert app.get("plotly_chart")
 
 
@@ -371,7 +407,7 @@ def test_uploaded_checkpoints_join_the_picker_and_bad_files_are_refused(app):
     assert genlib.load_checkpoint(good).card["dataset"] == "digits"
     app.sidebar.file_uploader(key="upload").upload("mine.pt", good).run()
     assert_clean(app)
-    assert "mine.pt (upload)" in app.selectbox(key="model").options
+    assert "mine.pt (upload)" in app.selectbox(key=MODEL).options
     app.sidebar.file_uploader(key="upload").set_value(("junk.pt", b"not a checkpoint", "application/octet-stream"))
     app.run()
     assert not app.exception
@@ -390,7 +426,7 @@ def test_training_on_the_gpu_feeds_cpu_copies_to_the_pages(app):
     assert run.model.device.type == "cuda" and run.snapshot().state == "done"
     assert run.frozen_model().device.type == "cpu"
     app.switch_page("app_pages/conditional.py").run()
-    app.selectbox(key="model").set_value(f"{run.name} (session)").run()
+    app.selectbox(key=MODEL).set_value(f"{run.name} (session)").run()
     assert_clean(app)
     ckpt = genlib.load_checkpoint(session.checkpoint_bytes(run.frozen_model(), run.trainer))
     assert ckpt.card["device"].startswith("cuda")
@@ -473,12 +509,47 @@ def test_history_slider_scrubs_back_through_the_fixed_noise_grids(app):
     run.trainer.join(30)
     app.run()
     steps = [s for s, _ in run.snapshot().samples]
-    slider = app.select_slider(key=f"tr_hist_{run.name}")
+    slider = history_slider(app, run)
     assert slider.value == steps[-1] and len(steps) > 3            # follows the newest grid
     slider.set_value(steps[1]).run()
     assert any(f"decoded at step {steps[1]:,}" in c for img in app.get("image") for c in img.captions)
     app.run()                                                      # and stays where the user put it
-    assert app.select_slider(key=f"tr_hist_{run.name}").value == steps[1]
+    assert history_slider(app, run).value == steps[1]
+    history_slider(app, run).set_value(steps[-1]).run()            # back at the right end: follows again
+    assert app.session_state[f"tr_hist_{run.name}_pin"] is None
+
+
+def history_slider(at: AppTest, run: session.Run):
+    """The Train page's history slider (its key names the newest grid's step: ``ui.history_picker``)."""
+    found = [s for s in at.select_slider if str(s.key).startswith(f"tr_hist_{run.name}@")]
+    assert len(found) == 1, [s.key for s in at.select_slider]
+    return found[0]
+
+
+def test_history_slider_follows_new_grids_during_a_run_and_keeps_a_dragged_step(app):
+    """The grid shows each new fixed-noise grid as it arrives (the run is not touched meanwhile);
+    a step the user dragged to stays while newer grids arrive."""
+    run = start_training(app, "vae", 100_000)
+    run.trainer.config.sample_every = 5
+    seen = []
+    for _ in range(40):
+        before = [s for s, _ in run.snapshot().samples]
+        app.run()
+        if len(before) >= 2:
+            seen.append(history_slider(app, run).value)
+            assert seen[-1] >= before[-1]                        # the newest (or one that arrived meanwhile)
+        if len(set(seen)) >= 3:
+            break
+        time.sleep(0.3)
+    assert len(set(seen)) >= 3 and seen == sorted(seen), seen
+    pick = [s for s, _ in run.snapshot().samples][1]
+    history_slider(app, run).set_value(pick).run()
+    newest = run.snapshot().samples[-1][0]
+    assert wait_until(lambda: run.snapshot().samples[-1][0] > newest)
+    app.run()
+    kept = [s for s, _ in run.snapshot().samples]              # old grids are thinned out as new ones come
+    assert history_slider(app, run).value == max(s for s in kept if s <= pick) < kept[-1]
+    run.stop()
 
 
 def _zip_of_images(n_per_class: int = 12) -> bytes:
@@ -509,7 +580,7 @@ def test_training_on_an_uploaded_zip_of_images_and_bad_zips_are_refused(app):
     caption = " ".join(c.value for c in app.sidebar.caption)
     assert "24 images in 2 classes (circles, squares)" in caption and "(1, 28, 28)" in caption
     assert "1 files skipped: not images or unsafe paths" in caption
-    held = app.session_state["genlib_folder"]["data"]
+    held = runs_of(app).state["folder"]["data"]
     assert held.shape == (1, 28, 28) and held.class_names == ["circles", "squares"]
     for preset in ("vae", "dcgan"):                                     # MLP and conv (28 = 4 × 7)
         app.selectbox(key="tr_preset").set_value(preset).run()

@@ -20,10 +20,17 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
 from conftest import APP, assert_clean  # noqa: E402
-from dashboard import figures, measure, resources  # noqa: E402
+from dashboard import context, figures, measure, resources  # noqa: E402
 from genlib import latent, sampling  # noqa: E402
 
+MODEL = context.model_key("digits")
 PAGES = ["app_pages/latent.py", "app_pages/interpolate.py", "app_pages/ood.py"]
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    """Saved runs go to a temporary folder, never the user's cache."""
+    monkeypatch.setenv("GENLIB_DASHBOARD_STATE_DIR", str(tmp_path / "sessions"))
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +59,14 @@ def tiny_models(tmp_path_factory):
 def app(tiny_models, monkeypatch):
     monkeypatch.setattr(resources, "PRETRAINED_ROOT", tiny_models)
     at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["dataset"] = "digits"
     at.run()
     return at
 
 
 def open_page(at: AppTest, page: str, model: str, **widgets) -> AppTest:
     """Pick ``model`` in the sidebar, preset page widgets through session state, open the page."""
-    at.selectbox(key="model").set_value(f"{model} (pretrained)").run()
+    at.selectbox(key=MODEL).set_value(f"{model} (pretrained)").run()
     for key, value in widgets.items():
         at.session_state[key] = value
     at.switch_page(page).run()
@@ -73,6 +81,7 @@ def model_of(name: str, folder: Path) -> genlib.GenerativeModel:
 # --- the offline default -------------------------------------------------------------------------
 def test_pages_render_on_the_offline_default():
     at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["dataset"] = "digits"
     at.run()
     assert at.selectbox(key="dataset").value == "digits"
     at.session_state["lat_n"] = 250          # t-SNE (the default projection) of 250 codes: seconds, not tens
@@ -121,7 +130,7 @@ def test_latent_page_on_a_2d_vae_and_on_a_gan(app):
     open_page(app, "app_pages/latent.py", "digits-vae-2d")
     assert not app.get("button_group")                       # a 2-D latent needs no projection
     assert app.metric[0].value.endswith("/ 2")
-    app.selectbox(key="model").set_value("digits-gan (pretrained)").run()
+    app.selectbox(key=MODEL).set_value("digits-gan (pretrained)").run()
     app.session_state["lat_proj"] = "pca"
     app.session_state["lat_n"] = 250
     app.run()
@@ -130,7 +139,7 @@ def test_latent_page_on_a_2d_vae_and_on_a_gan(app):
     assert not app.metric                                    # no KL for a GAN
     app.button(key="lat_use_vae").click().run()               # one click to a model with an encoder
     assert_clean(app)
-    assert app.selectbox(key="model").value in ("digits-vae-2d (pretrained)", "digits-vae (pretrained)")
+    assert app.selectbox(key=MODEL).value in ("digits-vae-2d (pretrained)", "digits-vae (pretrained)")
     assert app.metric[0].label == "Active units"
 
 

@@ -28,7 +28,7 @@ if not entry.model.config.conditional:
     st.stop()
 
 names = data.class_names
-cls = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="cond_class")
+cls = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key=ui.wkey("cond_class", ctx.dataset))
 seed = st.number_input("Seed", 0, 1_000_000, 0, key="cond_seed")
 n = 64 if data.is_image else 500
 x = ui.draw(entry.model, n, seed, labels=torch.full((n,), cls, dtype=torch.long))

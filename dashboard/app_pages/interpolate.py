@@ -55,9 +55,9 @@ def strip(images: torch.Tensor, ticks: list[str], x_title: str, key: str) -> Non
 def pick_image(col, key: str, default: int) -> tuple[torch.Tensor, int]:
     """A test image chosen by class and example number: ((1, C, H, W) in [0, 1], its class)."""
     cls = col.selectbox(f"Image {key}: class", range(k), index=min(default, k - 1), format_func=names.__getitem__,
-                        key=f"ip_{key}_cls")
+                        key=ui.wkey(f"ip_{key}_cls", ctx.dataset))
     idx = (test.y == cls).nonzero().flatten()
-    i = col.number_input(f"Image {key}: example (of {len(idx)})", 0, len(idx) - 1, 0, key=f"ip_{key}_i")
+    i = col.number_input(f"Image {key}: example (of {len(idx)})", 0, len(idx) - 1, 0, key=ui.wkey(f"ip_{key}_i", ctx.dataset, cls))
     return test.get(idx[i:i + 1])[0], cls
 
 
@@ -70,7 +70,7 @@ else:
     sa = c[0].number_input("Code A: seed", 0, 1_000_000, 0, key="ip_seed_a")
     sb = c[1].number_input("Code B: seed", 0, 1_000_000, 1, key="ip_seed_b")
     ya = yb = c[0].selectbox("Class (conditional model)", range(k), format_func=names.__getitem__,
-                             key="ip_cls") if cond else None
+                             key=ui.wkey("ip_cls", ctx.dataset)) if cond else None
     za, zb = sampling.prior_draw(model, 1, sa)[0], sampling.prior_draw(model, 1, sb)[0]   # (D,) each
 method = c[2].segmented_control("Interpolation", ["linear", "spherical"], default="linear", required=True,
                                 key="ip_method")
@@ -93,8 +93,8 @@ st.caption(f"{method.capitalize()} path. Length |z| of the codes along it: {', '
 st.subheader("From class to class (conditional models)")
 if cond:
     c = st.columns(3)
-    a = c[0].selectbox("From class", range(k), index=min(2, k - 1), format_func=names.__getitem__, key="ip_ca")
-    b = c[1].selectbox("To class", range(k), index=min(5, k - 1), format_func=names.__getitem__, key="ip_cb")
+    a = c[0].selectbox("From class", range(k), index=min(2, k - 1), format_func=names.__getitem__, key=ui.wkey("ip_ca", ctx.dataset))
+    b = c[1].selectbox("To class", range(k), index=min(5, k - 1), format_func=names.__getitem__, key=ui.wkey("ip_cb", ctx.dataset))
     seed = c[2].number_input("Seed of z (fixed)", 0, 1_000_000, 0, key="ip_cseed")
     strip(latent.interpolate_classes(model, a, b, steps, seed=seed), [f"{v:.2f}" for v in t],
           f"weight of class {names[b]} in the class input (1 − weight for {names[a]})", "ip_classes")
@@ -107,7 +107,7 @@ st.subheader("Traversal: one latent dimension at a time, starting from A")
 kl = latent.posterior_collapse(model, test).kl_per_dim if enc else None                           # (D,) nats
 order = kl.argsort(descending=True).tolist() if kl is not None else list(range(d))
 c = st.columns([3, 2, 1])
-dims = c[0].multiselect("Dimensions (rows)", range(d), default=order[:min(6, d)], key="ip_dims",
+dims = c[0].multiselect("Dimensions (rows)", range(d), default=order[:min(6, d)], key=ui.wkey("ip_dims", entry.label),
                         format_func=lambda j: f"z{j}" + (f" ({kl[j]:.2f} nats)" if kl is not None else ""),
                         help="Default: " + ("the dimensions with the most KL, the ones the VAE uses." if enc
                                             else "the first ones (a GAN's dimensions have no order)."))
@@ -123,8 +123,8 @@ if dims:
 # --- concept vectors -----------------------------------------------------------------------------
 st.subheader("Concept vector: mean code of class a − mean code of class b, added to A")
 c = st.columns(3)
-ca = c[0].selectbox("a (add)", range(k), index=min(5, k - 1), format_func=names.__getitem__, key="ip_va")
-cb = c[1].selectbox("b (remove)", range(k), index=min(2, k - 1), format_func=names.__getitem__, key="ip_vb")
+ca = c[0].selectbox("a (add)", range(k), index=min(5, k - 1), format_func=names.__getitem__, key=ui.wkey("ip_va", ctx.dataset))
+cb = c[1].selectbox("b (remove)", range(k), index=min(2, k - 1), format_func=names.__getitem__, key=ui.wkey("ip_vb", ctx.dataset))
 strength = c[2].slider("Strength", -2.0, 3.0, 1.5, 0.1, key="ip_strength")
 if not enc and clf is None:
     st.info(f"A GAN has no encoder: its class means need a classifier for **{ctx.dataset}**, and there is none.")

@@ -61,7 +61,7 @@ else:
                if clf is not None else "nothing: there is no classifier for this dataset.")
             + (f" To see encoded test images pick a VAE in the sidebar: {', '.join(vaes)}." if vaes else ""))
     if vaes:
-        st.button(f"Use {vaes[0]}", key="lat_use_vae", on_click=lambda: st.session_state.update(model=vaes[0]))
+        st.button(f"Use {vaes[0]}", key="lat_use_vae", on_click=context.use_model, args=(vaes[0],))
 c = st.columns(3)
 sizes = [s for s in (250, 500, 1000, 2000, 5000) if not model.supports(ENCODER) or s < len(test)] + \
     ([len(test)] if model.supports(ENCODER) and len(test) <= 5000 else [])
@@ -126,14 +126,15 @@ elif d >= 2:
     st.subheader("The manifold: decoding a grid of codes")
     c = st.columns(4)
     order = kl.argsort(descending=True).tolist()                                # most informative first
-    dim_x = c[0].selectbox("Horizontal: dimension", range(d), index=order[0], key="lat_dx",
+    # keys name the model: the options' text is its KL per dimension
+    dim_x = c[0].selectbox("Horizontal: dimension", range(d), index=order[0], key=ui.wkey("lat_dx", entry.label),
                            format_func=lambda k: f"z{k} ({kl[k]:.2f} nats)")
     others = [k for k in range(d) if k != dim_x]
-    dim_y = c[1].selectbox("Vertical: dimension", others, key="lat_dy", format_func=lambda k: f"z{k} ({kl[k]:.2f} nats)",
+    dim_y = c[1].selectbox("Vertical: dimension", others, key=ui.wkey("lat_dy", entry.label, dim_x), format_func=lambda k: f"z{k} ({kl[k]:.2f} nats)",
                            index=others.index(order[1] if order[1] != dim_x else order[0]))
     size = c[2].slider("Grid size", 5, 20, 12, key="lat_grid")
     cls = c[3].selectbox("Class (conditional model)", range(len(names)), format_func=lambda k: names[k],
-                         key="lat_cls") if model.config.conditional else None
+                         key=ui.wkey("lat_cls", ctx.dataset)) if model.config.conditional else None
     grid, values = latent.manifold_grid(model, size, (dim_x, dim_y), labels=cls)  # (size², C, H, W), (size,)
     grid, values = grid.cpu(), values.tolist()
     st.plotly_chart(figures.grid_figure(grid, size, [f"{v:.1f}" for v in values], [f"{v:.1f}" for v in values[::-1]],

@@ -1,5 +1,6 @@
 """Mode collapse lab: a vanilla GAN and a WGAN-GP on a 2-D mixture, side by side, live."""
 import streamlit as st
+import torch
 
 import genlib
 from genlib.models import GANConfig
@@ -53,9 +54,9 @@ if go_col.button("Start both", type="primary", key="mc_start"):
         run = runs.add(session.Run(runs.new_name(f"{preset} · {toy}"), preset, toy, trainer, page="toy", probe=probe))
         run.start()
         pair.append(run.name)
-    st.session_state["mc_pair"] = pair
+    runs.state["mc_pair"] = pair            # with the session id: a reload shows the same pair
 
-pair = [runs.runs[n] for n in st.session_state.get("mc_pair", []) if n in runs.runs]
+pair = [runs.runs[n] for n in runs.state.get("mc_pair", []) if n in runs.runs]
 if pair:
     alive = any(r.alive for r in pair)
     stop_col.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.stop() for r in pair])
@@ -69,21 +70,22 @@ if pair:
             snap, heat = run.snapshot(), run.probe.heat()
             with col:
                 st.markdown(f"**{run.name}** — {snap.state}, step {snap.step:,} / {snap.total_steps:,}")
+                ui.run_progress(snap, run.name)
                 fake = snap.samples[-1][1] if snap.samples else None
                 drawn = (run.name, snap.samples[-1][0] if snap.samples else None, None if heat is None else heat[0])
                 st.plotly_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: figures.points_figure(
                     real, fake, "Real (grey) vs generated (red) points",
                     None if heat is None else (run.probe.ticks, heat[1]), run.model.config.probabilistic)),
-                    key=f"mc_pts_{i}")
+                    key=f"mc_pts@{run.name}")
+                # every chart is drawn on every pass (empty until the first measurement): an element
+                # that is sometimes absent is removed and re-created by the browser, i.e. it blinks
                 measured = (run.name, len(snap.metrics.get("step", [])), (snap.metrics.get("step") or [None])[-1])
                 share = run.probe.mode_share()       # set by the measurement that appends to snap.metrics
-                if share is not None:
-                    st.plotly_chart(ui.memo(f"mc_share_{i}", measured, lambda: figures.mode_share_figure(share)),
-                                    key=f"mc_share_{i}")
-                if snap.metrics.get("step"):
-                    st.plotly_chart(ui.memo(f"mc_met_{i}", measured,
-                                            lambda: figures.metric_figure(snap.metrics, "Coverage over training")),
-                                    key=f"mc_met_{i}")
+                st.plotly_chart(ui.memo(f"mc_share_{i}", (measured, share is None), lambda: figures.mode_share_figure(
+                    share if share is not None else torch.zeros(len(run.probe.data.modes)))), key=f"mc_share@{run.name}")
+                st.plotly_chart(ui.memo(f"mc_met_{i}", measured,
+                                        lambda: figures.metric_figure(snap.metrics, "Coverage over training")),
+                                key=f"mc_met@{run.name}")
         if was_alive and not any(r.alive for r in pair):
             st.rerun()
 
@@ -103,7 +105,7 @@ elif clf is None:
     st.info(f"No classifier for **{ctx.dataset}**: build one with `python -m genlib.classifier build`.")
 else:
     labels = [m.label for m in gans]
-    chosen = gans[labels.index(st.selectbox("GAN", labels, key="mc_gan"))]
+    chosen = gans[labels.index(st.selectbox("GAN", labels, key=ui.wkey("mc_gan", ctx.dataset)))]
     # classify the saved grids again only for another model or new grids, not on every rerun
     st.plotly_chart(ui.memo("mc_hist", (ctx.dataset, chosen.label, len(chosen.samples), chosen.samples[-1][0]),
                             lambda: figures.class_share_figure(*measure.class_histogram(chosen.samples, clf,

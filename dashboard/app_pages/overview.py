@@ -4,7 +4,7 @@ import streamlit as st
 from dashboard import context, figures, images, measure, ui
 
 ctx = context.context()
-data = ui.need_data(ctx)
+data = ctx.data           # None when the dataset is not on disk: the pretrained models still draw
 st.title("Overview: compare models")
 st.caption(f"Every model available for **{ctx.dataset}**, each drawing 25 samples from the same seed.")
 ui.explain("""
@@ -25,26 +25,33 @@ if not ctx.models:
     st.stop()
 
 seed = st.number_input("Seed (the same for every model)", 0, 1_000_000, 0, key="ov_seed")
-cols = st.columns(min(3, len(ctx.models)))
+cols = st.columns(min(2 if ctx.present else 3, len(ctx.models)))
 for i, entry in enumerate(ctx.models):
+    is_image = len(entry.model.config.data_shape) == 3
     with cols[i % len(cols)]:
         st.markdown(f"**{entry.name}** · {entry.source}")
-        x = ui.draw(entry.model, 25 if data.is_image else 1000, seed)
-        if data.is_image:
-            st.image(images.image_grid(x, nrow=5), caption=f"{entry.model.family.upper()} samples, seed {seed}")
-        else:
-            st.plotly_chart(figures.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts_{i}")
+        x = ui.memo(f"ov_draw@{entry.label}", (entry.model.steps, seed), lambda: ui.draw(entry.model, 25 if is_image
+                                                                                        else 1000, seed))
+        if is_image:
+            st.image(images.image_grid(x, nrow=5, min_side=ui.grid_px(320, 600)), width="stretch",
+                     caption=f"{entry.model.family.upper()} samples, seed {seed}")
+        elif data is not None:
+            st.plotly_chart(figures.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts@{entry.label}")
 
 
 def measure_all() -> tuple[dict[str, dict[str, float]], tuple[float, int] | None]:
-    """measure.live_metrics of every model, and the floor at the same sample size (the card's is at n=5000)."""
-    with st.spinner("Measuring…"):
-        return ({e.label: measure.live_metrics(e.model, data) for e in ctx.models},
-                measure.floor_fid_with_count(data, measure.LIVE_N))
+    """measure.table_metrics of every model (a progress bar with an ETA), and the floor at the same
+    sample size (the card's is at n=5000)."""
+    done = ui.each_with_progress(ctx.models, lambda e: measure.table_metrics(e.model, data),
+                                 lambda e: f"Measuring {e.name}")
+    return ({e.label: m for e, m in zip(ctx.models, done)}, measure.floor_fid_with_count(data, measure.LIVE_N))
 
 
 metrics, floor, floor_n = {}, None, None
-if not measure.has_quality_metrics(data):
+if data is None:
+    st.info(f"The **{ctx.dataset}** images are not on this machine: the grids above come from its pretrained "
+            "models, the table's quality numbers from their cards (measured when they were built).")
+elif not measure.has_quality_metrics(data):
     st.info(f"No quality metrics for **{ctx.dataset}** here: they need `genlib.metrics` and, for images, "
             "the dataset's classifier (`python -m genlib.classifier build`).")
 elif st.toggle(f"Measure every model now ({measure.LIVE_N:,} samples each; a few seconds per model)",
@@ -58,7 +65,20 @@ if not metrics:     # the cards' numbers, and the floor measured with them
                  if isinstance((m.card.get("metrics") or {}).get("fid_floor"), float)), None)
     floor, floor_n = (card["fid_floor"], card.get("n")) if card else (None, None)
 st.subheader("The models")
-st.dataframe(figures.model_rows(ctx.models, metrics), hide_index=True)
+rows = figures.model_rows(ctx.models, metrics)
+QUALITY = ("classifier-FID ↓", "precision", "recall", "classifier IS ↑", "classes covered", "label accuracy",
+           "modes covered", "high-quality share", "sampling s / 1k", "peak memory MB", "metrics from")
+# two tables, each narrow enough for a 1280 px projector: what each model is, then how good and how costly
+about = [{k: v for k, v in r.items() if k not in QUALITY} for r in rows]
+quality = [{k: v for k, v in r.items() if k == "model" or k in QUALITY} for r in rows]
+for table, key in ((about, "ov_table"), (quality, "ov_quality")):
+    if len(table[0]) <= 1:
+        continue
+    if ctx.present:
+        st.table(table)                      # plain HTML: the page's large type, full names, no scrolling
+    else:
+        st.dataframe(table, hide_index=True, key=key, width="stretch",
+                     column_config={"model": st.column_config.TextColumn("model", width="large", pinned=True)})
 at_n = f" at {floor_n:,} samples" if isinstance(floor_n, int) else ""
 st.caption("parameters: trainable weights per network (G generator, D discriminator, enc/dec encoder and "
            "decoder). steps, epochs and train time come from each model's card (time excludes pauses). "
@@ -68,4 +88,7 @@ st.caption("parameters: trainable weights per network (G generator, D discrimina
               "near that is as close to the data as this measure can tell (small differences are sampling "
               "noise)." if floor else ".")
            + " precision = share of samples that look like real data, recall = share of real data the "
-           "samples cover (Kynkäänniemi et al. 2019).")
+           "samples cover (Kynkäänniemi et al. 2019). classifier IS ↑ = the Inception Score computed with the "
+           "same small classifier (up to the number of classes: confident and varied samples). sampling s / 1k = "
+           "seconds to draw 1,000 samples on the CPU; peak memory MB = how much the process grew meanwhile "
+           "(genlib.metrics.cost.PeakMemory: resident set on the CPU).")

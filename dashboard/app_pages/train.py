@@ -80,24 +80,27 @@ if snap.state == "error":
 @st.fragment(run_every=1.0 if phase != "ended" else None)
 def live(drawn_phase: str) -> None:
     snap = run.snapshot()
-    st.progress(min(1.0, snap.step / snap.total_steps), text=ui.progress_text(snap))
-    left, right = st.columns([3, 2])
+    ui.run_progress(snap, run.name)
+    left, right = st.columns([3, 2] if not ctx.present else [1, 1])
     with left:
-        st.plotly_chart(ui.memo("tr_loss", (run.name, snap.step, len(snap.history.get("step", []))),
-                                lambda: figures.loss_figure(snap.history, family, loss)), key="tr_loss")
-        if set(snap.metrics) - {"step"}:
-            st.plotly_chart(ui.memo("tr_metric", (run.name, len(snap.metrics["step"]), snap.metrics["step"][-1]),
+        # one version per new loss point: the same figure object (and JSON) between points
+        st.plotly_chart(ui.memo("tr_loss", (run.name, len(snap.history.get("step", [])),
+                                            (snap.history.get("step") or [None])[-1]),
+                                lambda: figures.loss_figure(snap.history, family, loss)), key=f"tr_loss@{run.name}")
+        if run.trainer.config.metric_every:          # always drawn, empty until the first measurement
+            st.plotly_chart(ui.memo("tr_metric", (run.name, len(snap.metrics.get("step", []))),
                                     lambda: figures.metric_figure(snap.metrics, "Live quality metric (genlib.metrics)")),
-                            key="tr_metric")
+                            key=f"tr_metric@{run.name}")
     with right:
         if snap.samples and data.is_image:
             step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
-            st.image(ui.memo("tr_grid", (run.name, step), lambda: images.png_bytes(images.image_grid(x, nrow=8))),
-                     caption=f"The same {len(x)} noise vectors, decoded at step {step:,}")
+            st.image(ui.memo("tr_grid", (run.name, step, ctx.present),
+                             lambda: images.png_bytes(images.image_grid(x, nrow=8, min_side=ui.grid_px(320, 640)))),
+                     caption=f"The same {len(x)} noise vectors, decoded at step {step:,}", width="stretch")
         elif snap.samples:
             step, x = ui.history_picker(snap.samples, key=f"tr_hist_{run.name}")
-            st.plotly_chart(figures.points_figure(data.subset(1000).x, x, f"Generated points at step {step:,}"),
-                            key="tr_points")
+            st.plotly_chart(ui.memo("tr_points", (run.name, step), lambda: figures.points_figure(
+                data.subset(1000).x, x, f"Generated points at step {step:,}")), key=f"tr_points@{run.name}")
     if run.phase != drawn_phase:
         st.rerun()          # paused, resumed or ended meanwhile: redraw the buttons and downloads
 
@@ -110,7 +113,7 @@ if not run.alive and run.snapshot().samples:
     st.subheader("Keep the result")
     d = st.columns(4)
     d[0].button("Use in the other pages", key="tr_use",
-                on_click=lambda: st.session_state.update(model=entry.label))
+                on_click=context.use_model, args=(entry.label,))
     d[1].download_button("Checkpoint (.pt)", key="tr_dl_ckpt", file_name=f"{run.preset}-{run.dataset}.pt",
                          data=lambda: session.checkpoint_bytes(entry.model, run.trainer, preset=run.preset),
                          mime="application/octet-stream")
