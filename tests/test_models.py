@@ -201,7 +201,11 @@ def test_sample_shape_range_and_mode(preset, digits):
     s = model.sample(5)
     assert s.shape == (5, 1, 8, 8)
     assert s.min() >= 0 and s.max() <= 1
-    assert model.training, "sample() must restore train mode"
+    assert all(m.training for m in model.modules()), "sample() must restore train mode"
+    model.eval()
+    model.sample(2)
+    assert not any(m.training for m in model.modules()), "sample() must leave eval mode as it was"
+    model.train()
     z = model.prior(4, generator=torch.Generator().manual_seed(0))
     assert z.shape == (4, model.config.latent_dim)
     labels = model.default_labels(4)
@@ -374,8 +378,9 @@ def test_vae_encode(preset, digits):
     model = build(preset, digits)
     x, y = batch(digits, 10)
     labels = y if model.config.conditional else None
-    mu = model.encode(x, labels)
+    mu = model.train().encode(x, labels)
     assert mu.shape == (10, model.config.latent_dim) and not mu.requires_grad
+    assert all(m.training for m in model.modules()), "encode() must restore train mode"
     m2, logvar = model.posterior(x, labels)
     assert torch.allclose(mu, m2.detach()) and logvar.shape == mu.shape
     assert model.decode(mu, labels).shape == (10, 1, 8, 8)
@@ -605,3 +610,31 @@ def test_ema_generator_samples_with_its_own_batchnorm_statistics():
     model._ema_stats_stale = True
     assert torch.equal(model.sample(8, z=z), first)
     assert torch.equal(bn(model.generator_ema).running_mean, fresh)
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "cgan"])
+def test_standing_statistics_follow_the_one_seeding_rule(preset, digits):
+    """Batch-norm statistics come from z (and labels) drawn on the CPU by sampling.seeded_generator,
+    then moved: the statistics are the same on any device. Rebuilt here by hand from that rule."""
+    from genlib.sampling import seeded_generator
+
+    model = build(preset, digits, arch="conv")
+    norms = [m for m in model.sampler.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms
+    by_hand = build(preset, digits, arch="conv").sampler
+    hand_norms = [m for m in by_hand.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in hand_norms:
+        m.reset_running_stats()
+        m.momentum = None
+    gen = seeded_generator(7)
+    with torch.no_grad():
+        for _ in range(3):
+            z = torch.randn(16, model.config.latent_dim, generator=gen)
+            labels = torch.randint(10, (16,), generator=gen) if model.config.conditional else None
+            by_hand(z, labels)
+    model.eval()
+    model.standing_statistics(batches=3, batch_size=16, seed=7)
+    for mine, hand in zip(norms, hand_norms):
+        assert torch.equal(mine.running_mean, hand.running_mean) and torch.equal(mine.running_var, hand.running_var)
+        assert mine.momentum == 0.1                            # the momentum comes back after the estimate
+    assert not any(m.training for m in model.modules())       # and so does the mode it was in

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sampling import eval_mode, seeded_generator
 from .base import CRITIC, STANDING_STATS, GenerativeModel
 from .config import BaseConfig, check, inherit, setting
 from .gan_objectives import OBJECTIVES, GANObjective, objective
@@ -305,13 +306,13 @@ class GAN(GenerativeModel):
         for m in norms:
             m.reset_running_stats()
             m.momentum = None                          # None = cumulative average over all batches
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+        gen = seeded_generator(seed)   # the one seeding rule: drawn on the CPU, then moved (same on any device)
         g.train()
         for _ in range(batches):
-            z = self.prior(batch_size, generator=gen)                                  # (B, latent_dim)
-            labels = (torch.randint(self.config.num_classes, (batch_size,), generator=gen, device=self.device)
-                      if self.config.conditional else None)
-            g(z, labels)
+            z = torch.randn(batch_size, *self.latent_shape, generator=gen)                # (B, latent_dim)
+            labels = torch.randint(self.config.num_classes, (batch_size,), generator=gen) if self.config.conditional \
+                else None
+            g(z.to(self.device), None if labels is None else labels.to(self.device))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         g.train(was_training)
@@ -325,12 +326,8 @@ class GAN(GenerativeModel):
         z, labels = self._check_sample_args(n, labels, z)
         self.prepare_sampling()
         g = self.sampler
-        was_training = g.training
-        g.eval()
-        try:
+        with eval_mode(g):
             return self.to_data_range(g(z, labels))
-        finally:
-            g.train(was_training)
 
     @torch.no_grad()
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -11,6 +11,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from ..sampling import eval_mode
 from . import losses
 from .base import ENCODER, GenerativeModel
 from .config import BaseConfig, check, inherit, setting
@@ -131,23 +132,15 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior means mu(x), shape (B, latent_dim)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.posterior(x.to(self.device), None if labels is None else labels.to(self.device))[0]
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder means for z ~ N(0, I) (or the given z): (n, *data_shape)."""
         z, labels = self._check_sample_args(n, labels, z)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.to_data_range(self.decode(z, labels))
-        finally:
-            self.train(was_training)
 
     def network_sizes(self) -> dict[str, int]:
         return {"encoder": count_parameters(self.encoder) + count_parameters(self.to_stats),

@@ -139,7 +139,6 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
     # the last grid shows the model as shipped, after the re-estimate
     final = model.sample(cfg.n_fixed, labels=trainer.fixed_labels, z=trainer.fixed_z)      # (n, C, H, W)
     trainer.sample_history[-1] = (trainer.step, to_uint8(final))
-    model.eval()
     path = Path(out_dir or PRETRAINED_DIR) / f"{recipe.name}.pt"
     recorded = None
     if metric_fn is not None:

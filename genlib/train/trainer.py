@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from ..device import configure_threads, pick_device
-from ..sampling import prior_draw, to_uint8
+from ..sampling import eval_mode, prior_draw, to_uint8
 from .control import RunControl
 from .history import History, RecordedRun, Snapshot
 
@@ -275,8 +275,8 @@ class Trainer:
     def _evaluate(self) -> None:
         t0 = time.perf_counter()
         at = self._training_seconds(t0) if self.step else 0.0
-        metrics = self.metric_fn(self.model)
-        self.model.train()
+        with eval_mode(self.model):          # measuring, not training; train mode comes back after
+            metrics = self.metric_fn(self.model)
         cost = time.perf_counter() - t0
         self._t_last += cost                     # metric time is not training time
         self._metric_last_cost = cost
@@ -297,8 +297,8 @@ class Trainer:
 
     def _take_samples(self) -> None:
         at = self._training_seconds() if self.step else 0.0
-        samples = to_uint8(self.model.sample(self.config.n_fixed, labels=self.fixed_labels, z=self.fixed_z))
-        self.model.train()
+        with eval_mode(self.model):
+            samples = to_uint8(self.model.sample(self.config.n_fixed, labels=self.fixed_labels, z=self.fixed_z))
         with self._lock:
             self.sample_history.append((self.step, samples))
             self.sample_seconds.append(at)
