@@ -16,7 +16,7 @@ Anything more is a capability, declared on the class (``capabilities = frozenset
 asked one way: ``model.supports(ENCODER)``. Each capability guarantees the methods of its protocol
 below (checked when the class is defined), so code that asked may call them:
 
-- ``ENCODER`` (``HasEncoder``): ``posterior``, ``encode``, ``decode`` (VAEs);
+- ``ENCODER`` (``HasEncoder``): ``posterior``, ``encode``, ``decode``, ``reconstruction_nll`` (VAEs);
 - ``CRITIC`` (``HasCritic``): ``discriminate`` (GANs);
 - ``STANDING_STATS`` (``HasStandingStats``): ``standing_statistics`` (GANs: re-estimate the sampling
   generator's batch-norm statistics).
@@ -45,6 +45,10 @@ class HasEncoder(Protocol):
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's raw output for z (logits for images); ``to_data_range`` maps it to data."""
+
+    def reconstruction_nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x | z) of data x given the decoder's raw output ``out``: a 0-d mean over the batch,
+        nats per example (Gaussian likelihoods drop the constant); the ELBO's reconstruction term."""
 
 
 class HasCritic(Protocol):
