@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import torch
 
 from .files import (MAX_BYTES, FileFormatError, PlainDataError, Source, atomic_save, count_nonfinite, plain_data,
-                    read_versioned, source_name)
+                    read_versioned, source_name, state_dict_problem)
 from .models import FAMILIES, BaseConfig, GenerativeModel, build_model, config_class
 from .train.history import RECORDED_POINTS, RecordedRun
 
@@ -183,33 +183,11 @@ def network_problem(family: str, config: BaseConfig) -> str | None:
 
 
 def _check_weights(name: str, meta: GenerativeModel, weights: Any) -> None:
-    """Stored weights against the declared network: same names, shapes and kinds (float or integer),
-    all finite. Nothing is allocated beyond what the file already holds."""
-    if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
-        raise CheckpointError(f"{name}: weights do not match the config (not a dict of named tensors)")
-    expected = meta.state_dict()
-    missing = [k for k in expected if k not in weights]
-    unexpected = [k for k in weights if k not in expected]
-    if missing or unexpected:
-        parts = ([f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"] if missing else []) + \
-                ([f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}"] if unexpected else [])
-        raise CheckpointError(f"{name}: weights do not match the config ({'; '.join(parts)})"[:300])
-    bad: list[str] = []
-    for k, want in expected.items():
-        got = weights[k]
-        if not isinstance(got, torch.Tensor):
-            raise CheckpointError(f"{name}: weights do not match the config ({k} is not a tensor)")
-        if tuple(got.shape) != tuple(want.shape):
-            raise CheckpointError(f"{name}: weights do not match the config ({k}: shape {tuple(got.shape)[:6]} "
-                                  f"where the config makes {tuple(want.shape)})")
-        if got.dtype.is_floating_point != want.dtype.is_floating_point or got.dtype == torch.bool:
-            raise CheckpointError(f"{name}: weights do not match the config ({k}: {got.dtype} where "
-                                  f"{want.dtype} is expected)")
-        if count_nonfinite(got):
-            bad.append(k)
-    if bad:
-        raise CheckpointError(f"{name}: refused: non-finite weights (NaN or Inf) in {len(bad)} tensor(s), e.g. "
-                              f"{bad[0]}; the run diverged before it was saved, or the file was edited")
+    """Stored weights against the declared network (``files.state_dict_problem``); nothing is
+    allocated beyond what the file already holds."""
+    problem = state_dict_problem(meta, weights)
+    if problem:
+        raise CheckpointError(f"{name}: {problem}")
 
 
 def _check_optimizers(name: str, meta: GenerativeModel, saved: Any) -> None:
@@ -226,7 +204,8 @@ def _check_optimizers(name: str, meta: GenerativeModel, saved: Any) -> None:
         shapes = [tuple(p.shape) for g in opt.param_groups for p in g["params"]]
         for idx, entry in state.get("state", {}).items():
             if not isinstance(idx, int) or not 0 <= idx < len(shapes) or not isinstance(entry, dict):
-                raise CheckpointError(f"{name}: weights do not match the config (optimiser {key}: bad entry {idx!r})"[:200])
+                raise CheckpointError(f"{name}: weights do not match the config "
+                                      f"(optimiser {key}: bad entry {str(idx)[:40]!r})")
             for field, t in entry.items():
                 if isinstance(t, torch.Tensor):
                     if t.numel() > 1 and tuple(t.shape) != shapes[idx]:
@@ -446,7 +425,7 @@ def card_text(card: dict[str, Any], *, max_chars: int = 8000, max_value: int = 3
                 if used > max_value:
                     parts.append("...")
                     break
-                p = fmt(a) if not isinstance(a, (dict, list, tuple)) else "[...]" if not isinstance(a, dict) else "{...}"
+                p = "{...}" if isinstance(a, dict) else "[...]" if isinstance(a, (list, tuple)) else fmt(a)
                 parts.append(p)
                 used += len(p) + 2
             return "[" + ", ".join(parts) + "]"

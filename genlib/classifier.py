@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .files import CLASSIFIER_DIR, atomic_save, read_versioned
+from .files import CLASSIFIER_DIR, PlainDataError, atomic_save, plain_data, read_versioned, state_dict_problem
 from .models.nets import count_parameters
 from .sampling import classify_batched
 
@@ -161,17 +161,52 @@ def save_classifier(path: str | os.PathLike, model: Classifier, card: dict[str, 
     atomic_save(payload, path)
 
 
+MAX_CLASSIFIER_PARAMETERS = 5_000_000   # the shipped ones have 53-95 k
+
+
 def read_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Classifier, dict[str, Any]]:
-    """(model in eval mode, card). Loaded with weights_only=True: nothing in the file can run."""
+    """(model in eval mode, card). Loaded with weights_only=True: nothing in the file can run. The
+    config is bounded and the network built on the meta device and counted before anything real is
+    built; the weights must fit it exactly and be finite; the card is plain bounded data."""
+    from .checkpoint import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE
+
     payload = read_versioned(path, FORMAT, VERSION, kind="classifier")   # a ValueError names what is wrong
+    fix = f"rebuild it with `{BUILD_COMMAND}`"
+    raw = payload.get("config")
     try:
-        model = Classifier(ClassifierConfig(**payload["config"]))
+        if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+            raise TypeError("config is not a dict of settings")
+        config = ClassifierConfig(**raw)
+        c, h, w = config.data_shape
+        if c > MAX_CHANNELS or h > MAX_SIDE or w > MAX_SIDE or config.num_classes > MAX_CLASSES \
+                or len(config.widths) > 8 or max(config.widths) > 4096 or config.feature_dim > 4096:
+            raise ValueError(f"config over the ceilings ({MAX_CHANNELS} channels, side {MAX_SIDE}, "
+                             f"{MAX_CLASSES} classes, 8 stages, widths and features <= 4096)")
+        with torch.device("meta"):
+            meta = Classifier(config)
+        if count_parameters(meta) > MAX_CLASSIFIER_PARAMETERS:
+            raise ValueError(f"{count_parameters(meta):,} parameters, over the {MAX_CLASSIFIER_PARAMETERS:,} ceiling")
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise ValueError(f"{path}: invalid classifier config ({str(e)[:160]}); {fix}") from None
+    problem = state_dict_problem(meta, payload.get("state_dict"))
+    if problem:
+        head = "weights do not match the config"
+        problem = "weights do not fit its config" + problem[len(head):] if problem.startswith(head) else problem
+        raise ValueError(f"{path}: classifier {problem}; {fix}")
+    try:
+        card = plain_data(payload.get("card") or {}, what="card", max_depth=8, max_nodes=20_000,
+                          max_chars=64 * 2**10)
+    except PlainDataError as e:
+        raise ValueError(f"{path}: malformed classifier card ({e}); {fix}") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: malformed classifier card (not a dict); {fix}")
+    model = Classifier(config)
+    try:
         model.load_state_dict(payload["state_dict"])
     except (TypeError, KeyError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: classifier weights do not fit its config ({first[:200]}); rebuild it with "
-                         f"`{BUILD_COMMAND}`") from None
-    return model.to(device).eval().requires_grad_(False), dict(payload.get("card") or {})
+        raise ValueError(f"{path}: classifier weights do not fit its config ({first[:200]}); {fix}") from None
+    return model.to(device).eval().requires_grad_(False), card
 
 
 def classifier_path(dataset_name: str) -> Path:

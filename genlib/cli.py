@@ -1,14 +1,20 @@
 """Command line: ``python -m genlib {train,sample,info,evaluate,compare} ...``.
 
-Errors a user can cause (bad arguments, missing data, a bad checkpoint) end with a one-line reason
-and a non-zero exit code, never a traceback.
+Errors a user can cause (bad arguments, missing data, a bad checkpoint, an unwritable output) end
+with a one-line reason and exit 2, never a traceback or exit 3 ('internal error' is kept for bugs).
+Every count is bounded (``LIMITS``); every output path is checked before any work (a run is never
+trained to be lost at the end); ``train`` saves on SIGTERM as on Ctrl-C and ignores further
+interrupts while it saves; outputs are written to a temporary file and renamed, which is removed on
+any failure, and stale temporary files of ``atomic_save`` beside the output are cleaned up.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,9 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import MAX_CLASSES, CheckpointError, load_checkpoint, network_problem, save_checkpoint
 from .data import DATASETS, DataNotFoundError, load_dataset
 from .device import pick_device
+from .files import remove_quietly, stale_tmp_files, tmp_path_for
 from .sampling import prior_draw, to_uint8
 from .models import PRESETS, config_class, field_specs, preset_config, build_model
 from .train import Event, TrainConfig, Trainer
@@ -27,6 +34,97 @@ from .train import Event, TrainConfig, Trainer
 
 class UsageError(ValueError):
     """A bad command-line value; reported as one line."""
+
+
+class NonFiniteOutput(ValueError):
+    """A model whose outputs hold NaN or Inf: nothing is written (an all-black grid would be silent)."""
+
+
+class _Terminated(Exception):
+    """SIGTERM during training: handled like Ctrl-C (stop, save what was trained)."""
+
+
+# Bounds on every count the command line takes: (low, high) inclusive.
+LIMITS: dict[str, tuple[float, float]] = {
+    "steps": (1, 10_000_000), "epochs": (1e-6, 10_000), "batch_size": (1, 8192), "seed": (0, 2**63 - 1),
+    "threads": (0, 256), "log_every": (1, 10_000_000), "sample_every": (1, 10_000_000),
+    "sample_n": (1, 10_000), "evaluate_n": (1, 50_000),
+}
+MAX_SAMPLE_VALUES = 2**26   # sample --n x values per sample: 64 M floats (256 MB), e.g. 10k 3x64x64 images
+
+
+def _bounded(name: str, value: float | None, key: str | None = None) -> None:
+    if value is None:
+        return
+    lo, hi = LIMITS[key or name.lstrip("-").replace("-", "_")]
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+        raise UsageError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+
+
+def check_output(path: str | os.PathLike, suffixes: Sequence[str], what: str = "--out") -> Path:
+    """``path`` as a Path once it is known to be writable as a file ending in one of ``suffixes``:
+    not a folder, not under a file, in a folder that exists (or can be created under the nearest
+    existing one) and accepts a file (probed by creating and removing the temporary file the write
+    will use). Raises UsageError with one line. Creates nothing that stays."""
+    out = Path(path).expanduser()
+    if out.suffix not in suffixes:
+        raise UsageError(f"{what} must end in {' or '.join(suffixes)}, got {out.name!r}")
+    if out.is_dir():
+        raise UsageError(f"{what} {out} is a folder; give a file name ending in {' or '.join(suffixes)}")
+    if out.exists() and not out.is_file():
+        raise UsageError(f"{what} {out} exists and is not a regular file")
+    parent = out.parent
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{what} {out}: {parent} is a file, not a folder")
+    if parent != out.parent:
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{what} {out}: cannot create folders in {parent} (permission denied)")
+        return out
+    probe = tmp_path_for(out)
+    try:
+        with open(probe, "xb"):
+            pass
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise UsageError(f"{what} {out}: cannot write in {parent} ({e.strerror or type(e).__name__})") from None
+    else:
+        remove_quietly(probe)
+    if out.exists() and not os.access(out, os.W_OK):
+        raise UsageError(f"{what} {out}: the file is read-only")
+    return out
+
+
+def clean_stale(out: Path) -> None:
+    """Remove temporary files that interrupted saves of ``out`` left (``<name>.<dead pid>.tmp``)."""
+    stale = stale_tmp_files(out)
+    for p in stale:
+        remove_quietly(p)
+    if stale:
+        print(f"removed {len(stale)} stale temporary file(s) beside {out}", file=sys.stderr)
+
+
+def _device(name: str) -> "torch.device":
+    try:
+        return pick_device(name)
+    except RuntimeError:     # torch.device('bogus')
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+
+
+def _write_atomically(out: Path, write) -> None:
+    """``write(tmp)`` then rename to ``out``; the temporary file is removed on any failure."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path_for(out)
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,12 +147,18 @@ def parse_overrides(family: str, items: Sequence[str]) -> dict[str, Any]:
         if key not in specs:
             raise UsageError(f"--set {key}: not a {family} setting; known: {', '.join(sorted(specs))}")
         spec = specs[key]
+        if spec.from_data:
+            raise UsageError(f"--set {key}: set from the dataset (--dataset), not by hand")
+        if len(raw) > 200:
+            raise UsageError(f"--set {key}: a value of {len(raw)} characters is too long")
         if spec.choices is not None and raw not in spec.choices:
             raise UsageError(f"--set {key}={raw!r}: choose {spec.rule}")
         try:
             out[key] = _PARSE[spec.kind](raw)
         except ValueError:
             raise UsageError(f"--set {key}={raw!r}: expected a {spec.kind}") from None
+        if spec.kind == "float" and not math.isfinite(out[key]):
+            raise UsageError(f"--set {key}={raw!r}: expected a finite number")
     return out
 
 
@@ -79,6 +183,8 @@ def _print_event(ev: Event, total: int) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    out = check_output(args.out or f"runs/{args.model}-{args.dataset}.pt", (".pt",))   # before any work
+    _device(args.device)
     data = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
@@ -86,8 +192,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(family, args.set)
     torch.manual_seed(args.seed)
     _, config = preset_config(args.model, data.shape, data.num_classes, **overrides)
+    problem = network_problem(family, config)     # nothing is trained that load_checkpoint would refuse
+    if problem:
+        raise UsageError(problem)
     model = build_model(family, config)
     steps = args.steps or max(1, round(args.epochs * data.steps_per_epoch(args.batch_size)))
+    _bounded("--epochs (in steps)", steps, "steps")
     tcfg = TrainConfig(steps=steps, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
                        sample_every=args.sample_every, threads=args.threads)
     trainer = Trainer(model, data, tcfg, device=args.device,
@@ -95,19 +205,58 @@ def cmd_train(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k} {v:,}" for k, v in model.network_sizes().items())
     print(f"training {args.model} on {data.name} ({data.split}, {len(data):,} images) for {steps} steps "
           f"on {trainer.device}; parameters: {sizes}", file=sys.stderr)
-    trainer.start()
+
+    def on_term(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
     try:
-        while trainer.is_alive:
-            trainer.join(0.2)
-    except KeyboardInterrupt:
-        trainer.stop()
-        trainer.join()
-        print("interrupted: saving what was trained", file=sys.stderr)
-    out = Path(args.out or f"runs/{args.model}-{args.dataset}.pt")
-    command = "python -m genlib " + " ".join(shlex.quote(a) for a in args.argv)
-    save_checkpoint(out, model, trainer, preset=args.model, command=command)
+        trainer.start()
+        try:
+            while trainer.is_alive:
+                trainer.join(0.2)
+        except (KeyboardInterrupt, _Terminated) as e:
+            _ignore_interrupts()             # a second Ctrl-C / SIGTERM must not abort the save
+            trainer.stop()
+            trainer.join()
+            why = "terminated" if isinstance(e, _Terminated) else "interrupted"
+            print(f"{why}: saving what was trained (further interrupts are ignored until it is saved)",
+                  file=sys.stderr)
+        _ignore_interrupts()
+        clean_stale(out)
+        command = "python -m genlib " + " ".join(shlex.quote(a) for a in args.argv)
+        save_checkpoint(out, model, trainer, preset=args.model, command=command)
+    finally:
+        _restore_interrupts(previous)
     print(f"saved {out}", file=sys.stderr)
     return 1 if trainer.state == "error" else 0
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+_SAVED_HANDLERS: dict[int, Any] = {}
+
+
+def _ignore_interrupts() -> None:
+    if not _main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old = signal.signal(sig, signal.SIG_IGN)
+        _SAVED_HANDLERS.setdefault(sig, old)
+
+
+def _restore_interrupts(term_before: Any) -> None:
+    if not _main_thread():
+        return
+    sigint = _SAVED_HANDLERS.pop(signal.SIGINT, None)
+    if sigint is not None:
+        signal.signal(signal.SIGINT, sigint)
+    _SAVED_HANDLERS.pop(signal.SIGTERM, None)
+    if term_before is not None:
+        signal.signal(signal.SIGTERM, term_before)
 
 
 def _parse_labels(text: str | None, n: int) -> torch.Tensor | None:
@@ -116,17 +265,28 @@ def _parse_labels(text: str | None, n: int) -> torch.Tensor | None:
     try:
         classes = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UsageError(f"--labels expects class numbers like 8 or 2,5, got {text!r}") from None
+        raise UsageError(f"--labels expects class numbers like 8 or 2,5, got {text[:40]!r}") from None
     if not classes:
         raise UsageError("--labels is empty")
+    if not all(0 <= c < MAX_CLASSES for c in classes) or len(classes) > n:
+        raise UsageError(f"--labels: give at most --n classes, each in 0..{MAX_CLASSES - 1}")
     return torch.tensor(classes).repeat(n // len(classes) + 1)[:n]
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UsageError(f"--n must be >= 1, got {args.n}")
-    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    _bounded("--n", args.n, "sample_n")
+    _bounded("--seed", args.seed)
+    out = check_output(args.out, (".npz", ".png"))
+    ckpt = load_checkpoint(args.checkpoint, device=_device(args.device))
     model = ckpt.model
+    for note in ckpt.warnings:
+        print(f"note: {note}", file=sys.stderr)
+    if out.suffix == ".png" and not model.config.is_image:
+        raise UsageError("a .png grid needs an image model; use .npz for 2-D points")
+    per = math.prod(model.config.data_shape)
+    if args.n * per > MAX_SAMPLE_VALUES:
+        raise UsageError(f"--n {args.n} of {tuple(model.config.data_shape)} is {args.n * per:,} values, over the "
+                         f"{MAX_SAMPLE_VALUES:,} limit; draw at most {MAX_SAMPLE_VALUES // per:,}")
     labels = _parse_labels(args.labels, args.n)
     if labels is not None and not model.config.conditional:
         raise UsageError("--labels needs a conditional model (cgan, cvae)")
@@ -135,8 +295,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)   # for any randomness a family draws beyond z
     z = prior_draw(model, args.n, args.seed)   # genlib's one seeding rule: the same samples on any device
     x = model.sample(args.n, labels=labels, z=z).cpu()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    bad = int(x.numel() - torch.isfinite(x).sum())
+    if bad:
+        raise NonFiniteOutput(f"{args.checkpoint}: {bad:,} of {x.numel():,} output values are NaN or Inf "
+                              f"(the weights overflow); nothing written")
     if out.suffix == ".npz":
         arrays: dict[str, np.ndarray] = {}
         if model.config.is_image:
@@ -146,20 +308,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
             arrays["x"] = x.numpy().astype(np.float32)
         if labels is not None:
             arrays["y"] = labels.cpu().numpy().astype(np.int64)
-        np.savez_compressed(out, **arrays)
-    elif out.suffix == ".png":
-        if not model.config.is_image:
-            raise UsageError("a .png grid needs an image model; use .npz for 2-D points")
-        from torchvision.utils import save_image
-        save_image(x, out, nrow=max(1, int(args.n ** 0.5)), padding=1)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:           # a file object: numpy would add .npz to the temporary name
+                np.savez_compressed(f, **arrays)
     else:
-        raise UsageError(f"--out must end in .npz or .png, got {out.name!r}")
+        from torchvision.utils import save_image
+
+        def write(tmp: Path) -> None:
+            save_image(x, tmp, format="png", nrow=max(1, int(args.n ** 0.5)), padding=1)
+    _write_atomically(out, write)
     print(f"wrote {args.n} samples to {out}", file=sys.stderr)
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
+    for note in ckpt.warnings:
+        print(f"note: {note}", file=sys.stderr)
     info = {"card": ckpt.card, "config": ckpt.model.config.to_dict(), "train_config": ckpt.train_config,
             "steps": ckpt.model.steps, "samples_along_training": [s for s, _ in ckpt.samples],
             "final_losses": {k: v[-1] for k, v in ckpt.history.items() if k != "step" and v}}
@@ -170,6 +336,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _evaluate(path: str, args: argparse.Namespace) -> dict[str, Any]:
     """``evaluate_checkpoint`` with the command's options, plus the seconds it took."""
     from .metrics import default_cache_dir, evaluate_checkpoint   # lazy: metrics loads the classifiers
+    _check_outputs_finite(path)
     t0 = time.perf_counter()
     result = evaluate_checkpoint(path, args.n, dataset=args.dataset, root=args.data_dir,
                                  cache_dir=default_cache_dir())
@@ -177,15 +344,28 @@ def _evaluate(path: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _check_outputs_finite(path: str, n: int = 64) -> None:
+    """Refuse a checkpoint whose model draws NaN / Inf (its metrics would be NaN, silently)."""
+    model = load_checkpoint(path).model
+    x = model.sample(n, z=prior_draw(model, n, 0))
+    bad = int(x.numel() - torch.isfinite(x).sum())
+    if bad:
+        raise NonFiniteOutput(f"{path}: {bad:,} of {x.numel():,} output values of {n} samples are NaN or Inf; "
+                              f"not evaluated")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _bounded("--n", args.n, "evaluate_n")
     print(json.dumps(_evaluate(args.checkpoint, args), indent=2))   # classifier_fid: not the Inception FID
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .metrics import write_table
-    if Path(args.out).suffix not in (".csv", ".json"):
-        raise UsageError(f"--out must end in .csv or .json, got {args.out!r}")
+    _bounded("--n", args.n, "evaluate_n")
+    out = check_output(args.out, (".csv", ".json"))
+    if len(args.checkpoints) > 100:
+        raise UsageError(f"compare takes at most 100 checkpoints, got {len(args.checkpoints)}")
     rows = []
     for path in args.checkpoints:
         rows.append(_evaluate(path, args))
@@ -197,7 +377,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for r in rows:
         print("\t".join([r["checkpoint"]] + [f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, ""))
                                              for k in keys]))
-    print(f"wrote {write_table(rows, args.out)}", file=sys.stderr)
+    def write(tmp: Path) -> None:
+        staged = tmp.with_name(tmp.name + out.suffix)      # write_table picks the format by suffix
+        try:
+            write_table(rows, staged)
+            os.replace(staged, tmp)
+        finally:
+            remove_quietly(staged)
+    _write_atomically(out, write)
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -267,17 +455,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":
         if args.steps is None and args.epochs is None:
             args.steps = 1000
-        if (args.steps is not None and args.steps < 1) or (args.epochs is not None and args.epochs <= 0):
+        if (args.steps is not None and args.steps < 1) or (args.epochs is not None and not args.epochs > 0):
             parser.error("--steps / --epochs must be positive")
         if args.batch_size < 1:
             parser.error("--batch-size must be >= 1")
     try:
+        if args.command == "train":
+            for flag in ("--steps", "--epochs", "--batch-size", "--seed", "--threads", "--log-every",
+                         "--sample-every"):
+                _bounded(flag, getattr(args, flag[2:].replace("-", "_")))
         return args.func(args)
     except (UsageError, ValueError, DataNotFoundError, CheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: out of memory (try a smaller --n or --batch-size)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except Exception as e:  # a bug, not a user error: still one line unless debugging
         if os.environ.get("GENLIB_DEBUG"):
             raise
-        print(f"error: internal {type(e).__name__}: {e} (set GENLIB_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: internal {type(e).__name__}: {_one_line(e)} (set GENLIB_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 3
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's message on one line, at most 400 characters (the missing-data message keeps its
+    lines on where to put the files)."""
+    text = str(e) if not isinstance(e, OSError) or not e.strerror else \
+        f"{e.filename + ': ' if e.filename else ''}{e.strerror}"
+    if isinstance(e, DataNotFoundError):
+        return text
+    text = " ".join(text.split()) or type(e).__name__
+    return text if len(text) <= 400 else text[:399] + "\u2026"

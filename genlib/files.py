@@ -127,7 +127,8 @@ def read_versioned(source: Source, fmt: str, version: int, *, kind: str = "file"
             raise error(f"{name}: over the {max_bytes / 2**20:.0f} MB limit")
     problem = check_archive(data)
     if problem:
-        raise error(f"{name}: {problem}" if problem.startswith("refused") else f"{name}: not a readable {kind} ({problem})")
+        raise error(f"{name}: {problem}" if problem.startswith("refused")
+                    else f"{name}: not a readable {kind} ({problem})")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -240,6 +241,37 @@ def tensor_problem(t: torch.Tensor) -> str | None:
     if need > have:
         return (f"a tensor of shape {tuple(t.shape)[:8]} declares {need:,} bytes but its storage holds {have:,} "
                 f"(crafted strides)")
+    return None
+
+
+def state_dict_problem(expected: torch.nn.Module, weights: Any) -> str | None:
+    """None when ``weights`` fit ``expected`` (a module, typically built on the meta device): the same
+    names, shapes and kinds (floating or integer), every value finite. Else one line starting
+    'weights do not match the config' or 'refused: non-finite weights'."""
+    head = "weights do not match the config"
+    if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
+        return f"{head} (not a dict of named tensors)"
+    want = expected.state_dict()
+    missing = [k for k in want if k not in weights]
+    unexpected = [k for k in weights if k not in want]
+    if missing or unexpected:
+        parts = [f"{what} {', '.join(k[:60] for k in keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        return f"{head} ({'; '.join(parts)})"
+    bad = []
+    for k, w in want.items():
+        got = weights[k]
+        if not isinstance(got, torch.Tensor):
+            return f"{head} ({k} is not a tensor)"
+        if tuple(got.shape) != tuple(w.shape):
+            return f"{head} ({k}: shape {tuple(got.shape)[:6]} where the config makes {tuple(w.shape)})"
+        if got.dtype.is_floating_point != w.dtype.is_floating_point or got.dtype == torch.bool:
+            return f"{head} ({k}: {got.dtype} where {w.dtype} is expected)"
+        if count_nonfinite(got):
+            bad.append(k)
+    if bad:
+        return (f"refused: non-finite weights (NaN or Inf) in {len(bad)} tensor(s), e.g. {bad[0]}; the run "
+                f"diverged before it was saved, or the file was edited")
     return None
 
 
