@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..sampling import seeded_generator, seeded_subset
 from .dataset import Dataset
 
 _DIGITS_TRAIN_FRACTION = 0.8
@@ -30,7 +31,7 @@ def load_digits(split: str) -> Dataset:
     x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, 8, 8)
     y = torch.from_numpy(bunch.target.astype(np.int64))
     if split != "all":
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        perm = seeded_subset(len(x), seed=0)
         cut = int(len(x) * _DIGITS_TRAIN_FRACTION)
         idx = perm[:cut] if split == "train" else perm[cut:]
         x, y = x[idx], y[idx]
@@ -93,5 +94,5 @@ def load_toy(name: str, n: int = 20_000, seed: int = 0) -> Dataset:
         raise ValueError(f"unknown 2-D toy {name!r}; choose one of {', '.join(TOYS)}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    x, y, modes, std, names = TOYS[name](n, seed, torch.Generator().manual_seed(seed))
+    x, y, modes, std, names = TOYS[name](n, seed, seeded_generator(seed))
     return Dataset(name, "all", x.float(), y.long(), names, modes=modes, mode_std=std)

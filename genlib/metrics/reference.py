@@ -18,6 +18,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ..files import atomic_save
 from ..classifier import Classifier, has_classifier, load_classifier
 from ..data import Dataset, canonical_name, load_dataset
+from ..data.toys import TOYS
 from ..sampling import classify_batched, seeded_subset
 from .scores import gaussian_stats
 
@@ -35,7 +36,7 @@ def reference_dataset(dataset: str | Dataset, root=None) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
     name = canonical_name(dataset)
-    if name in ("ring", "grid", "moons", "spiral"):
+    if name in TOYS:
         return load_dataset(name, seed=1)
     if name == "digits":
         return load_dataset(name, split="all")
