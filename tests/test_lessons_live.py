@@ -70,7 +70,7 @@ def test_thin_code_on_every_axis_is_not_counted_active():
     mu, logvar = 0.2 * torch.randn(4000, 20), torch.zeros(4000, 20)
     kl = metrics.kl_per_dim(mu, logvar)
     assert float(kl.max()) < 0.05
-    assert metrics.active_units(mu) == 20                      # the old count: all "active"
+    assert metrics.burda_active_units(mu) == 20                # the old count: all "active"
     assert int(metrics.kl_active(kl).sum()) == 0               # the lab's: none, like the bars
     mu[:, :3] *= 10                                            # three dimensions carry ~2 nats each
     kl = metrics.kl_per_dim(mu, logvar)

@@ -147,11 +147,11 @@ def test_kl_per_dim_sums_to_kl_term():
     assert per_dim.sum() == pytest.approx(float(reference), rel=1e-5)
 
 
-def test_active_units_constructed():
+def test_burda_active_units_constructed():
     torch.manual_seed(0)
     mu = torch.randn(5000, 4) * torch.tensor([1.0, 0.2, 0.05, 0.0])   # variances 1, 0.04, 0.0025, 0
-    assert M.active_units(mu) == 2
-    assert M.active_units(mu, threshold=0.001) == 3
+    assert M.burda_active_units(mu) == 2
+    assert M.burda_active_units(mu, threshold=0.001) == 3
 
 
 def test_vae_metrics_consistent():

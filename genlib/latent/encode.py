@@ -80,7 +80,7 @@ def posterior_stats(vae, data, n: int = 1000, seed: int = 0,
                     batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, logvar) of q(z | x) for ``subset_index(data, n, seed)``, each (n, D) on the CPU (eval mode).
     Encode once and derive the collapse statistics from these with ``genlib.metrics.kl_per_dim``,
-    ``activity`` and ``active_units`` (``posterior_collapse`` does all three)."""
+    ``kl_active`` and ``activity`` (``posterior_collapse`` does all three)."""
     return posterior_at(vae, data, subset_index(data, n, seed), batch_size)
 
 

@@ -40,9 +40,9 @@ from ..sampling import classify_batched
 from .cost import PeakMemory, cost_metrics
 from .reference import (default_cache_dir, reference_dataset, reference_stats, resolve_classifier,
                         split_halves)
-from .scores import (ACTIVE_KL, ACTIVE_THRESHOLD, COVERED_SHARE, active_units, activity, class_coverage, class_shares,
-                     frechet_distance, gaussian_stats, inception_score, kernel_distance, kl_active, kl_per_dim,
-                     label_accuracy, nearest_mode, polynomial_mmd2, prdc, toy_mode_metrics)
+from .scores import (ACTIVE_KL, ACTIVITY_THRESHOLD, COVERED_SHARE, activity, burda_active_units, class_coverage,
+                     class_shares, frechet_distance, gaussian_stats, inception_score, kernel_distance, kl_active,
+                     kl_per_dim, label_accuracy, nearest_mode, polynomial_mmd2, prdc, toy_mode_metrics)
 from .sources import device_of, draw_samples, is_conditional
 from .table import write_table
 from .vae import VAE_KEYS, has_posterior, vae_metrics
@@ -224,9 +224,9 @@ __all__ = [
     "evaluate", "live_metric_fn", "floor_metrics", "floor_fid", "evaluate_checkpoint", "image_metrics",
     "FID_LABEL", "LIVE_METRICS", "LIVE_N", "QUALITY_KEYS", "IMAGE_KEYS", "TOY_KEYS", "VAE_KEYS",
     # scores
-    "ACTIVE_KL", "ACTIVE_THRESHOLD", "COVERED_SHARE", "active_units", "activity", "class_coverage", "class_shares",
-    "frechet_distance", "gaussian_stats", "inception_score", "kernel_distance", "kl_active", "kl_per_dim",
-    "label_accuracy", "nearest_mode", "polynomial_mmd2", "prdc", "toy_mode_metrics",
+    "ACTIVE_KL", "ACTIVITY_THRESHOLD", "COVERED_SHARE", "activity", "burda_active_units", "class_coverage",
+    "class_shares", "frechet_distance", "gaussian_stats", "inception_score", "kernel_distance", "kl_active",
+    "kl_per_dim", "label_accuracy", "nearest_mode", "polynomial_mmd2", "prdc", "toy_mode_metrics",
     # sources, reference data, VAE, cost, tables
     "draw_samples", "is_conditional", "reference_dataset", "reference_stats", "split_halves",
     "default_cache_dir", "vae_metrics", "has_posterior", "cost_metrics", "PeakMemory", "write_table",

@@ -14,7 +14,7 @@ import torch
 from ..models import losses
 
 COVERED_SHARE = 0.1      # a class counts as covered with >= 10 % of its uniform share of the samples
-ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016's activity threshold (variance of the posterior mean)
+ACTIVITY_THRESHOLD = 0.01  # Burda et al. 2016's threshold on activity (variance of the posterior mean)
 ACTIVE_KL = 0.1         # nats: a latent dimension is active when its KL term exceeds this (kl_active)
 
 
@@ -168,7 +168,7 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 # draw, summing to the ELBO's KL) exceeds ACTIVE_KL = 0.1 nats. The count is then read off the same
 # numbers the chart shows, against a line drawn at the same threshold.
 #
-# Why not Burda et al.'s activity A_d = Var_x(mu_d) > 0.01 (``activity`` / ``active_units`` below,
+# Why not Burda et al.'s activity A_d = Var_x(mu_d) > 0.01 (``activity`` / ``burda_active_units`` below,
 # kept as a diagnostic): with a posterior std near 1, KL_d ~ A_d / 2, so it counts a dimension
 # carrying 0.005 nats, and a code spread thinly over all the axes counts every axis. Measured
 # (beta = 10 MLP VAE 784-400-20 on MNIST, seed 0, 500 steps): total KL 1.56 nats, every KL_d between
@@ -190,7 +190,7 @@ def activity(mu: torch.Tensor) -> torch.Tensor:
     return mu.double().var(0, unbiased=False)
 
 
-def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
+def burda_active_units(mu: torch.Tensor, threshold: float = ACTIVITY_THRESHOLD) -> int:
     """How many latent dimensions of posterior means mu (N, D) have Burda's activity above ``threshold``
     (a diagnostic: the lab's count is ``kl_active``, in the units of the KL bars)."""
     return int((activity(mu) > threshold).sum())
