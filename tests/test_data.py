@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from genlib import data as D
-from genlib.data import download, formats
+from genlib.data import cifar, download
 from genlib.data import folder as F
 from genlib.data.toys import load_toy
 from genlib.models import make_model
@@ -663,7 +663,7 @@ def test_crafted_cifar_pickles_are_refused_before_allocating(tmp_path: Path, wha
 def test_cifar_file_over_the_ceiling_and_bad_meta(tmp_path: Path) -> None:
     write_cifar(tmp_path / "cifar-10-batches-py", n=2)
     big = tmp_path / "cifar-10-batches-py" / "test_batch"
-    os.truncate(big, formats._CIFAR_MAX_FILE_BYTES + 1)       # sparse: costs no disk
+    os.truncate(big, cifar._CIFAR_MAX_FILE_BYTES + 1)       # sparse: costs no disk
     with pytest.raises(D.CorruptDataError, match="refused unread"):
         D.load_dataset("cifar10", split="test", root=tmp_path, download=False)
     meta = tmp_path / "cifar-10-batches-py" / "batches.meta"

@@ -8,9 +8,11 @@ Everything is loaded into memory as one tensor pair (see `dataset`):
 
 Where each idea lives: `dataset` (Dataset, batches, DataError), `local` (data roots, split
 choice, DataNotFoundError, the one find / download / fall-back flow of the file datasets),
-`formats` (IDX and CIFAR-10 files and layouts, read within stated bounds), `download` (mirrors,
-fetching, md5), `toys` (digits and the 2-D toys), `folder` (image folders and zips, bounded). This module names every dataset once, in a
-{name: loader} registry that `load_dataset` dispatches on; `register` adds one.
+`formats` (the IDX reader and each dataset's file layout), `cifar` (CIFAR-10's pickles, by an
+unpickler that cannot run code), both reading within stated bounds, `download` (mirrors,
+fetching, md5), `toys` (digits and the 2-D toys), `folder` (image folders and zips, bounded).
+This module names every dataset once, in a {name: loader} registry that `load_dataset`
+dispatches on; `register` adds one.
 
 Errors: `DataNotFoundError` (missing files: says where to put them), `DataError` (a ValueError: a
 damaged, hostile or oversized file or upload, named), and `CorruptDataError`, both at once, for a
@@ -28,7 +30,8 @@ import torch
 from .dataset import DataError, Dataset
 from .download import MIRRORS, RESOURCES, Progress
 from .folder import load_folder
-from .formats import CIFAR10, FASHION_MNIST, MNIST, load_cifar_batch, read_idx
+from .cifar import load_cifar_batch
+from .formats import CIFAR10, FASHION_MNIST, MNIST, read_idx
 from .local import SPLITS, CorruptDataError, DataNotFoundError, SplitFiles, data_root, load_split_files, search_roots
 from .toys import load_digits, load_toy
 

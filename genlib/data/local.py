@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .dataset import DataError, Dataset
@@ -33,6 +34,17 @@ class CorruptDataError(DataNotFoundError, DataError):
     Both a DataNotFoundError (the fix is the same: replace the file; code that shows a missing
     dataset shows this too) and a ValueError (it is bad input, not a missing path).
     """
+
+
+def check_labels(labels: np.ndarray, num_classes: int, path: Path | str) -> None:
+    """CorruptDataError naming `path` unless every label is an integer in 0..num_classes-1."""
+    if labels.dtype.kind not in "iu":
+        raise CorruptDataError(f"{path}: labels must be integers, got {labels.dtype}")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise CorruptDataError(f"{path}: label {int(labels[bad][0])} is outside the {num_classes} "
+                               f"classes (0..{num_classes - 1}); {int(bad.sum()):,} of {labels.size:,} "
+                               "labels are out of range, so the file is corrupt")
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
