@@ -412,9 +412,9 @@ def _png(mode="L", size=(12, 12), colour=128) -> bytes:
     return buf.getvalue()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
+def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w", compression) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
@@ -768,14 +768,6 @@ def _noise_png(side: int) -> bytes:
     return buf.getvalue()
 
 
-def _stored_zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def _patch_member(data: bytes, **fields: int) -> bytes:
     """Rewrite fields of the first member in both its local and central headers."""
     b = bytearray(data)
@@ -809,7 +801,7 @@ def _bzip2() -> bytes:
 
 
 ZIP_DAMAGE = {
-    "member with a bad CRC": (lambda: _flip_data_byte(_stored_zip({"a/x.png": _noise_png(40)})),
+    "member with a bad CRC": (lambda: _flip_data_byte(_zip({"a/x.png": _noise_png(40)}, zipfile.ZIP_STORED)),
                               "damaged.*CRC"),
     "corrupt deflate data": (lambda: _flip_data_byte(_zip({"a/x.png": bytes(range(256)) * 64})), "damaged"),
     "truncated archive": (lambda: _zip({"a/x.png": _png(), "b/y.png": _png()})[:-30], "not a valid zip"),
@@ -840,7 +832,7 @@ def test_damaged_zip_is_one_clear_error(what: str) -> None:
 @pytest.mark.hostile(5)
 def test_zip_counts_and_sizes_are_bounded_before_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     # entries: counted from the central directory's bytes before zipfile parses them
-    many = _stored_zip({f"a/{i}.png": b"" for i in range(12)})
+    many = _zip({f"a/{i}.png": b"" for i in range(12)}, zipfile.ZIP_STORED)
     monkeypatch.setattr(F, "_ZIP_MAX_ENTRIES", 10)
     monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("parsed before counting"))
     with pytest.raises(D.DataError, match="12 entries is over the 10 limit"):
@@ -917,7 +909,8 @@ def test_chunk_spam_and_small_member_bombs_stay_cheap(monkeypatch: pytest.Monkey
     head = _png()
     spam = head[:33] + b"".join(chunk(struct.pack(">I", i)) for i in range(100_000)) + head[33:]
     start = time.process_time()
-    ds = D.load_dataset("folder", path=_stored_zip({"a/ok.png": _png(), "a/spam1.png": spam, "a/spam2.png": spam}))
+    members = {"a/ok.png": _png(), "a/spam1.png": spam, "a/spam2.png": spam}
+    ds = D.load_dataset("folder", path=_zip(members, zipfile.ZIP_STORED))
     assert len(ds) == 1 and ds.skipped == 2 and time.process_time() - start < 1   # were 8x8 images, 0.5 s
     zeros = {f"a/{i}.png": bytes(1 << 20) for i in range(20)}         # 20 x 1 MiB, under the per-member check
     with pytest.raises(D.DataError, match="in all .zip bomb"):
