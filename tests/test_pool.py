@@ -1,0 +1,147 @@
+"""genlib.train.pool: training runs in worker processes (one shared pool of one worker, to stay
+inside CI's budget: spawning a worker imports torch, a few seconds)."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+import genlib
+from genlib.train.pool import DataRef, Pool, PoolLimitError, RunSpec
+
+LONG = 1_000_000          # steps of a run that is stopped by the test
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = Pool(1, max_runs_per_owner=0, publish_s=0.1, poll_s=0.2)
+    yield p
+    p.close(timeout=10)
+
+
+def _spec(data, steps, seed=0, model="vae", **kw):
+    torch.manual_seed(seed)
+    m = genlib.make_model(model, data)
+    cfg = genlib.TrainConfig(steps=steps, seed=seed, log_every=5, sample_every=10, threads=1)
+    return RunSpec.new(m, data, cfg, ref=DataRef("digits"), **kw)
+
+
+def _until(cond, timeout=60.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_same_losses_as_in_process_and_continues(pool, digits):
+    run = pool.submit(_spec(digits, 30), owner="a", name="pooled")
+    assert run.wait(120) == "done", run.message
+    torch.manual_seed(0)
+    local = genlib.Trainer(genlib.make_model("vae", digits), digits,
+                           genlib.TrainConfig(steps=30, seed=0, log_every=5, sample_every=10, threads=1))
+    local.run()
+    got, want = run.snapshot(), local.snapshot()
+    assert got.state == "done" and got.step == 30 and got.history["step"] == want.history["step"]
+    for key in ("loss", "recon", "kl"):
+        assert torch.allclose(torch.tensor(got.history[key]), torch.tensor(want.history[key]), rtol=1e-6), key
+    assert [s for s, _ in got.samples] == [0, 10, 20, 30]
+    assert torch.equal(got.samples[-1][1], want.samples[-1][1])
+    ckpt = genlib.load_checkpoint(run.checkpoint_bytes)            # the trained model came back
+    assert ckpt.model.steps == 30 and ckpt.recorded_run.total_steps == 30
+    assert run.frozen_model() is not None and run.frozen_model().steps == 30
+    assert any(ev.kind == "done" for ev in run.events)
+    # continuing queues it again and goes on from step 30 with its curves
+    run.extend(10)
+    run.start()
+    assert run.wait(120) == "done", run.message
+    snap = run.snapshot()
+    assert snap.step == 40 and snap.history["step"][:6] == want.history["step"] and snap.history["step"][-1] == 40
+    assert genlib.load_checkpoint(run.checkpoint_bytes).model.steps == 40
+
+
+def test_pause_step_resume_stop_across_processes(pool, digits):
+    run = pool.submit(_spec(digits, LONG), owner="b")
+    _until(lambda: run.state == "running" and run.step > 0, what="the run to start")
+    run.pause()
+    _until(lambda: run.snapshot().state == "paused", what="the pause")
+    at = run.step
+    time.sleep(0.5)
+    assert run.snapshot().step == at                               # paused means no steps
+    run.step_once()
+    _until(lambda: run.snapshot().step == at + 1, what="one step")
+    time.sleep(0.3)
+    snap = run.snapshot()
+    assert snap.step == at + 1 and snap.state == "paused"
+    run.resume()
+    _until(lambda: run.step > at + 1 and run.state == "running", what="the resume")
+    run.stop()
+    assert run.wait(30) == "stopped"
+    assert genlib.load_checkpoint(run.checkpoint_bytes).model.steps == run.step
+
+
+def test_killed_worker_is_an_error_and_the_pool_recovers(pool, digits):
+    run = pool.submit(_spec(digits, LONG), owner="c")
+    _until(lambda: run.state == "running" and run.step > 0, what="the run to start")
+    pid = run.worker_pid
+    os.kill(pid, signal.SIGKILL)
+    assert run.wait(30) == "error"
+    assert "SIGKILL" in run.message and "carry on" in run.message, run.message
+    assert run.snapshot().state == "error"
+    after = pool.submit(_spec(digits, 10), owner="c")                # a fresh worker takes the next run
+    assert after.wait(120) == "done", after.message
+    assert after.worker_pid != pid and pool.status()["replaced"] >= 1
+
+
+def test_queue_places_estimates_and_order(pool, digits):
+    first = pool.submit(_spec(digits, LONG), owner="d")
+    second = pool.submit(_spec(digits, 10, seed=1), owner="d")
+    third = pool.submit(_spec(digits, 10, seed=2), owner="e")
+    assert (second.queue_place, third.queue_place) == (1, 2)
+    _until(lambda: first.state == "running" and first.step >= 10, what="a speed to estimate from")
+    s2, s3 = second.snapshot(), third.snapshot()
+    assert s2.state == "queued" and "1st in line" in s2.message and "2nd in line" in s3.message
+    assert s2.wait_s is not None and s3.wait_s is not None and s3.wait_s > s2.wait_s   # first's ETA, then + second
+    first.stop()
+    assert second.wait(120) == "done" and third.wait(120) == "done"
+    assert first.ended_at <= second.started_at <= second.ended_at <= third.started_at
+    assert second.snapshot().queue_place is None
+
+
+def _ballast():
+    """A metric_fn factory whose metric holds 400 MB (for the memory limit test)."""
+    held = []
+
+    def metric(model):
+        if not held:
+            held.append(torch.ones(100 * 2**20))                  # 400 MB, touched
+        return {"ballast": 1.0}
+    return metric
+
+
+@pytest.mark.hostile(4)
+def test_limits_refuse_with_a_reason(pool, digits):
+    pool.max_runs_per_owner, pool.run_memory_mb = 1, 150
+    try:
+        busy = pool.submit(_spec(digits, LONG), owner="f")
+        with pytest.raises(PoolLimitError, match="most one session may have at once on this server is 1"):
+            pool.submit(_spec(digits, 10), owner="f")
+        with pytest.raises(PoolLimitError, match=r"needs about 1,000 MB .* over the 150 MB per run"):
+            pool.submit(_spec(digits, 10, memory_mb=1000), owner="g")
+        busy.stop()
+        assert busy.wait(30) == "stopped"
+        # a run that declares little but uses more is stopped by the watch, with the reason
+        spec = _spec(digits, LONG, memory_mb=10)
+        spec.config = genlib.TrainConfig(**{**spec.config.__dict__, "metric_every": 5})
+        spec.metric = _ballast
+        hog = pool.submit(spec, owner="f")
+        assert hog.wait(60) == "error"
+        assert "over the 150 MB per run" in hog.message, hog.message
+        ok = pool.submit(_spec(digits, 10), owner="f")               # the owner's slot is free again
+        assert ok.wait(120) == "done", ok.message
+    finally:
+        pool.max_runs_per_owner, pool.run_memory_mb = 0, None
