@@ -2,7 +2,13 @@
 images from each pretrained model, t-SNE of 2,000 latents, one genlib.metrics.evaluate of 5k samples.
 
     python bench/latency.py [--starts 2] [--rounds 2] [--repeats 20] [--tsne-n 2000] [--eval-n 5000]
-                            [--device auto] [--skip-browser]
+                            [--device auto] [--skip-browser] [--only-cold] [--breakdown N]
+
+- Where a cold start goes (--breakdown N: N fresh processes, median): import streamlit, torch,
+  genlib, the dashboard modules; the default dataset chosen and loaded; its pretrained checkpoints
+  loaded (the first one also pays torch's lazy imports, see dashboard/startup.py); the Overview's
+  first figures (25 samples per model as PNG grids). The same steps the first page run takes, in
+  one process, without the server and the browser.
 
 - Cold start: from launching `python -m streamlit run dashboard/app.py --server.headless true` until
   the default page's main content is visible in headless chromium (Playwright, Debian's
@@ -24,6 +30,7 @@ images from each pretrained model, t-SNE of 2,000 latents, one genlib.metrics.ev
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +64,13 @@ SETTLED_JS = """([old]) => { const h = document.querySelector('[data-testid="stM
            && app && app.getAttribute('data-test-script-state') === 'notRunning'; }"""
 
 
-def browser_latency(starts: int, rounds: int, work: Path) -> dict:
-    """Cold starts (each a fresh server) and, on the last server, page switches."""
+LAUNCHERS = {"module": ["-m", "dashboard"], "streamlit": ["-m", "streamlit"]}
+
+
+def browser_latency(starts: int, rounds: int, work: Path, launcher: str = "module") -> dict:
+    """Cold starts (each a fresh server) and, on the last server, page switches. ``launcher``:
+    'module' = ``python -m dashboard`` (imports torch while the server starts: dashboard/__main__.py),
+    'streamlit' = ``python -m streamlit run dashboard/app.py``."""
     from playwright.sync_api import sync_playwright
 
     out: dict = {"cold": [], "switch": {}}
@@ -70,7 +82,7 @@ def browser_latency(starts: int, rounds: int, work: Path) -> dict:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             t0 = time.perf_counter()
-            proc = start_streamlit(port, work / f"server-{i}.log")
+            proc = start_streamlit(port, work / f"server-{i}.log", launcher=LAUNCHERS[launcher])
             try:
                 t_health = wait_healthy(url, proc) - t0
                 page.goto(url)
@@ -105,6 +117,42 @@ def page_switches(page, rounds: int) -> dict[str, list[float]]:
             page.wait_for_function(SETTLED_JS, arg=[old], timeout=120_000, polling=20)
             times[titles[i]].append(time.perf_counter() - t)
     return times
+
+
+BREAKDOWN = r"""
+import json, sys, time
+t0 = time.perf_counter(); marks = []
+def mark(what): marks.append((what, time.perf_counter()))
+import streamlit; mark("import streamlit")
+import torch; mark("import torch")
+import genlib; mark("import genlib")
+from dashboard import startup; skipped = startup.skip_dynamo_marking() if "--keep-dynamo" not in sys.argv else []
+from dashboard import context, figures, images, sidebar, ui; mark("import dashboard (plotly)")
+name = context.default_dataset(); data = genlib.load_dataset(name, download=False); mark("default dataset loaded")
+from genlib.pretrained import list_pretrained
+ckpts = [genlib.load_checkpoint(e.path) for e in list_pretrained(name)]; mark("pretrained checkpoints loaded")
+for c in ckpts: images.png_bytes(images.image_grid(ui.draw(c.model, 25, 0), nrow=5))
+mark("first figures (grids)")
+print(json.dumps({"dataset": name, "models": len(ckpts), "steps": [(w, t - t0) for w, t in marks]}))
+"""
+
+
+def startup_breakdown(runs: int, keep_dynamo: bool = False) -> tuple[str, int, list[tuple[str, float]]]:
+    """(dataset, models, [(step, median seconds)]) over ``runs`` fresh processes (``BREAKDOWN``)."""
+    import json
+    import subprocess
+    import sys
+
+    per: list[list[tuple[str, float]]] = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", BREAKDOWN] + (["--keep-dynamo"] if keep_dynamo else []),
+                             cwd=REPO, capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        marks = res["steps"]
+        per.append([(w, t - (marks[i - 1][1] if i else 0.0)) for i, (w, t) in enumerate(marks)])
+    steps = [(w, median([run[i][1] for run in per])) for i, (w, _) in enumerate(per[0])]
+    return res["dataset"], res["models"], steps
 
 
 def health_only(starts: int, work: Path) -> list[float]:
@@ -185,6 +233,11 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=5000)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--skip-browser", action="store_true", help="no app start / page switches")
+    ap.add_argument("--launcher", choices=sorted(LAUNCHERS), default="module",
+                    help="module: python -m dashboard (the README's command); streamlit: streamlit run dashboard/app.py")
+    ap.add_argument("--only-cold", action="store_true", help="only the app's cold start (and --breakdown)")
+    ap.add_argument("--breakdown", type=int, default=0, metavar="N",
+                    help="where a cold start goes: N fresh processes, median per step")
     args = ap.parse_args()
     device = genlib.pick_device(args.device)
     t_start = time.perf_counter()
@@ -203,8 +256,9 @@ def main() -> None:
                 for i, h in enumerate(cold, 1):
                     print(f"{i:>5} {h:>9.2f} {'<= ' + format(TARGET_COLD_S, 'g'):>8}")
             else:
-                res = browser_latency(args.starts, args.rounds, Path(tmp))
-                print("\n# app cold start: launch of `streamlit run dashboard/app.py` until, in headless chromium, "
+                res = browser_latency(args.starts, args.rounds, Path(tmp), args.launcher)
+                command = {"module": "python -m dashboard", "streamlit": "streamlit run dashboard/app.py"}[args.launcher]
+                print(f"\n# app cold start: launch of `{command}` until, in headless chromium, "
                       "the first page's heading shows / its first script run has finished (health: /_stcore/health)")
                 print(f"{'start':>5} {'health s':>9} {'heading s':>10} {'rendered s':>11} {'target':>8}  page")
                 for i, (h, hd, done, title) in enumerate(res["cold"], 1):
@@ -215,6 +269,21 @@ def main() -> None:
                 print(f"{'page':<26} " + " ".join(f"{'round ' + str(r + 1):>8}" for r in range(args.rounds)))
                 for title, ts in res["switch"].items():
                     print(f"{title:<26} " + " ".join(f"{t:>8.2f}" for t in ts))
+
+    if args.breakdown:
+        for keep in (False, True):
+            name, k, steps = startup_breakdown(args.breakdown, keep_dynamo=keep)
+            print(f"\n# where the first page's work goes, one fresh process each, median of {args.breakdown}"
+                  + (" (torch's lazy _dynamo import left in, GENLIB_DASHBOARD_KEEP_DYNAMO)" if keep else
+                     " (as the app runs: dashboard/startup.py)"))
+            print(f"{'step':<32} {'s':>6} {'cumulative':>11}")
+            total = 0.0
+            for w, t in steps:
+                total += t
+                print(f"{w:<32} {t:>6.2f} {total:>11.2f}")
+            print(f"(default dataset {name}, {k} pretrained models)")
+    if args.only_cold:
+        return
 
     # 2. sampling
     ckpts = pretrained(device)

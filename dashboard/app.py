@@ -16,6 +16,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:      # `streamlit run` puts dashboard/ on the path, not the repo
     sys.path.insert(0, str(HERE.parent))
 
+from dashboard import startup  # noqa: E402
+
+startup.skip_dynamo_marking()             # before any model is built: saves seconds of cold start
+
 from dashboard import session, sidebar, ui  # noqa: E402
 
 # (file in app_pages/, title, icon).
@@ -27,6 +31,7 @@ PAGES = [
     ("interpolate.py", "Interpolate & traverse", ":material/linear_scale:"),
     ("ood.py", "Out-of-distribution", ":material/explore_off:"),
     ("mode_collapse.py", "Mode collapse lab", ":material/blur_on:"),
+    ("lessons.py", "Lessons", ":material/school:"),
 ]
 
 st.set_page_config(page_title="Generative models lab", page_icon=":material/auto_awesome:", layout="wide")
