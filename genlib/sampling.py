@@ -37,17 +37,18 @@ def seeded_subset(n_total: int, n: int | None = None, seed: int = 0) -> torch.Te
 
 @contextlib.contextmanager
 def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
-    """Run a block with ``modules`` in eval mode (``None`` entries are skipped); restore each one's
-    own training flag afterwards, also on error."""
+    """Run a block with ``modules`` in eval mode (``None`` entries are skipped); restore the training
+    flag of each of them and of every submodule afterwards, also on error (``train(flag)`` on the
+    parent alone would overwrite a submodule that was in another mode, e.g. a frozen one in eval)."""
     mods = [m for m in modules if isinstance(m, nn.Module)]
-    flags = [m.training for m in mods]
+    flags = [(sub, sub.training) for m in mods for sub in m.modules()]
     for m in mods:
         m.eval()
     try:
         yield
     finally:
-        for m, flag in zip(mods, flags):
-            m.train(flag)
+        for sub, flag in flags:
+            sub.training = flag
 
 
 @torch.no_grad()
