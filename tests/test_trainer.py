@@ -4,6 +4,7 @@ snapshots."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -13,6 +14,7 @@ import torch
 
 import genlib
 from genlib import Event, GenerativeModel, TrainConfig, Trainer, load_dataset, make_model
+from genlib.models import field_specs
 from genlib.sampling import to_uint8
 from genlib.train import GRAD_NORM_KEYS, History, RecordedRun, as_recorded_run, is_grad_norm, overlay, thin
 
@@ -60,10 +62,21 @@ class Recorder:
 
 @pytest.mark.hostile
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("log_every", 0),
-                                          ("n_fixed", 0), ("metric_every", -1)])
+                                          ("n_fixed", 0), ("metric_every", -1), ("sample_every", 0),
+                                          ("history_points", 0), ("max_sample_grids", 0), ("threads", -1),
+                                          ("steps", 2.5), ("batch_size", "64")])
 def test_out_of_range_train_config_is_rejected(field, value):
     with pytest.raises(ValueError, match=rf"^{field}="):
         TrainConfig(**{field: value})
+
+
+def test_train_config_fields_describe_themselves():
+    """Help and range live on each field (as on the model configs), so a form or a parser reads them."""
+    specs = {s.name: s for s in field_specs(TrainConfig)}
+    assert list(specs) == [f.name for f in dataclasses.fields(TrainConfig)]
+    assert all(s.help for s in specs.values())
+    assert (specs["steps"].low, specs["metric_share"].rule) == (1, "in [0, 1)")
+    assert all(s.problem(s.default) is None for s in specs.values())      # the defaults are valid
 
 
 # ---------------------------------------------------------------------------------------------

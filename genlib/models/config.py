@@ -4,8 +4,9 @@ Each field carries its help text, valid range, scale and choices as dataclass me
 
     lr: float = setting(1e-3, "Adam learning rate", gt=0, log=True, typical=(1e-5, 1e-1))
 
-``field_specs(VAEConfig)`` reads them back as ``FieldSpec`` rows, and three readers share them, so
-they cannot disagree: ``BaseConfig.validate`` (range and choices, checked generically), the CLI's
+``field_specs(VAEConfig)`` reads them back as ``FieldSpec`` rows (any dataclass declared with
+``setting`` has them: ``genlib.train.TrainConfig`` too), and three readers share them, so they
+cannot disagree: ``BaseConfig.validate`` (range and choices, checked generically), the CLI's
 ``--set key=value`` parsing (types, choices) and the dashboard's training form (widgets, ranges,
 help). Rules that involve more than one field stay hand-written in ``validate``, each naming its
 field. Every message reads ``field=value is invalid: must be <rule>``.
@@ -138,6 +139,15 @@ def check(ok: bool, field: str, value: Any, rule: str) -> None:
         raise ValueError(f"{field}={value!r} is invalid: must be {rule}")
 
 
+def check_fields(config: Any) -> None:
+    """Every field of a config dataclass against its own metadata (type, range, choices), in
+    declaration order: the first one that breaks its rule raises as ``check`` does."""
+    for spec in field_specs(type(config)):
+        value = getattr(config, spec.name)
+        rule = spec.problem(value)
+        check(rule is None, spec.name, value, rule or "")
+
+
 @dataclasses.dataclass
 class BaseConfig:
     """Fields every family shares. Subclasses add their own with ``setting``, and change a shared
@@ -168,10 +178,7 @@ class BaseConfig:
             raise ValueError(f"data_shape must be positive sizes, got {self.data_shape}")
         if len(self.data_shape) not in (1, 3):
             raise ValueError(f"data_shape must be (C, H, W) or (D,), got {self.data_shape}")
-        for spec in field_specs(type(self)):
-            value = getattr(self, spec.name)
-            rule = spec.problem(value)
-            check(rule is None, spec.name, value, rule or "")
+        check_fields(self)
         check(not self.conditional or self.num_classes >= 2, "num_classes", self.num_classes,
               ">= 2 for a conditional model")
         check(self.arch == "mlp" or self.is_image and self.data_shape[1] % 4 == 0 == self.data_shape[2] % 4,

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from ..device import configure_threads, pick_device
+from ..models.config import check_fields, setting
 from ..sampling import eval_mode, prior_draw, to_uint8
 from .control import RunControl
 from .history import History, RecordedRun, Snapshot
@@ -31,30 +32,29 @@ from .history import History, RecordedRun, Snapshot
 
 @dataclasses.dataclass
 class TrainConfig:
-    steps: int = 2000            # optimisation steps in total (a GAN step = one D update)
-    batch_size: int = 64         # 64 balances gradient noise and speed for 28x28 models on a CPU
-    seed: int = 0                # seeds weights' updates, batch order and the fixed noise
-    log_every: int = 25          # steps between progress events (one host sync each)
-    sample_every: int = 250      # steps between fixed-noise sample grids
-    n_fixed: int = 64            # size of the fixed noise batch (an 8x8 grid)
-    history_points: int = 1000   # loss points kept per curve; older points get averaged together
-    max_sample_grids: int = 40   # fixed-noise grids kept (sample_history) for scrubbing through training
-    metric_every: int = 0        # steps between metric events (0 = off); needs a metric_fn
-    metric_at_start: bool = False  # also evaluate at step 0 (the untrained model: where the curve starts)
-    metric_share: float = 0.0    # > 0: skip a scheduled evaluation while evaluating would take more than this
-    #                              share of the training seconds so far (the last step is always evaluated)
-    threads: int = 0             # CPU threads; 0 = genlib.device.default_threads()
+    """How a run trains (the model's own settings are its config). Each field carries its help and
+    valid range (``genlib.models.setting``), read back by ``field_specs(TrainConfig)`` and checked
+    when the config is made, as the model configs are."""
+
+    steps: int = setting(2000, "optimisation steps in total (a GAN step = one D update)", ge=1)
+    # 64 balances gradient noise and speed for 28x28 models on a CPU
+    batch_size: int = setting(64, "examples per optimisation step", ge=1)
+    seed: int = setting(0, "seeds weights' updates, batch order and the fixed noise")
+    log_every: int = setting(25, "steps between progress events (one host sync each)", ge=1)
+    sample_every: int = setting(250, "steps between fixed-noise sample grids", ge=1)
+    n_fixed: int = setting(64, "size of the fixed noise batch (64: an 8x8 grid)", ge=1)
+    history_points: int = setting(1000, "loss points kept per curve; older points get averaged together", ge=1)
+    max_sample_grids: int = setting(40, "fixed-noise grids kept (sample_history) for scrubbing through training",
+                                    ge=1)
+    metric_every: int = setting(0, "steps between metric events (0 = off); needs a metric_fn", ge=0)
+    metric_at_start: bool = setting(False, "also evaluate at step 0 (the untrained model: where the curve starts)")
+    metric_share: float = setting(0.0, "> 0: skip a scheduled evaluation while evaluating would take more than this "
+                                  "share of the training seconds so far (the last step is always evaluated)",
+                                  ge=0, lt=1)
+    threads: int = setting(0, "CPU threads; 0 = genlib.device.default_threads()", ge=0)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "sample_every", "n_fixed", "history_points",
-                     "max_sample_grids"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: must be >= 1")
-        for name in ("metric_every", "threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: must be >= 0")
-        if not 0 <= self.metric_share < 1:
-            raise ValueError(f"metric_share={self.metric_share!r} is invalid: must be in [0, 1)")
+        check_fields(self)
 
 
 @dataclasses.dataclass
