@@ -24,14 +24,14 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 import genlib  # noqa: E402
-from genlib.device import default_threads  # noqa: E402
+from genlib.device import default_threads, usable_cores  # noqa: E402
 
 # dashboard/app_pages/train.py: @st.fragment(run_every=1.0) redraws the live run.
 APP_POLL_S = 1.0
 
 
 def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 def cpu_name() -> str:

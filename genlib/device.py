@@ -27,6 +27,11 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_threads() -> int:
     """Intra-op threads for training on the CPU.
 
@@ -34,7 +39,7 @@ def default_threads() -> int:
     UI thread also busy on a 2-core laptop, torch's default (one thread per core) can stall. One core
     is left free for the UI and the OS; bench/throughput.py measures the choice.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     return max(1, cores - 1) if cores <= 8 else cores // 2
 
 
