@@ -38,6 +38,7 @@ EXPECTED_KEYS = {
     "dcgan": {"d_loss", "g_loss", "d_real", "d_fake"},
     "wgan": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein"},
     "wgan-gp": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
+    "wgan-gp-paper": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
     "cgan": {"d_loss", "g_loss", "d_real", "d_fake"},
 }
 
@@ -212,6 +213,7 @@ def test_sample_shape_range_and_mode(preset, digits):
     assert torch.equal(model.sample(4, labels=labels, z=z), model.sample(4, labels=labels, z=z))
 
 
+@pytest.mark.hostile(3)
 @pytest.mark.parametrize("preset", ALL)
 def test_sample_rejects_wrong_z_shape(preset, digits):
     model = build(preset, digits)
@@ -529,6 +531,7 @@ def test_cli_set_parsing_reads_the_specs():
             parse_overrides("gan", [item])
 
 
+@pytest.mark.hostile(2)
 @pytest.mark.parametrize("cls", [VAEConfig, GANConfig])
 def test_conv_on_points_is_rejected(cls):
     with pytest.raises(ValueError, match=r"^arch="):
@@ -537,6 +540,7 @@ def test_conv_on_points_is_rejected(cls):
         make_model("vae" if cls is VAEConfig else "gan", data_shape=(2,), num_classes=8, arch="conv")
 
 
+@pytest.mark.hostile
 def test_bernoulli_likelihood_needs_images():
     with pytest.raises(ValueError, match=r"^likelihood="):
         VAEConfig(data_shape=(2,), likelihood="bernoulli")
@@ -552,6 +556,7 @@ def test_config_dict_round_trip(preset, digits):
     assert type(config).from_dict(d, require_all=True) == config
 
 
+@pytest.mark.hostile(4)
 def test_from_dict_rejects_unknown_and_foreign_fields():
     with pytest.raises(ValueError, match="unknown VAEConfig field.*bogus"):
         VAEConfig.from_dict({"bogus": 1})
@@ -587,6 +592,7 @@ def test_presets_are_named_read_only_records():
         Preset("flow", {}, "not a family yet")
 
 
+@pytest.mark.hostile
 def test_make_model_rejects_unknown_preset():
     with pytest.raises(ValueError, match="unknown model"):
         make_model("diffusion", data_shape=(1, 8, 8), num_classes=10)
