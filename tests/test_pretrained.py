@@ -197,9 +197,12 @@ def test_shipped_files_load_with_or_without_a_recorded_run():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_recorded_run(name):
-    run = _load(name).recorded_run
-    if run is None:
+    ck = _load(name)
+    run = ck.recorded_run
+    if run is None and "recorded_metric" not in ck.card:     # only builds that record runs write that field
         pytest.skip(f"{name} was built before recorded runs: rebuild it (`{rebuild_command(BY_NAME[name])}`)")
+    assert run is not None, f"{name} was built with a recorded run, and the file has none"
+    assert ck.card["cpu_time_s"] > 0, "a rebuilt card records the CPU seconds of training"
     family = PRESETS[BY_NAME[name].preset].family
     grads = {"grad_norm"} if family == "vae" else {"g_grad_norm", "d_grad_norm"}
     assert grads <= set(run.curves)
@@ -208,7 +211,7 @@ def test_shipped_recorded_run(name):
     assert run.steps[-1] == run.total_steps == BY_NAME[name].steps and run.seconds == sorted(run.seconds)
     assert run.metric_steps and run.metric_steps[0] == 0 and run.metric_steps[-1] == run.total_steps
     assert "classifier_fid" in run.metrics
-    card = _load(name).card["recorded_metric"]
+    card = ck.card["recorded_metric"]
     assert card["share_of_training"] < 0.10, "live-metric evaluation must stay under 10 % of the build"
     assert 12 <= len(run.samples) == len(run.sample_seconds)
 
@@ -226,3 +229,22 @@ def test_2d_latent_separates_the_classes(name):
         pytest.skip(f"no {ck.card['dataset']} files on this machine: {str(e).splitlines()[0]}")
     sep = latent_separation(ck.model, ref, n=500)
     assert sep["latent_knn_accuracy"] >= 0.6
+
+
+def test_wgan_estimate_tracking_is_lesson_4s_measure():
+    """The README's WGAN-GP line reads a recorded run as lesson 4 does: an estimate that falls with
+    classifier-FID ranks at 1, one that rises as it falls at -1; too few measurements give None."""
+    from genlib.pretrained.report import estimate_tracks_quality
+
+    steps = list(range(10, 110, 10))
+    falling = [10.0 - i for i in range(10)]
+    def run(estimate, fids):
+        return RecordedRun(steps=steps, seconds=[float(s) for s in steps], curves={"wasserstein": estimate},
+                           metric_steps=[0, 30, 60, 90], metric_seconds=[0.0, 30.0, 60.0, 90.0],
+                           metrics={"classifier_fid": fids}, total_steps=100)
+    t = estimate_tracks_quality(run(falling, [90.0, 50.0, 20.0, 10.0]))
+    assert t["rho"] == pytest.approx(1.0) and t["points"] == 3 and t["first"] > t["end"]
+    assert estimate_tracks_quality(run(falling, [1.0, 5.0, 20.0, 30.0]))["rho"] == pytest.approx(-1.0)
+    short = RecordedRun(steps=steps, seconds=[0.0] * 10, curves={"wasserstein": falling}, metric_steps=[0, 50],
+                        metric_seconds=[0.0, 50.0], metrics={"classifier_fid": [9.0, 3.0]}, total_steps=100)
+    assert estimate_tracks_quality(short) is None and estimate_tracks_quality(None) is None

@@ -3,6 +3,7 @@ weights, measure it for its card, and write a PNG of its samples for the README.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -132,9 +133,16 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
                       history_points=RECORDED_POINTS // 2,      # 250-500 points per curve, none thinned at save
                       metric_every=max(1, recipe.steps // METRIC_CANDIDATES) if metric_fn is not None else 0,
                       metric_at_start=True, metric_share=metric_share)
+    metric_cpu = [0.0]                   # process CPU seconds spent in the live metric, kept out of training's
+    if metric_fn is not None:
+        metric_fn = _cpu_counted(metric_fn, metric_cpu)
     trainer = Trainer(model, data, cfg, device=device, callbacks=callbacks, metric_fn=metric_fn)
+    cpu0 = time.process_time()
     if trainer.run() != "done":
         raise RuntimeError(f"{recipe.name}: training ended in state {trainer.state!r}: {trainer.message}")
+    # CPU seconds of training (all of this process's threads, the live metric's excluded, as wall_time_s
+    # excludes its wall time): on a shared machine wall time measures the other jobs too
+    cpu_s = time.process_time() - cpu0 - metric_cpu[0]
     standing_batchnorm(model, seed=recipe.seed)
     # the last grid shows the model as shipped, after the re-estimate
     final = model.sample(cfg.n_fixed, labels=trainer.fixed_labels, z=trainer.fixed_z)      # (n, C, H, W)
@@ -149,6 +157,7 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
                         share_of_training=round(trainer.metric_cost_s / max(trainer.elapsed, 1e-9), 4))
     card = dict(name=recipe.name, preset=recipe.preset, description=describe(recipe),
                 command=rebuild_command(recipe), recipe=recipe.to_dict(), threads=torch.get_num_threads(),
+                cpu_time_s=round(cpu_s, 1),
                 weights_dtype="float16", metrics=None, recorded_metric=recorded)
     save_checkpoint(path, model, trainer, optimizer_state=False, **card)
     half_weights(path)
@@ -157,6 +166,17 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
         update_card(path, metrics=measure(shipped.model, recipe, root))
     save_sample_png(shipped, Path(samples_dir or SAMPLES_DIR) / f"{recipe.name}.png")
     return path
+
+
+def _cpu_counted(fn: Callable[[Any], dict[str, float]], total: list[float]) -> Callable[[Any], dict[str, float]]:
+    """``fn`` that adds the process CPU seconds of each call to ``total[0]``."""
+    def counted(model):
+        t0 = time.process_time()
+        try:
+            return fn(model)
+        finally:
+            total[0] += time.process_time() - t0
+    return counted
 
 
 def recorded_run(name: str, root: str | os.PathLike | None = None) -> RecordedRun | None:
