@@ -29,7 +29,7 @@ from .device import pick_device
 from .files import remove_quietly, stale_tmp_files, tmp_path_for
 from .sampling import prior_draw, to_uint8
 from .models import PRESETS, config_class, field_specs, preset_config, build_model
-from .train import Event, TrainConfig, Trainer
+from .train import Event, TrainConfig, Trainer, distributed
 
 
 class UsageError(ValueError):
@@ -67,10 +67,10 @@ def check_output(path: str | os.PathLike, suffixes: Sequence[str], what: str = "
     existing one) and accepts a file (probed by creating and removing the temporary file the write
     will use). Raises UsageError with one line. Creates nothing that stays."""
     out = Path(path).expanduser()
-    if out.suffix not in suffixes:
-        raise UsageError(f"{what} must end in {' or '.join(suffixes)}, got {out.name!r}")
     if out.is_dir():
         raise UsageError(f"{what} {out} is a folder; give a file name ending in {' or '.join(suffixes)}")
+    if out.suffix not in suffixes:
+        raise UsageError(f"{what} must end in {' or '.join(suffixes)}, got {out.name!r}")
     if out.exists() and not out.is_file():
         raise UsageError(f"{what} {out} exists and is not a regular file")
     parent = out.parent
@@ -185,7 +185,9 @@ def _print_event(ev: Event, total: int) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     out = check_output(args.out or f"runs/{args.model}-{args.dataset}.pt", (".pt",))   # before any work
     _device(args.device)
-    data = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    dist = distributed.from_env(args.device)     # under torchrun: this process's rank (DDP), else None
+    with distributed.main_first(dist):
+        data = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
     family = PRESETS[args.model].family
@@ -200,11 +202,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     _bounded("--epochs (in steps)", steps, "steps")
     tcfg = TrainConfig(steps=steps, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
                        sample_every=args.sample_every, threads=args.threads)
-    trainer = Trainer(model, data, tcfg, device=args.device,
-                      callbacks=[] if args.quiet else [lambda ev: _print_event(ev, steps)])
+    if dist:                                     # this rank's shard and share of the global batch; DDP
+        data, tcfg = dist.prepare(model, data, tcfg)
+    quiet = args.quiet or (dist is not None and not dist.is_main)
+    trainer = Trainer(model, data, tcfg, device=dist.device if dist else args.device,
+                      callbacks=[] if quiet else [lambda ev: _print_event(ev, steps)])
     sizes = ", ".join(f"{k} {v:,}" for k, v in model.network_sizes().items())
-    print(f"training {args.model} on {data.name} ({data.split}, {len(data):,} images) for {steps} steps "
-          f"on {trainer.device}; parameters: {sizes}", file=sys.stderr)
+    if dist is None or dist.is_main:
+        print(f"training {args.model} on {data.name} ({data.split}, {len(data):,} images"
+              f"{f' per process, {dist.world_size} processes' if dist else ''}) for {steps} steps "
+              f"on {trainer.device}; parameters: {sizes}", file=sys.stderr)
 
     def on_term(signum, frame):
         raise _Terminated()
@@ -225,7 +232,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         _ignore_interrupts()
         clean_stale(out)
         command = "python -m genlib " + " ".join(shlex.quote(a) for a in args.argv)
-        save_checkpoint(out, model, trainer, preset=args.model, command=command)
+        if dist:
+            dist.finish(model, trainer)          # plain networks back, global batch; rank 0 alone saves
+            if not dist.is_main:
+                return 1 if trainer.state == "error" else 0
+        save_checkpoint(out, model, trainer, preset=args.model, command=command, **(dist.card() if dist else {}))
     finally:
         _restore_interrupts(previous)
     print(f"saved {out}", file=sys.stderr)

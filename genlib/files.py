@@ -38,7 +38,7 @@ MAX_BYTES = 200 * 2**20   # far above any model here (the largest is a few MB)
 # ~3.3 us and up to ~80 bytes per byte of crafted pickle, so 512 kB bounds a crafted one to ~1.7 s.
 MAX_PICKLE_BYTES = 512 * 2**10
 MAX_MEMBERS = 4096                      # zip members (one per tensor storage); the shipped files have <= 81
-MAX_NODES = 200_000                     # containers and values visited walking a payload (shipped: ~10k)
+MAX_NODES = 200_000                     # containers and values visited walking a payload (shipped: < 3,000)
 MAX_DEPTH = 32                          # nesting depth of a payload (shipped: 6)
 
 Source = str | os.PathLike | bytes | BinaryIO
