@@ -40,9 +40,13 @@ def train_config(seed: int, batch_size: int = 64, log_every: int = 10, sample_ev
 
 
 def stop_after(trainer, seconds: float):
-    """A Trainer callback that stops the run once it has trained ``seconds`` (pauses excluded)."""
+    """A Trainer callback that stops the run once, when it has trained ``seconds`` (pauses excluded);
+    a run resumed after that trains on."""
+    fired = []
+
     def check(ev) -> None:
-        if ev.kind == "progress" and ev.elapsed >= seconds:
+        if not fired and ev.kind == "progress" and ev.elapsed >= seconds:
+            fired.append(ev.step)
             trainer.stop()
     return check
 

@@ -122,7 +122,9 @@ def run(seed: int = 0, wgan: str = "mnist-wgan-gp", vanilla: str = "mnist-gan", 
             f"{follow}. Vanilla GAN: {source['vanilla']}, D loss {v_loss[0]:.3f} -> {v_loss[-1]:.3f} while "
             f"classifier-FID goes {v_fid[0]:.1f} -> {v_fid[-1]:.1f}; rank correlation {rho_v:.2f}"
             + (": its D loss says little about quality (a classifier's loss in a game, not a distance)."
-               if abs(rho_v) < rho_w - 0.2 else ": here its D loss happens to follow quality too."))
+               if abs(rho_v) < 0.5 else
+               f": here its D loss {'rises' if rho_v < 0 else 'falls'} as quality improves, though it is a "
+               "classifier's loss in a game, not a distance."))
     data = {"wgan": {"step": w_steps, "fid": w_fid, "estimate": w_est,
                      "curve": runs["wgan"].series("wasserstein")},
             "vanilla": {"step": v_steps, "fid": v_fid, "d_loss": v_loss, "curve": runs["vanilla"].series("d_loss")},
