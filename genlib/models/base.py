@@ -24,7 +24,7 @@ below (checked when the class is defined), so code that asked may call them:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -196,3 +196,21 @@ class GenerativeModel(nn.Module):
     def size_bytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.parameters())
 
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
+        """Data-parallel training (``genlib.train.distributed``, under torchrun): each network (a direct
+        submodule) becomes ``wrap(net)``, a ``DistributedDataParallel`` that averages its gradients
+        across the processes, and ``training_step`` runs through the wrappers unchanged (the optimisers
+        hold the same parameters). ``wrap=None`` puts the plain networks back, before saving: a
+        checkpoint never holds a wrapper. A family whose step calls a network other than through its
+        forward overrides this."""
+        plain = self.__dict__.setdefault("_plain_networks", {})
+        if wrap is None:
+            for name, net in plain.items():
+                setattr(self, name, net)
+            plain.clear()
+            return
+        for name, net in list(self.named_children()):
+            if name not in plain:
+                plain[name] = net
+                setattr(self, name, wrap(net))
