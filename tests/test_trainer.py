@@ -636,3 +636,18 @@ def test_overlay_reads_session_runs_and_history_dicts(digits):
         overlay({"live": tr}, "g_grad_norm", x="epoch")
     with pytest.raises(TypeError, match="cannot read a run"):
         overlay({"bad": 3}, "g_grad_norm")
+
+
+def test_a_curve_averaged_between_metric_measurements():
+    """RecordedRun.at_measurements: each measurement after the start pairs with the mean of the
+    curve over the steps since the previous one (the step-0 measurement has no points before it)."""
+    run = RecordedRun(steps=[10, 20, 30, 40, 50, 60], seconds=[1, 2, 3, 4, 5, 6],
+                      curves={"wasserstein": [6.0, 4.0, 3.0, float("nan"), 1.0, 2.0]},
+                      metric_steps=[0, 20, 50, 55], metric_seconds=[0, 2, 5, 5.5],
+                      metrics={"classifier_fid": [90.0, 40.0, 20.0, 19.0]})
+    steps, fid, estimate = run.at_measurements("wasserstein")
+    assert steps.tolist() == [20, 50] and fid.tolist() == [40.0, 20.0]
+    assert estimate.tolist() == [5.0, 2.0]                         # (6 + 4) / 2; (3 + 1) / 2, NaN dropped
+    from genlib.metrics import spearman
+    assert spearman([1, 2, 3, 4], [10, 20, 25, 40]) == 1.0 and spearman([1, 2, 3], [3, 2, 1]) == -1.0
+    assert spearman([1, 2, 3], [5, 5, 5]) == 0.0                   # undefined: a constant sequence

@@ -42,7 +42,7 @@ from .reference import (default_cache_dir, reference_dataset, reference_stats, r
                         split_halves)
 from .scores import (ACTIVE_KL, ACTIVITY_THRESHOLD, COVERED_SHARE, activity, burda_active_units, class_coverage,
                      class_shares, frechet_distance, gaussian_stats, inception_score, kernel_distance, kl_active,
-                     kl_per_dim, label_accuracy, nearest_mode, polynomial_mmd2, prdc, toy_mode_metrics)
+                     kl_per_dim, label_accuracy, nearest_mode, polynomial_mmd2, prdc, spearman, toy_mode_metrics)
 from .sources import device_of, draw_samples, is_conditional
 from .table import write_table
 from .vae import VAE_KEYS, has_posterior, vae_metrics
@@ -226,7 +226,7 @@ __all__ = [
     # scores
     "ACTIVE_KL", "ACTIVITY_THRESHOLD", "COVERED_SHARE", "activity", "burda_active_units", "class_coverage",
     "class_shares", "frechet_distance", "gaussian_stats", "inception_score", "kernel_distance", "kl_active",
-    "kl_per_dim", "label_accuracy", "nearest_mode", "polynomial_mmd2", "prdc", "toy_mode_metrics",
+    "kl_per_dim", "label_accuracy", "nearest_mode", "polynomial_mmd2", "prdc", "spearman", "toy_mode_metrics",
     # sources, reference data, VAE, cost, tables
     "draw_samples", "is_conditional", "reference_dataset", "reference_stats", "split_halves",
     "default_cache_dir", "vae_metrics", "has_posterior", "cost_metrics", "PeakMemory", "write_table",

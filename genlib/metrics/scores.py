@@ -196,6 +196,15 @@ def burda_active_units(mu: torch.Tensor, threshold: float = ACTIVITY_THRESHOLD) 
     return int((activity(mu) > threshold).sum())
 
 
+def spearman(a, b) -> float:
+    """Spearman's rank correlation of two equal-length sequences (scipy.stats.spearmanr); 0 where
+    it is undefined (a constant sequence)."""
+    from scipy.stats import spearmanr   # lazy: scipy.stats costs a second to import
+
+    r = spearmanr(np.asarray(a, dtype=float), np.asarray(b, dtype=float)).statistic
+    return float(r) if np.isfinite(r) else 0.0
+
+
 # --- 2-D toys -------------------------------------------------------------------------------------
 
 

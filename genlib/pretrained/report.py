@@ -27,19 +27,18 @@ def _cpu(card: dict[str, Any]) -> str:
 
 
 def estimate_tracks_quality(run) -> dict[str, float] | None:
-    """Lesson 4's measure on a recorded run (``genlib.lessons.wgan_critic``): Spearman's rho of the
+    """Lesson 4's measure on a recorded run (``RecordedRun.at_measurements``): Spearman's rho of the
     critic's Wasserstein estimate (averaged between quality measurements) with classifier-FID at each
     measurement after the start, and the estimate at the first and last. None without a run, an
     estimate or 3 measurements."""
     if run is None or "wasserstein" not in run.curves or "classifier_fid" not in run.metrics:
         return None
-    from ..lessons import _common
-    from ..lessons.wgan_critic import at_measurements
+    from ..metrics import spearman   # lazy, as build's metrics: listing the shipped models stays light
 
-    steps, fid, estimate = at_measurements(run, "wasserstein")
+    steps, fid, estimate = run.at_measurements("wasserstein")
     if len(steps) < 3:
         return None
-    return {"rho": _common.spearman(estimate, fid),
+    return {"rho": spearman(estimate, fid),
             "first": float(estimate[0]), "end": float(estimate[-1]), "points": len(steps)}
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 # The gradient-norm series the models report beside their losses (L2 norm of each network's
@@ -207,6 +208,23 @@ class RecordedRun:
             raise ValueError(f"x must be 'step', 'seconds' or 'images', got {x!r}")
         keep = [i for i, (a, b) in enumerate(zip(xs, ys)) if not (math.isnan(a) or math.isnan(b))]
         return [xs[i] for i in keep], [ys[i] for i in keep]
+
+    def at_measurements(self, key: str, metric: str = "classifier_fid") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A curve set beside a metric, point for point: (the metric's steps, its values, curve ``key``
+        averaged over the steps since the previous measurement), for every measurement with curve
+        points before it (the step-0 one has none). Lesson 4 and the README's WGAN-GP line read it."""
+        ms, mv = self.series(metric)
+        xs, ys = (np.asarray(a, dtype=float) for a in self.series(key))
+        steps, vals, curve = [], [], []
+        prev = -math.inf
+        for s, v in zip(ms, mv):
+            sel = (xs > prev) & (xs <= s)
+            if sel.any():
+                steps.append(s)
+                vals.append(v)
+                curve.append(float(ys[sel].mean()))
+            prev = s
+        return np.array(steps), np.array(vals), np.array(curve)
 
     # --- making one -----------------------------------------------------------------------------
     @classmethod
