@@ -38,7 +38,7 @@ def _until(cond, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_same_losses_as_in_process_and_continues(pool, digits):
+def test_same_losses_as_in_process_and_continues(pool, digits, tmp_path):
     run = pool.submit(_spec(digits, 30), owner="a", name="pooled")
     assert run.wait(120) == "done", run.message
     torch.manual_seed(0)
@@ -57,11 +57,14 @@ def test_same_losses_as_in_process_and_continues(pool, digits):
     assert any(ev.kind == "done" for ev in run.events)
     # continuing queues it again and goes on from step 30 with its curves
     run.extend(10)
+    run.model.set_learning_rates(lr=5e-4)          # as the Train page does on its copy, before a restart
     run.start()
     assert run.wait(120) == "done", run.message
     snap = run.snapshot()
     assert snap.step == 40 and snap.history["step"][:6] == want.history["step"] and snap.history["step"][-1] == 40
-    assert genlib.load_checkpoint(run.checkpoint_bytes).model.steps == 40
+    run.save(tmp_path / "run.pt")
+    ckpt = genlib.load_checkpoint(tmp_path / "run.pt")
+    assert ckpt.model.steps == 40 and ckpt.model.config.lr == 5e-4 and ckpt.model.opt.param_groups[0]["lr"] == 5e-4
 
 
 def test_pause_step_resume_stop_across_processes(pool, digits):
@@ -92,9 +95,14 @@ def test_killed_worker_is_an_error_and_the_pool_recovers(pool, digits):
     assert run.wait(30) == "error"
     assert "SIGKILL" in run.message and "carry on" in run.message, run.message
     assert run.snapshot().state == "error"
-    after = pool.submit(_spec(digits, 10), owner="c")                # a fresh worker takes the next run
-    assert after.wait(120) == "done", after.message
-    assert after.worker_pid != pid and pool.status()["replaced"] >= 1
+    pool.recycle_after = 1                                            # and is itself replaced after one run
+    try:
+        after = pool.submit(_spec(digits, 10), owner="c")            # a fresh worker takes the next run
+        assert after.wait(120) == "done", after.message
+    finally:
+        pool.recycle_after = 0
+    assert after.worker_pid != pid
+    _until(lambda: pool.status()["replaced"] >= 2, 10, "the recycled worker's replacement")
 
 
 def test_queue_places_estimates_and_order(pool, digits):

@@ -515,7 +515,18 @@ class RemoteRun:
             return
         if self.checkpoint_bytes is not None:
             self.spec.model = self.checkpoint_bytes
+        # rates changed on the UI's copy (``run.model.set_learning_rates``, as for a local Trainer) go too
+        self.spec.learning_rates.update({f: getattr(self.model.config, f) for f in self.model.lr_fields.values()})
         self.pool._requeue(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the run as it last ended (``checkpoint_bytes``) to ``path``, atomically."""
+        if self.checkpoint_bytes is None:
+            raise ValueError(f"{self.name} has not ended yet: nothing to save")
+        tmp_path = f"{os.fspath(path)}.tmp{os.getpid()}"
+        with open(tmp_path, "wb") as f:
+            f.write(self.checkpoint_bytes)
+        os.replace(tmp_path, path)
 
     # --- from the pool's reader thread ----------------------------------------------------------
     def _started(self, info: dict[str, Any]) -> None:
@@ -893,3 +904,33 @@ class Pool:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# --- one pool per server process --------------------------------------------------------------------
+_SHARED: Pool | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def _env_number(name: str, default: float | None) -> float | None:
+    raw = os.environ.get(name, "")
+    try:
+        return float(raw) if raw.strip() else default
+    except ValueError:
+        raise ValueError(f"${name}={raw!r} is not a number") from None
+
+
+def shared_pool() -> Pool:
+    """This process's pool (created on first use, closed at exit), sized by the server's settings:
+    $GENLIB_POOL_WORKERS (default ``default_workers()``), $GENLIB_POOL_RUNS_PER_SESSION (2),
+    $GENLIB_POOL_RUN_MB (per run; default 2048), $GENLIB_POOL_QUEUE (200), $GENLIB_POOL_RECYCLE (20 runs)."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None or _SHARED._closed:
+            import atexit
+            _SHARED = Pool(int(_env_number("GENLIB_POOL_WORKERS", 0) or 0) or None,
+                           max_runs_per_owner=int(_env_number("GENLIB_POOL_RUNS_PER_SESSION", 2)),
+                           run_memory_mb=_env_number("GENLIB_POOL_RUN_MB", 2048),
+                           max_queue=int(_env_number("GENLIB_POOL_QUEUE", 200)),
+                           recycle_after=int(_env_number("GENLIB_POOL_RECYCLE", 20)))
+            atexit.register(_SHARED.close)
+        return _SHARED
