@@ -16,7 +16,8 @@ from genlib.lessons import live_training
 # Settings a page may run a lesson with instead of the lesson's own (tests: cheap ones), per slug.
 OVERRIDES_KEY = "genlib_lesson_settings"
 PAGE_TITLES = {"overview.py": "Overview / compare", "train.py": "Train live",
-               "conditional.py": "Conditional generation", "latent.py": "Latent space", "interpolate.py": "Interpolate & traverse", "ood.py": "Out-of-distribution",
+               "conditional.py": "Conditional generation", "latent.py": "Latent space",
+               "interpolate.py": "Interpolate & traverse", "ood.py": "Out-of-distribution",
                "mode_collapse.py": "Mode collapse lab"}
 
 ctx = context.context()
@@ -109,6 +110,7 @@ def live_lesson(x: Lesson, seed: int) -> LessonResult | None:
                                        live_training.PRESET, name, trainer))
             run.start()
             st.session_state["lesson_live_run"] = run.name
+            st.rerun()                         # draw the controls of a running run
     if run is None:
         st.info(f"Press the button: a vanilla MLP GAN starts from random weights and trains for {s['budget_s']:g} s "
                 f"on {name}; its loss curves and newest samples update as it goes. Afterwards the classifier reads "
@@ -127,8 +129,10 @@ def live_lesson(x: Lesson, seed: int) -> LessonResult | None:
     @st.fragment(run_every=1.0 if phase != "ended" else None)
     def live(drawn: str) -> None:
         snap = run.snapshot()
-        ui.run_progress(snap, run.name)
-        st.caption(f"{snap.elapsed:.0f} s of {s['budget_s']:g} s trained")
+        budget = float(s["budget_s"])
+        st.progress(min(1.0, snap.elapsed / budget),
+                    text=f"{snap.state} · step {snap.step:,} · {snap.elapsed:.0f} s of {budget:g} s trained · "
+                         f"{snap.images_per_s:,.0f} examples/s")
         left, right = st.columns([3, 2])
         left.plotly_chart(ui.memo("lesson_live_loss", (run.name, len(snap.history.get("step", [])),
                                                        (snap.history.get("step") or [None])[-1]),
@@ -167,8 +171,9 @@ def verdict(x: Lesson, r: LessonResult) -> None:
     st.metric(r.effect.name or "measured effect", f"{format_value(r.effect.value)}{(' ' + x.unit) if x.unit else ''}",
               delta=f"bar {r.bar}: {'holds' if main else 'does not hold'}", delta_color="normal" if main else "inverse")
     for c in r.checks:
-        st.markdown(f"{'✅' if c.holds else '❌'} {c.name} = **{format_value(c.value)}**"
-                    f"{(' ' + c.unit) if c.unit else ''} (bar {c.direction} {format_value(c.threshold)})")
+        mark = ":green[:material/check_circle:]" if c.holds else ":red[:material/cancel:]"
+        st.markdown(f"{mark} {c.name} = **{format_value(c.value)}**{(' ' + c.unit) if c.unit else ''} "
+                    f"(bar {c.direction} {format_value(c.threshold)})")
     if r.holds:
         st.success("The effect holds in this run.")
     else:
@@ -206,6 +211,7 @@ top = st.columns([1, 6])
 top[0].button("← All lessons", on_click=open_lesson, args=(None,), key="lesson_back")
 st.header(f"Lesson {x.number}: {x.title}")
 st.markdown(f"**What to see.** {x.see}")
+st.caption(f"Bookmark this lesson: the Lessons page with `?lesson={x.slug}` (the address bar has it now).")
 c = st.columns([1, 1, 4])
 seed = int(c[0].number_input("Seed", 0, 1_000_000, 0, key=ui.wkey("lesson_seed", x.slug), disabled=not x.seeded,
                              help="The same seed gives the same result; another seed repeats the experiment."

@@ -72,7 +72,10 @@ def measure(model, dataset: str, n: int = 1000, seed: int = 0) -> dict[str, Any]
 
 def describe(dataset: str, steps: int, seconds: float, m: dict[str, Any], k: int, seed: int) -> str:
     """The note, from the measurement."""
-    looks = ("most of them read as clear digits" if m["confidence"] >= 0.8 and m["classes"] >= 8
+    k_half = max(1, k // 2)
+    looks = ("most of them read as clear digits of most classes" if m["confidence"] >= 0.8 and m["classes"] >= 8
+             else f"they are not varied digits yet: the classifier files them under only {m['classes']} classes "
+                  "(blobs or one shape, a collapsed generator), however sure it is" if m["classes"] < k_half
              else "they are starting to look like digits" if m["confidence"] >= 0.6
              else "they do not look like digits yet")
     return (f"A vanilla MLP GAN (the Train page's 'gan' preset, batch 64) trained from scratch on {dataset} for "
