@@ -34,9 +34,10 @@ PRETRAINED_DIR = REPO / "pretrained"                 # the shipped generative mo
 CLASSIFIER_DIR = PRETRAINED_DIR / "classifiers"      # the shipped metric classifiers (genlib.classifier)
 MAX_BYTES = 200 * 2**20   # far above any model here (the largest is a few MB)
 # The pickle inside a file (everything but the tensors' bytes). The shipped files' are 2-30 kB; a run
-# recorded at RECORDED_POINTS plus a full card stays under ~200 kB. The weights-only unpickler costs
-# ~3.3 us and up to ~80 bytes per byte of crafted pickle, so 512 kB bounds a crafted one to ~1.7 s.
-MAX_PICKLE_BYTES = 512 * 2**10
+# recorded at RECORDED_POINTS (15 curves, 8 metrics, their axes) with a 10 kB card pickles to ~126 kB.
+# The weights-only unpickler is pure Python: a crafted pickle of 1-byte container opcodes cost ~3.3 us
+# and ~80 bytes per byte (4 MB: 13.6 s, 331 MB), so the cap bounds the worst one (see check_archive).
+MAX_PICKLE_BYTES = 256 * 2**10
 MAX_MEMBERS = 4096                      # zip members (one per tensor storage); the shipped files have <= 81
 MAX_NODES = 200_000                     # containers and values visited walking a payload (shipped: < 3,000)
 MAX_DEPTH = 32                          # nesting depth of a payload (shipped: 6)
@@ -198,17 +199,18 @@ def check_payload(obj: Any, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_
     ``max_depth`` levels and every tensor in it is a plain CPU tensor whose declared size fits its
     storage, and all tensor references together declare no more bytes than their storages hold (views
     sharing a storage, or one tensor listed many times, cannot multiply it); else why not."""
-    stack: list[tuple[Any, int]] = [(obj, 0)]
     nodes = 0
     declared = 0
     storages: dict[tuple[int, int], int] = {}
+    stack: list[Any] = [iter((obj,))]           # one iterator per open container: memory O(depth)
     while stack:
-        x, depth = stack.pop()
+        x = next(stack[-1], _END)
+        if x is _END:
+            stack.pop()
+            continue
         nodes += 1
         if nodes > max_nodes:
             return f"over {max_nodes:,} values to walk (nested or shared containers)"
-        if depth > max_depth:
-            return f"nested deeper than {max_depth} levels"
         if isinstance(x, torch.Tensor):
             problem = tensor_problem(x)
             if problem:
@@ -216,16 +218,23 @@ def check_payload(obj: Any, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_
             declared += x.numel() * x.element_size()   # per reference: a tensor listed twice counts twice
             st = x.untyped_storage()
             storages[(st.data_ptr(), st.nbytes())] = st.nbytes()
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                stack.append((k, depth + 1))
-                stack.append((v, depth + 1))
-        elif isinstance(x, (list, tuple)):
-            stack.extend((v, depth + 1) for v in x)
+        elif isinstance(x, (dict, list, tuple)):
+            if len(stack) > max_depth:
+                return f"nested deeper than {max_depth} levels"
+            stack.append(iter(_flat_items(x)) if isinstance(x, dict) else iter(x))
     if declared > sum(storages.values()):
         return (f"its tensors declare {declared:,} bytes but their storage holds {sum(storages.values()):,} "
                 f"(tensors sharing one storage, or listed more than once)")
     return None
+
+
+_END = object()
+
+
+def _flat_items(d: dict):
+    for k, v in d.items():
+        yield k
+        yield v
 
 
 def tensor_problem(t: torch.Tensor) -> str | None:
