@@ -45,7 +45,7 @@ MAX_CHANNELS = 4
 MAX_SIDE = 256                # image height and width
 MAX_POINT_DIM = 1024          # (D,) data
 MAX_CLASSES = 1000            # genlib.data.folder's class-folder limit
-MAX_LATENT = 4096
+MAX_LATENT = 4096             # or the data's size, where larger (flow models: z has the data's shape)
 MAX_LAYERS = 16               # entries of 'hidden'
 MAX_GRID = 1024               # images in one stored sample grid / fixed noise batch
 MAX_GRIDS = 1000              # stored sample grids
@@ -146,8 +146,9 @@ def config_problem(config: BaseConfig) -> str | None:
         return f"data_shape {shape} is over the ceiling of {MAX_POINT_DIM} dimensions"
     if config.num_classes > MAX_CLASSES:
         return f"num_classes={config.num_classes} is over the ceiling of {MAX_CLASSES}"
-    if config.latent_dim > MAX_LATENT:
-        return f"latent_dim={config.latent_dim} is over the ceiling of {MAX_LATENT}"
+    latent_max = max(MAX_LATENT, math.prod(shape))     # a flow's latent is the data itself
+    if config.latent_dim > latent_max:
+        return f"latent_dim={config.latent_dim} is over the ceiling of {latent_max} for data of {shape}"
     if len(config.hidden) > MAX_LAYERS:
         return f"hidden has {len(config.hidden)} layers, over the ceiling of {MAX_LAYERS}"
     return None
