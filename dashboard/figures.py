@@ -243,7 +243,8 @@ def latent_scatter(xy: torch.Tensor, y: torch.Tensor | None, class_names: list[s
     fig = go.Figure()
     groups = [(class_names[k], (y == k).nonzero().flatten()) for k in y.unique().tolist()] if y is not None else \
         [("samples", torch.arange(len(xy)))]
-    xy = xy.detach().cpu().numpy()          # plotly reads arrays; a torch tensor made NumPy warn on every draw
+    # plotly reads arrays; a torch tensor made NumPy warn on every draw (projections come as either)
+    xy = xy.detach().cpu().numpy() if torch.is_tensor(xy) else np.asarray(xy)
     for label, idx in groups:
         idx = idx.numpy()
         fig.add_trace(go.Scattergl(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=label, customdata=idx,

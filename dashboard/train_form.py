@@ -55,7 +55,14 @@ LAYOUT: dict[str, tuple[tuple[Widget, ...], tuple[Widget, ...]]] = {
              Widget("label_smoothing", "One-sided label smoothing", "ls", _objective_reads("label_smoothing")),
              Widget("ema", "EMA of G (decay)", "ema"),
              Widget("gp_weight", "Gradient-penalty weight λ", "gp", _objective_reads("gp_weight")))),
+    "flow": ((Widget("lr", "Learning rate (Adam)", "lr"),
+              Widget("width", "Network width", "width"),
+              Widget("ema", "EMA of the weights (decay)", "ema")),
+             (Widget("time_sampling", "Training times t", "tsamp"),
+              Widget("sampler", "Sampler (ODE steps)", "sampler"),
+              Widget("sample_steps", "Sampling steps", "ssteps"))),
 }
+NO_LAYOUT: tuple[tuple[Widget, ...], tuple[Widget, ...]] = ((), ())    # a family added later: preset values
 
 # Presentation, not validation: values a slider steps through where an even range suits badly.
 # A latent size is best doubled; an EMA decay matters through 1 - decay (0 = off). Each must be valid.
@@ -134,7 +141,7 @@ def train_settings(preset: str, data: genlib.Dataset, prefix: str = "tr") -> tup
         batch = st.select_slider("Batch size", sizes, value=min(64, sizes[-1]), key=prefix + "_batch", persist_state="session",
                                  help="Examples per step: larger = smoother gradients, fewer steps per epoch.")
         seed = st.number_input("Seed", 0, 1_000_000, 0, key=prefix + "_seed", persist_state="session")
-    for col, widgets in zip(cols, LAYOUT[family]):
+    for col, widgets in zip(cols, LAYOUT.get(family, NO_LAYOUT)):
         with col:
             for w in widgets:
                 if not w.shown(ov):

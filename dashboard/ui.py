@@ -40,12 +40,13 @@ def grid_px(normal: int = 320, big: int = 640) -> int:
 
 
 PRESENT_CSS = """<style>
-html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
+[data-testid="stMain"] { font-size: 20px; }
 [data-testid="stMain"] .block-container { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
 [data-testid="stMain"] h1 { font-size: 2.6rem; }
 [data-testid="stMain"] h2, [data-testid="stMain"] h3 { font-size: 1.8rem; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"], [data-testid="stTable"] td,
-[data-testid="stTable"] th, label { font-size: 1.1rem !important; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p, [data-testid="stMain"] [data-testid="stCaptionContainer"],
+[data-testid="stMain"] [data-testid="stTable"] td, [data-testid="stMain"] [data-testid="stTable"] th,
+[data-testid="stMain"] label { font-size: 20px !important; }
 [data-testid="stImage"] img { image-rendering: pixelated; }
 </style>"""
 

@@ -17,6 +17,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -612,3 +613,193 @@ def test_training_on_an_uploaded_zip_of_images_and_bad_zips_are_refused(app):
     assert_clean(app)
     app.switch_page("app_pages/overview.py").run()
     assert_clean(app)
+
+
+# --- classroom-ready (issue 15): state that survives a reload, the view in the URL --------------------
+def test_a_reload_with_the_session_id_finds_the_runs_still_running(app):
+    run = start_training(app, "vae", 100_000)
+    sid = app.query_params["sid"]
+    assert session.SID_RE.fullmatch(sid)
+    reloaded = new_app(sid=sid)                         # F5: a new Streamlit session, the same URL
+    reloaded.switch_page("app_pages/train.py").run()
+    assert_clean(reloaded)
+    assert runs_of(reloaded) is runs_of(app) and run.phase == "running"
+    assert any("running" in p.value["text"] if isinstance(p.value, dict) else "running" in str(p.proto.text)
+               for p in reloaded.get("progress"))
+    other = new_app()                                   # no id: a session of its own
+    other.run()
+    assert other.query_params["sid"] != sid and not runs_of(other).runs
+    run.stop()
+
+
+def test_ended_runs_are_saved_and_come_back_after_the_store_lets_the_session_go(app, state_dir):
+    run = start_training(app, "vae", 30)
+    run.trainer.join(30)
+    sid = app.query_params["sid"]
+    runs = runs_of(app)
+    written = runs.persist()
+    assert [p.parent.name for p in written] == [sid] and runs.persist() == []      # once per step
+    session.STORE.release(runs)
+    assert sid not in session.STORE
+    back = new_app(sid=sid)
+    back.run()
+    assert f"{run.name} (session)" in back.selectbox(key=MODEL).options
+    assert run.name in runs_of(back).restored
+    fresh = new_app()
+    fresh.run()
+    assert not any("(session)" in o for o in fresh.selectbox(key=MODEL).options)
+
+
+@pytest.mark.hostile(3)
+def test_a_forged_session_id_is_replaced_not_used_as_a_path(state_dir):
+    for bad in ("../../etc", "a" * 200, "x/y" * 8):
+        at = new_app(sid=bad)
+        at.run()
+        assert_clean(at)
+        assert at.query_params["sid"] != bad and session.SID_RE.fullmatch(at.query_params["sid"])
+    with pytest.raises(ValueError):
+        session.STORE.get("../../etc/passwd-and-more")
+
+
+def test_saved_sessions_are_bounded_in_size_and_age(tmp_path):
+    store = session.SessionStore(root=lambda: tmp_path)
+    folders = []
+    for i in range(4):
+        f = tmp_path / f"session{i:02d}aaaaaaaaaaaa"
+        f.mkdir()
+        (f / "run.pt").write_bytes(b"x" * 2**20)                # 1 MB each
+        os.utime(f, (time.time() - 100 + i, time.time() - 100 + i))
+        folders.append(f)
+    old = tmp_path / "sessionOLDaaaaaaaaaaaa"
+    old.mkdir()
+    os.utime(old, (time.time() - 9 * 86400, time.time() - 9 * 86400))
+    (tmp_path / "not-a-session").mkdir()                          # not ours: never touched
+    gone = store.cleanup(limit_mb=2.5, keep_days=7)
+    assert set(gone) == {old, folders[0], folders[1]}             # too old, then the oldest over 2.5 MB
+    assert folders[2].is_dir() and folders[3].is_dir() and (tmp_path / "not-a-session").is_dir()
+
+
+def test_the_watchdog_keeps_a_reloaded_session_running():
+    connected = {"old-tab": True, "new-tab": True}
+    dog = session.SessionWatchdog(is_active=lambda sid: connected[sid], pause_after=1, stop_after=60)
+    runs = session.SessionRuns()
+    run = _tiny_run(runs)
+    run.start()
+    dog.watch("old-tab", runs)
+    dog.watch("new-tab", runs)                      # the reload attached the same runs
+    try:
+        assert len(dog) == 1
+        connected["old-tab"] = False                # the page that was reloaded has gone
+        dog.check(now=0)
+        dog.check(now=5)
+        assert run.snapshot().state == "running"
+        connected["new-tab"] = False
+        dog.check(now=6)
+        dog.check(now=8)
+        assert wait_until(lambda: run.snapshot().state == "paused")
+    finally:
+        runs.stop_all()
+
+
+def test_the_url_opens_a_view_and_follows_the_sidebar(pretrained):
+    at = new_app(model="digits-gan", present="1", lesson="4")
+    at.switch_page("app_pages/conditional.py")
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key=MODEL).value == "digits-gan (pretrained)"
+    assert at.toggle(key="present").value is True
+    assert at.query_params["lesson"] == "4"                      # another helper's parameter: left alone
+    at.selectbox(key=MODEL).set_value("digits-cgan (pretrained)").run()
+    assert at.query_params["model"] == "digits-cgan"
+    at.toggle(key="present").set_value(False).run()
+    assert "present" not in at.query_params
+
+
+def test_each_dataset_has_its_own_model_box(pretrained):
+    at = new_app()
+    at.run()
+    at.selectbox(key=MODEL).set_value("digits-gan (pretrained)").run()
+    at.selectbox(key="dataset").set_value("ring").run()
+    assert_clean(at)
+    assert not [s for s in at.sidebar.selectbox if s.key == MODEL]         # digits' box is gone, not stale
+    assert at.session_state["genlib_ctx"].model is None and "model" not in at.query_params
+    at.selectbox(key="dataset").set_value("digits").run()
+    assert at.selectbox(key=MODEL).value == "digits-gan (pretrained)"      # and digits' choice is kept
+
+
+def test_presentation_mode_draws_large_grids_and_plain_tables(pretrained, monkeypatch):
+    monkeypatch.setattr(measure, "table_metrics", lambda model, data, n=1000: {
+        "classifier_fid": 3.0, "precision": 0.5, "recall": 0.25, "classifier_is": 4.0,
+        "sample_seconds": 0.2, "peak_memory_mb": 12.0, "n": 1000})
+    at = new_app(present="1")
+    at.run()
+    assert_clean(at)
+    at.toggle(key="ov_metrics").set_value(True).run()
+    assert_clean(at)
+    assert len(at.table) == 2 and not at.dataframe                        # full names, every column
+    about, quality = (t.value for t in at.table)
+    assert list(about["model"]) == ["digits-cgan", "digits-gan"]
+    assert {"precision", "recall", "classifier IS ↑", "peak memory MB", "sampling s / 1k"} <= set(quality.columns)
+
+
+def test_measuring_every_model_keeps_every_column(pretrained, monkeypatch):
+    at = new_app()
+    at.run()
+    calls = []
+
+    def fake(model, data, n=measure.LIVE_N):
+        calls.append(model)
+        return {"classifier_fid": 3.0, "precision": 0.5, "recall": 0.25, "classifier_is": 4.0,
+                "classes_covered": 10.0, "sample_seconds": 0.2, "peak_memory_mb": 12.0, "n": 1000}
+
+    monkeypatch.setattr(measure, "table_metrics", fake)
+    at.toggle(key="ov_metrics").set_value(True).run()
+    assert_clean(at)
+    quality = at.dataframe[1].value
+    assert len(calls) == 2 and list(quality["precision"]) == [0.5, 0.5] and list(quality["recall"]) == [0.25, 0.25]
+    assert list(quality["sampling s / 1k"]) == [0.2, 0.2] and list(quality["classifier IS ↑"]) == [4.0, 4.0]
+
+
+def test_the_eta_is_smoothed_against_a_jumpy_rate():
+    eta, rng = ui.Eta(window=30, alpha=0.25), torch.Generator().manual_seed(0)
+    done, t, shown = 0.0, 0.0, []
+    for i in range(200):                                  # 10 steps/s on average, bursts of 1-19
+        t += 1.0
+        done += 1 + 18 * float(torch.rand(1, generator=rng))
+        shown.append(eta.update(done, 5000, t))
+    tail = [s for s in shown[20:] if math.isfinite(s)]
+    jumps = [abs(b - a) for a, b in zip(tail, tail[1:])]
+    assert max(jumps) < 15                                 # seconds per 1-s update, on a ~300 s estimate
+    truth = (5000 - done) / 10
+    assert abs(shown[-1] - truth) < 0.25 * truth
+    assert ui.fmt_eta(float("nan")) == "estimating…" and ui.fmt_eta(183) == "about 3 min 00 s"
+
+
+def test_gif_frames_carry_their_step():
+    from PIL import Image
+
+    grids = [(s, torch.zeros(4, 1, 8, 8, dtype=torch.uint8)) for s in (0, 250, 12_000)]
+    gif = Image.open(io.BytesIO(images.gif_bytes(grids)))
+    assert gif.n_frames == 3
+    bands = []
+    for i in range(3):
+        gif.seek(i)
+        frame = np.asarray(gif.convert("L"))
+        band = frame[: frame.shape[0] - frame.shape[1]]         # the strip above the square grid
+        assert band.size and (band < 128).any(), "no text in the frame's header"
+        bands.append(band)
+    assert not np.array_equal(bands[0], bands[2])              # a different number on each
+
+
+def test_g_loss_and_d_of_fake_have_their_own_colours():
+    assert figures.CURVE_COLORS["g_loss"] != figures.CURVE_COLORS["d_fake"]
+    assert len(set(figures.CURVE_COLORS.values())) == len(figures.CURVE_COLORS)
+
+
+def test_latent_scatter_hands_plotly_arrays_not_tensors():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                         # torch tensors made NumPy warn on every draw
+        fig = figures.latent_scatter(torch.randn(50, 2), torch.randint(0, 3, (50,)), ["a", "b", "c"], ("x", "y"), "t")
+        fig.to_json()

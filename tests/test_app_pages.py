@@ -165,11 +165,11 @@ def test_interpolation_method_changes_the_path(app, tiny_models):
 def test_vae_interpolates_test_images_traverses_and_edits(app):
     open_page(app, "app_pages/interpolate.py", "digits-vae")
     assert any("not conditional" in i.value for i in app.info)       # no class-to-class for a VAE
-    app.selectbox(key="ip_A_cls").set_value(7).run()
-    app.number_input(key="ip_A_i").set_value(3).run()
+    app.selectbox(key="ip_A_cls@digits").set_value(7).run()
+    app.number_input(key="ip_A_i@digits@7").set_value(3).run()
     app.segmented_control(key="ip_method").set_value("spherical").run()
     app.slider(key="ip_strength").set_value(-1.0).run()
-    app.multiselect(key="ip_dims").set_value([0, 3]).run()
+    app.multiselect(key="ip_dims@digits-vae (pretrained)").set_value([0, 3]).run()
     assert_clean(app)
     assert len(app.get("plotly_chart")) == 3                         # path, traversal, concept strip
 
@@ -177,8 +177,8 @@ def test_vae_interpolates_test_images_traverses_and_edits(app):
 def test_class_to_class_on_a_conditional_gan(app):
     open_page(app, "app_pages/interpolate.py", "digits-cgan")
     assert not any("not conditional" in i.value for i in app.info)
-    app.selectbox(key="ip_ca").set_value(1).run()
-    app.selectbox(key="ip_cb").set_value(7).run()
+    app.selectbox(key="ip_ca@digits").set_value(1).run()
+    app.selectbox(key="ip_cb@digits").set_value(7).run()
     app.segmented_control(key="ip_method").set_value("spherical").run()
     assert_clean(app)
     assert app.get("plotly_chart")
@@ -224,3 +224,15 @@ def test_grid_figure_puts_each_label_under_its_image():
         r, c = divmod(i, 3)
         assert img[round(ys[r]), round(xs[c])] == 40 * i + 20
     assert fig.layout.xaxis.title.text == "x" and fig.layout.yaxis.title.text == "y"
+
+
+def test_latent_dimension_boxes_belong_to_their_model(app):
+    """The manifold's dimension boxes show KL figures of the model picked: a new model, new boxes."""
+    open_page(app, "app_pages/latent.py", "digits-vae", lat_proj="pca")
+    assert len(app.selectbox(key="lat_dx@digits-vae (pretrained)").options) == 8     # the 8-D VAE's dimensions
+    app.selectbox(key=MODEL).set_value("digits-vae-2d (pretrained)").run()
+    assert_clean(app)
+    keys = [s.key for s in app.selectbox]
+    assert "lat_dx@digits-vae-2d (pretrained)" in keys and "lat_dx@digits-vae (pretrained)" not in keys
+    box = app.selectbox(key="lat_dx@digits-vae-2d (pretrained)")
+    assert len(box.options) == 2 and all("nats" in o for o in box.options)

@@ -78,7 +78,7 @@ for table, key in ((about, "ov_table"), (quality, "ov_quality")):
         st.table(table)                      # plain HTML: the page's large type, full names, no scrolling
     else:
         st.dataframe(table, hide_index=True, key=key, width="stretch",
-                     column_config={"model": st.column_config.TextColumn("model", width="large", pinned=True)})
+                     column_config={"model": st.column_config.TextColumn("model", width="medium", pinned=True)})
 at_n = f" at {floor_n:,} samples" if isinstance(floor_n, int) else ""
 st.caption("parameters: trainable weights per network (G generator, D discriminator, enc/dec encoder and "
            "decoder). steps, epochs and train time come from each model's card (time excludes pauses). "
