@@ -208,8 +208,8 @@ def _nonsaturating(r: LessonResult) -> None:
 def _critic(r: LessonResult) -> None:
     d = r.data
     w, v = d["wgan"], d["vanilla"]
-    st.caption(("Recorded live here: " if d["live"] else "Replayed: ") + f"WGAN-GP from {d['source']['wgan']}; "
-               f"vanilla GAN from {d['source']['vanilla']}.")
+    st.caption(f"WGAN-GP: {'recorded live' if d['live'] else 'replayed'}, from {d['source']['wgan']}. Vanilla GAN: "
+               f"{'recorded live' if d.get('live_vanilla') else 'replayed'}, from {d['source']['vanilla']}.")
     c = st.columns(2)
     chart(twin_figure(w["step"], w["estimate"], w["fid"], "Wasserstein estimate", "classifier-FID",
                       f"WGAN-GP: rank correlation {r.figures['rho_wgan']:.2f}"), "lesson_critic_w", c[0])

@@ -89,15 +89,20 @@ def test_lesson4_reads_a_recorded_run_and_ranks_estimate_against_fid(recorded):
     assert d["wgan"]["fid"][-1] < d["wgan"]["fid"][0] and r.effect.value >= 0.5, r.note
 
 
-def test_lesson4_records_live_when_a_file_has_no_recorded_run(tmp_path):
+def test_lesson4_records_live_what_a_file_has_no_recorded_run_of(tmp_path, recorded):
     old = tmp_path / "old.pt"
     data = genlib.load_dataset("digits")
     genlib.save_checkpoint(old, genlib.make_model("gan", data, hidden=(16,)))     # no trainer: no recorded run
     assert genlib.load_checkpoint(old).recorded_run is None
     r = lesson("critic-tracks-quality").run(seed=0, wgan=str(old), vanilla=str(old), live_s=3.0, head_start=10,
                                             metric_every=10)
-    assert r.data["live"] and "recorded live here" in r.note
+    assert r.data["live"] and r.data["live_vanilla"] and "recorded live here" in r.note
     assert len(r.data["wgan"]["step"]) >= 3 and len(r.data["vanilla"]["step"]) >= 3
+    # a recorded WGAN-GP is replayed while only the vanilla GAN is recorded live
+    mixed = lesson("critic-tracks-quality").run(seed=0, wgan=str(recorded["wgan"]), vanilla=str(old), live_s=3.0,
+                                                metric_every=10)
+    assert not mixed.data["live"] and mixed.data["live_vanilla"]
+    assert "recorded when digits-tiny-wgan was built" in mixed.note and "old has no recorded run" in mixed.note
 
 
 @pytest.mark.hostile

@@ -10,8 +10,8 @@ steps between two quality measurements) against classifier-FID (the run's live m
 measurement after the start; Spearman's rank correlation (scipy.stats.spearmanr) of the two. Beside
 it the same for a vanilla GAN's D loss. The runs come from the shipped models' recorded runs
 (``genlib.pretrained.recorded_run``: ``mnist-wgan-gp`` and ``mnist-gan``) when their files hold one;
-a file built before recorded runs has none, and then both runs are recorded here, live, on the
-bundled 8x8 digits (MLP networks, ``live_s`` seconds each, one thread, seeded), the note saying which.
+a file built before recorded runs has none, and then that run is recorded here, live, on the
+bundled 8x8 digits (MLP networks, ``live_s`` seconds, one thread, seeded), the note saying which.
 The live WGAN-GP critic first trains alone for ``head_start`` steps against the untrained G, as in
 Arjovsky et al.'s own schedule (100 critic steps per G step at first), so the estimate measures a
 trained critic from the first point instead of rising while the critic learns.
@@ -104,11 +104,11 @@ def run(seed: int = 0, wgan: str = "mnist-wgan-gp", vanilla: str = "mnist-gan", 
         if rec is not None and "classifier_fid" in rec.metrics and (
                 "wasserstein" in rec.curves if role == "wgan" else "d_loss" in rec.curves):
             runs[role], source[role] = rec, f"the run recorded when {Path(name).stem} was built"
-    if len(runs) < 2:                                     # a shipped file without a recorded run: record both here
-        runs = {"wgan": record_live("wgan-gp", live_s, seed, head_start, metric_every),
-                "vanilla": record_live("gan", live_s, seed, 0, metric_every)}
-        source = {r: f"a {live_s:g}-s run recorded live here on the digits (seed {seed}; the shipped file has no "
-                     f"recorded run yet)" for r in runs}
+    for role, kind, ahead in (("wgan", "wgan-gp", head_start), ("vanilla", "gan", 0)):
+        if role not in runs:                              # a file without a recorded run: record one here
+            runs[role] = record_live(kind, live_s, seed, ahead, metric_every)
+            source[role] = (f"a {live_s:g}-s run recorded live here on the digits (seed {seed}; "
+                            f"{Path(wgan if role == 'wgan' else vanilla).stem} has no recorded run)")
     w_steps, w_fid, w_est = at_measurements(runs["wgan"], "wasserstein")
     v_steps, v_fid, v_loss = at_measurements(runs["vanilla"], "d_loss")
     if len(w_steps) < 3 or len(v_steps) < 3:
@@ -128,7 +128,7 @@ def run(seed: int = 0, wgan: str = "mnist-wgan-gp", vanilla: str = "mnist-gan", 
     data = {"wgan": {"step": w_steps, "fid": w_fid, "estimate": w_est,
                      "curve": runs["wgan"].series("wasserstein")},
             "vanilla": {"step": v_steps, "fid": v_fid, "d_loss": v_loss, "curve": runs["vanilla"].series("d_loss")},
-            "source": source, "live": "live" in source["wgan"]}
+            "source": source, "live": "live" in source["wgan"], "live_vanilla": "live" in source["vanilla"]}
     return Outcome(rho_w, note, data=data,
                    figures={"rho_wgan": rho_w, "rho_vanilla": rho_v, "points_wgan": float(len(w_steps)),
                             "points_vanilla": float(len(v_steps))},
