@@ -26,7 +26,8 @@ def vae_metrics(model, data: Dataset, batch_size: int = 500, seed: int = 0) -> d
 
     neg_elbo = recon + kl (nats per image; Gaussian likelihoods drop the constant, as in training),
     recon = -log p(x|z), kl = KL(q(z|x) || p(z)), kl_per_dim (mean over the set, sums to kl),
-    active_units (dimensions with KL > 0.1 nats, scores.kl_active), recon_mse = mean squared error per value of the decoded mean.
+    active_units (dimensions with KL > 0.1 nats, scores.kl_active), recon_mse = mean squared error
+    per value of the decoded mean.
     """
     gen = seeded_generator(seed)   # eps drawn on the CPU, then moved: the same on any device
     cond = is_conditional(model)
