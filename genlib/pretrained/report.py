@@ -65,7 +65,8 @@ def report(folder: str | os.PathLike | None = None) -> str:
                     f"| {m.get('mean_confidence', float('nan')):.2f} | {megabytes[name]:.1f} |")
     total = sum(c["wall_time_s"] for c in cards.values())
     timed = [c["cpu_time_s"] for c in cards.values() if isinstance(c.get("cpu_time_s"), (int, float))]
-    cpu = (f"; CPU time {sum(timed) / 60:.1f} minutes over the {len(timed)} cards that record it"
+    cpu = (f"; CPU time {sum(timed) / 60:.1f} minutes, summed over the {len(timed)} of {len(cards)} cards that "
+           f"record it"
            if timed else "")
     rows += ["", f"Training time of the set, summed from the cards: {total / 60:.1f} minutes of wall time{cpu}.",
              "", "Quality bars (issue 13), as measured:", ""]
