@@ -351,6 +351,30 @@ def _live(r: LessonResult) -> None:            # the headless run's result (the 
     grid_image(d["grid"], 5, f"after {r.figures['train_s']:.0f} s ({int(r.figures['steps']):,} steps)", c[1])
 
 
+def generic_view(r: LessonResult) -> None:
+    """A lesson without a view of its own: its image grids (uint8 (n, C, H, W) tensors), 2-D point
+    sets, curves ({x: [...], y: [...], ...}: the first key is the x axis) and secondary numbers."""
+    items = list(r.data.items())
+    grids = [(k, v) for k, v in items if isinstance(v, torch.Tensor) and v.dim() == 4 and v.dtype == torch.uint8]
+    grids += [(f"{k}: {k2}", v2) for k, v in items if isinstance(v, Mapping) for k2, v2 in v.items()
+              if isinstance(v2, torch.Tensor) and v2.dim() == 4 and v2.dtype == torch.uint8]
+    for col, (name, x) in zip(st.columns(min(3, len(grids))) if grids else [], grids[:3]):
+        grid_image(x[:25], 5, str(name), col)
+    points = r.data.get("points")
+    real = r.data.get("real")
+    if isinstance(points, Mapping) and isinstance(real, torch.Tensor) and real.dim() == 2 and real.shape[1] == 2:
+        pts = [(k, v) for k, v in points.items() if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] == 2]
+        for col, (k, v) in zip(st.columns(min(3, len(pts))) if pts else [], pts[:3]):
+            chart(figures.points_figure(real, v, str(k)), f"lesson_generic_pts_{k}", col)
+    curve = r.data.get("curve")
+    if isinstance(curve, Mapping) and len(curve) >= 2:
+        (x_name, xs), *rest = curve.items()
+        series = {k: v for k, v in rest if np.ndim(v) == 1 and len(v) == len(xs)}
+        if series:
+            chart(lines_figure(xs, series, "Measured", str(x_name), "value"), "lesson_generic_curve")
+    table([{"figure": k, "value": float(v)} for k, v in r.figures.items() if isinstance(v, (int, float))])
+
+
 VIEWS: dict[str, Callable[[LessonResult], None]] = {
     "vae-blurry-gan-sharp": _sharp_vs_gan, "all-eights": _all_eights, "nonsaturating-vs-minimax": _nonsaturating,
     "critic-tracks-quality": _critic, "fixed-noise-along-training": _fixed_noise, "latent-clusters": _latent_clusters,

@@ -232,13 +232,13 @@ if result is not None:
         verdict(x, result)
     with view:
         if x.slug != "train-from-scratch":
-            lesson_figures.VIEWS[x.slug](result)
+            lesson_figures.VIEWS.get(x.slug, lesson_figures.generic_view)(result)
         else:
             lesson_figures.grid_image(result.data["grid"], 5, f"25 of the {int(result.settings['n']):,} samples "
                                       "the classifier read")
     st.markdown(f"**In plain words.** {result.note}")
 
-page_title = PAGE_TITLES.get(x.page, x.page)
+page_title = PAGE_TITLES.get(x.page) or x.page.removesuffix(".py").replace("_", " ").capitalize()
 if st.button(f"Open in {page_title}", key="lesson_handoff", on_click=go_to_page,
              args=(handoff(x, result, seed),)):
     open_lesson(None)
