@@ -271,13 +271,17 @@ def _family_race(r: LessonResult) -> None:
 def _posterior(r: LessonResult) -> None:
     d = r.data
     runs = d["runs"]
-    c = st.columns(2)
-    chart(overlay_figure(curves({k: {"step": v["curve_step"], "kl": v["curve_kl"]} for k, v in runs.items()}, "kl"),
-                         "KL per batch along training, every run", "KL (nats)", log_y=True), "lesson_pc_kl", c[0])
-    fig = go.Figure(go.Bar(x=list(runs), y=[v["active_units"] for v in runs.values()], marker_color=PALETTE[0],
+    c = st.columns([3, 2])
+    fig = overlay_figure(curves({k.split(" (")[0]: {"step": v["curve_step"], "kl": v["curve_kl"]}
+                                 for k, v in runs.items()}, "kl"),
+                         "KL per batch along training, every run", "KL (nats)", log_y=True, height=380)
+    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1))
+    chart(fig, "lesson_pc_kl", c[0])
+    fig = go.Figure(go.Bar(x=[k.split(" (")[0] for k in runs], y=[v["active_units"] for v in runs.values()],
+                           marker_color=PALETTE[0],
                            text=[f"{v['kl']:.1f} nats" for v in runs.values()], textposition="outside"))
     fig.update_yaxes(title_text=f"active units (KL > {d['threshold']:g} nats)", range=[0, d["latent_dim"] + 2])
-    fig.update_layout(title="Active units per run (total KL above each bar)", height=330,
+    fig.update_layout(title="Active units per run (total KL above each bar)", height=380,
                       margin=dict(l=10, r=10, t=50, b=10))
     chart(fig, "lesson_pc_active", c[1])
     pick = st.selectbox("KL per dimension of", list(runs), key="lesson_pc_run")
@@ -291,10 +295,11 @@ def _mode_collapse(r: LessonResult) -> None:
     labels = d["labels"]
     runs = {labels[k]: v for k, v in d["curves"].items()}
     c = st.columns(3)
-    chart(overlay_figure(curves(runs, "modes_covered"), "Modes covered along training, both runs", "modes"),
-          "lesson_mc_modes", c[0])
+    chart(overlay_figure(curves(runs, "modes_covered"), "Modes covered, both runs", "modes"), "lesson_mc_modes",
+          c[0])
     for col, k in zip(c[1:], ("vanilla", "fix")):
-        chart(figures.points_figure(d["real"], d["points"][k], f"{labels[k]}: {int(r.figures['modes_' + k])} modes"),
+        chart(figures.points_figure(d["real"], d["points"][k],
+                                    f"{labels[k].split(' (')[0]}: {int(r.figures['modes_' + k])} modes"),
               f"lesson_mc_pts_{k}", col)
 
 
