@@ -64,7 +64,13 @@ def loss_figure(history: dict[str, list[float]], family: str, loss: str = "") ->
     (``genlib.models.gan_objectives``: curve names, labels, units, the side panel)."""
     steps = history.get("step", [])
     h = {k: v for k, v in history.items() if k != "step"}
-    if family == "vae":
+    if family == "flow":   # flow matching: one regression loss, and its gradient's norm
+        fig = make_subplots(1, 2, subplot_titles=("Flow-matching loss E|v(x_t, t) − (x₁ − x₀)|²",
+                                                  "‖∇ loss‖ (before clipping)"))
+        _line(fig, steps, h.get("loss", []), "loss (mean squared error)", COLORS["a"])
+        _line(fig, steps, h.get("grad_norm", []), "‖∇ loss‖", COLORS["d"], col=2)
+        fig.update_yaxes(title_text="per dimension", row=1, col=1)
+    elif family == "vae":
         fig = make_subplots(1, 2, subplot_titles=("Loss terms per example (nats)", "KL weight β (annealing)"))
         for key, name, color in (("recon", "reconstruction −log p(x|z)", COLORS["a"]),
                                  ("kl", "KL(q(z|x) ‖ p(z))", COLORS["b"]),
@@ -279,3 +285,81 @@ def latent_histogram(codes: dict[str, torch.Tensor], clip: float = 8.0) -> go.Fi
     fig.update_yaxes(title_text="% of coordinates")
     fig.update_layout(barmode="overlay", height=260, margin=dict(l=10, r=10, t=10, b=10))
     return fig
+
+
+# --- live charts as Vega-Lite: a constant spec, data in named datasets --------------------------------
+# Streamlit gives a plotly chart an element id hashed from its whole figure, data included, so every
+# data change makes the browser unmount the chart and draw a new one: in the mode collapse lab the
+# six charts changed together (a new grid and a measurement arrive at the same steps) and polls
+# caught them all blank, or doubled. A Vega-Lite chart's spec holds no data here (``st.vega_lite_chart``
+# moves named datasets out of it), so the element stays and only its data are replaced.
+def points_chart(real: torch.Tensor, fake: torch.Tensor | None, title: str,
+                 heat: tuple[torch.Tensor, torch.Tensor] | None = None, probabilistic: bool = True,
+                 lim: float = 1.6) -> dict:
+    """``points_figure`` as a Vega-Lite spec with datasets 'heat', 'real', 'fake'."""
+    rows_heat = []
+    if heat is not None:
+        ticks, values = heat
+        t = ticks.tolist()
+        half = (t[1] - t[0]) / 2 if len(t) > 1 else 0.05
+        v = values.tolist()
+        rows_heat = [{"x": tx - half, "x2": tx + half, "y": ty - half, "y2": ty + half, "v": v[j][i]}
+                     for j, ty in enumerate(t) for i, tx in enumerate(t)]
+    pts = lambda p: [] if p is None else [{"x": a, "y": b} for a, b in p[:, :2].tolist()]  # noqa: E731
+    axis = {"scale": {"domain": [-lim, lim]}, "type": "quantitative"}
+    color = {"field": "v", "type": "quantitative", "title": "P(real)" if probabilistic else "critic score",
+             "scale": {"scheme": "redblue", **({"domain": [0, 1]} if probabilistic else {})}}
+    return {
+        "title": title, "height": 380, "width": "container",
+        "datasets": {"heat": rows_heat, "real": pts(real), "fake": pts(fake)},
+        "layer": [
+            {"data": {"name": "heat"}, "mark": {"type": "rect", "opacity": 0.6, "clip": True},
+             "encoding": {"x": {"field": "x", **axis, "title": "x₁"}, "x2": {"field": "x2"},
+                          "y": {"field": "y", **axis, "title": "x₂"}, "y2": {"field": "y2"}, "color": color}},
+            {"data": {"name": "real"}, "mark": {"type": "circle", "size": 10, "color": COLORS["real"], "opacity": 0.8,
+                                                "clip": True},
+             "encoding": {"x": {"field": "x", **axis}, "y": {"field": "y", **axis}}},
+            {"data": {"name": "fake"}, "mark": {"type": "circle", "size": 10, "color": COLORS["fake"], "opacity": 0.8,
+                                                "clip": True},
+             "encoding": {"x": {"field": "x", **axis}, "y": {"field": "y", **axis}}},
+        ],
+        "resolve": {"scale": {"color": "independent"}},
+    }
+
+
+def mode_share_chart(share: torch.Tensor) -> dict:
+    """``mode_share_figure`` as a Vega-Lite spec (dataset 'share')."""
+    k = len(share)
+    return {
+        "title": "Where the generated points go", "height": 220, "width": "container",
+        "datasets": {"share": [{"mode": str(i), "pct": float(p) * 100} for i, p in enumerate(share.tolist())]},
+        "layer": [
+            {"data": {"name": "share"}, "mark": {"type": "bar", "color": COLORS["fake"]},
+             "encoding": {"x": {"field": "mode", "type": "ordinal", "title": "mode (nearest centre)",
+                                "sort": None, "axis": {"labelAngle": 0}},
+                          "y": {"field": "pct", "type": "quantitative", "title": "% of generated points",
+                                "axis": {"tickCount": 4}}}},
+            {"mark": {"type": "rule", "strokeDash": [4, 4], "color": "grey"},
+             "encoding": {"y": {"datum": 100 / max(1, k), "type": "quantitative"}}},
+        ],
+    }
+
+
+def metric_chart(metrics: dict[str, list[float]], title: str, labels: dict[str, str] | None = None) -> dict:
+    """``metric_figure`` as a Vega-Lite spec: one row per metric (dataset 'metrics', long format)."""
+    labels = {**METRIC_LABELS, **(labels or {})}
+    names = sorted(k for k in metrics if k != "step")
+    rows = [{"step": s, "metric": labels.get(k, k), "value": v}
+            for k in names for s, v in zip(*thin(metrics["step"], metrics[k])) if v is not None]
+    return {
+        "title": title, "datasets": {"metrics": rows}, "data": {"name": "metrics"},
+        "facet": {"row": {"field": "metric", "type": "nominal", "title": None,
+                          "header": {"labelAngle": 0, "labelOrient": "top", "labelAnchor": "start",
+                                     "labelFontSize": 12}}},
+        "spec": {"height": 110, "width": "container",
+                 "mark": {"type": "line", "color": COLORS["c"], "point": {"color": COLORS["c"]}},
+                 "encoding": {"x": {"field": "step", "type": "quantitative", "title": "training step"},
+                              "y": {"field": "value", "type": "quantitative", "title": None,
+                                    "scale": {"zero": False}}}},
+        "resolve": {"scale": {"y": "independent"}},
+    }

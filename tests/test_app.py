@@ -202,7 +202,8 @@ def test_mode_collapse_lab_trains_both_models_and_measures_coverage(app):
     assert all(r.probe.heat() is not None for r in pair)
     app.run()
     assert_clean(app)
-    assert len(app.get("plotly_chart")) >= 4                   # two scatter/heat-maps, two coverage curves
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == 6                                   # per run: points over D's map, mode shares, coverage
     app.button(key="mc_stop").click().run()
     for r in pair:
         r.trainer.join(10)
@@ -803,3 +804,20 @@ def test_latent_scatter_hands_plotly_arrays_not_tensors():
         warnings.simplefilter("error")                         # torch tensors made NumPy warn on every draw
         fig = figures.latent_scatter(torch.randn(50, 2), torch.randint(0, 3, (50,)), ["a", "b", "c"], ("x", "y"), "t")
         fig.to_json()
+
+
+def test_live_lab_charts_keep_their_spec_when_only_the_data_change():
+    """The lab's charts are Vega-Lite specs whose data sit in named datasets: new points or a new
+    measurement change the datasets, never the rest of the spec (the browser keeps the chart)."""
+    def without_data(spec):
+        return {k: v for k, v in spec.items() if k != "datasets"}
+
+    a = figures.points_chart(torch.randn(50, 2), torch.randn(40, 2), "t", (torch.linspace(-1, 1, 4), torch.rand(4, 4)))
+    b = figures.points_chart(torch.randn(50, 2), torch.randn(40, 2), "t", (torch.linspace(-1, 1, 4), torch.rand(4, 4)))
+    assert without_data(a) == without_data(b) and a["datasets"] != b["datasets"]
+    assert len(a["datasets"]["heat"]) == 16 and len(a["datasets"]["fake"]) == 40
+    m1 = figures.metric_chart({"step": [0, 10], "toy_modes_covered": [1.0, 3.0]}, "c")
+    m2 = figures.metric_chart({"step": [0, 10, 20], "toy_modes_covered": [1.0, 3.0, 8.0]}, "c")
+    assert without_data(m1) == without_data(m2) and len(m2["datasets"]["metrics"]) == 3
+    s1, s2 = figures.mode_share_chart(torch.zeros(8)), figures.mode_share_chart(torch.full((8,), 0.125))
+    assert without_data(s1) == without_data(s2)

@@ -220,6 +220,8 @@ def grid_step(page) -> int | None:
 
 
 DRAWN = '[data-testid="stMain"] [data-testid="stPlotlyChart"] .js-plotly-plot'     # a chart plotly has drawn
+# a chart drawn by plotly or by Vega-Lite (the lab's live charts: figures.points_chart, ...)
+DRAWN_ANY = DRAWN + ', [data-testid="stMain"] .vega-embed canvas, [data-testid="stMain"] .vega-embed svg.marks'
 
 
 def test_live_grid_follows_a_run_and_a_reload_keeps_it(server, browser_page):
@@ -279,7 +281,7 @@ def test_no_chart_is_missing_while_the_mode_collapse_lab_runs(server, browser_pa
     settle(page)
     page.get_by_role("button", name="Start both").click()
     page.locator('[data-testid="stProgress"]', has_text="running").first.wait_for(timeout=60_000)
-    lab = page.locator(DRAWN)
+    lab = page.locator(DRAWN_ANY)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and lab.count() < 6:
         page.wait_for_timeout(300)

@@ -73,19 +73,21 @@ if pair:
                 ui.run_progress(snap, run.name)
                 fake = snap.samples[-1][1] if snap.samples else None
                 drawn = (run.name, snap.samples[-1][0] if snap.samples else None, None if heat is None else heat[0])
-                st.plotly_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: figures.points_figure(
+                # Vega-Lite (figures.points_chart, ...): the chart element stays, only its data change
+                st.vega_lite_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: figures.points_chart(
                     real, fake, "Real (grey) vs generated (red) points",
                     None if heat is None else (run.probe.ticks, heat[1]), run.model.config.probabilistic)),
-                    key=f"mc_pts@{run.name}")
+                    key=f"mc_pts@{run.name}", width="stretch")
                 # every chart is drawn on every pass (empty until the first measurement): an element
                 # that is sometimes absent is removed and re-created by the browser, i.e. it blinks
                 measured = (run.name, len(snap.metrics.get("step", [])), (snap.metrics.get("step") or [None])[-1])
                 share = run.probe.mode_share()       # set by the measurement that appends to snap.metrics
-                st.plotly_chart(ui.memo(f"mc_share_{i}", (measured, share is None), lambda: figures.mode_share_figure(
-                    share if share is not None else torch.zeros(len(run.probe.data.modes)))), key=f"mc_share@{run.name}")
-                st.plotly_chart(ui.memo(f"mc_met_{i}", measured,
-                                        lambda: figures.metric_figure(snap.metrics, "Coverage over training")),
-                                key=f"mc_met@{run.name}")
+                st.vega_lite_chart(ui.memo(f"mc_share_{i}", (measured, share is None), lambda: figures.mode_share_chart(
+                    share if share is not None else torch.zeros(len(run.probe.data.modes)))),
+                    key=f"mc_share@{run.name}", width="stretch")
+                st.vega_lite_chart(ui.memo(f"mc_met_{i}", measured,
+                                           lambda: figures.metric_chart(snap.metrics, "Coverage over training")),
+                                   key=f"mc_met@{run.name}", width="stretch")
         if was_alive and not any(r.alive for r in pair):
             st.rerun()
 
