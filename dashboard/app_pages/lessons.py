@@ -10,7 +10,7 @@ import torch
 
 import genlib
 from dashboard import context, figures, images, lesson_figures, session, ui
-from genlib.lessons import BY_SLUG, LESSONS, Check, Effect, Lesson, LessonResult, format_value
+from genlib.lessons import BY_SLUG, LESSONS, Effect, Lesson, LessonResult, format_value
 from genlib.lessons import live_training
 
 # Settings a page may run a lesson with instead of the lesson's own (tests: cheap ones), per slug.
@@ -154,7 +154,7 @@ def live_lesson(x: Lesson, seed: int) -> LessonResult | None:
                 lambda: live_training.measure(model, name, int(s["n"]), seed))
     snap = run.snapshot()
     k = run.trainer.data.num_classes
-    checks = (Check("classes drawn (each >= 2 % of samples)", m["classes"], 8, unit="classes"),)
+    checks = live_training.checks(m)
     holds = x.judge(m["confidence"]) and all(c.holds for c in checks)
     note = live_training.describe(name, snap.step, snap.elapsed, m, k, seed)
     return LessonResult(slug=x.slug, number=x.number, seed=seed, settings=s,
