@@ -31,6 +31,7 @@ PAGES = [
     ("interpolate.py", "Interpolate & traverse", ":material/linear_scale:"),
     ("ood.py", "Out-of-distribution", ":material/explore_off:"),
     ("mode_collapse.py", "Mode collapse lab", ":material/blur_on:"),
+    ("flow.py", "Flow matching", ":material/air:"),
     ("lessons.py", "Lessons", ":material/school:"),
 ]
 

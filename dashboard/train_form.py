@@ -60,7 +60,9 @@ LAYOUT: dict[str, tuple[tuple[Widget, ...], tuple[Widget, ...]]] = {
               Widget("ema", "EMA of the weights (decay)", "ema")),
              (Widget("time_sampling", "Training times t", "tsamp"),
               Widget("sampler", "Sampler (ODE steps)", "sampler"),
-              Widget("sample_steps", "Sampling steps", "ssteps"))),
+              Widget("sample_steps", "Sampling steps", "ssteps"),
+              Widget("guidance", "Guidance scale w (conditional)", "guid"),
+              Widget("p_uncond", "Label dropout in training (conditional)", "puncond"))),
 }
 NO_LAYOUT: tuple[tuple[Widget, ...], tuple[Widget, ...]] = ((), ())    # a family added later: preset values
 

@@ -25,9 +25,10 @@ from genlib.models import (CAPABILITIES, CRITIC, ENCODER, GAN, PRESETS, STANDING
 ALL = list(PRESETS)
 VAES = [p for p in ALL if PRESETS[p].family == "vae"]
 GANS = [p for p in ALL if PRESETS[p].family == "gan"]
+FLOWS = [p for p in ALL if PRESETS[p].family == "flow"]   # more in tests/test_flow.py
 CONDITIONAL = [p for p in ALL if PRESETS[p].overrides.get("conditional")]
 CONV = [p for p in ALL if PRESETS[p].overrides.get("arch") == "conv"]
-TOY = ["vae", "gan", "cgan"]
+TOY = ["vae", "gan", "cgan", "flow", "cflow"]
 
 # Small networks keep the whole module fast; the preset still decides loss, optimiser, n_critic.
 SMALL = {"hidden": (64,), "width": 8}
@@ -40,12 +41,16 @@ EXPECTED_KEYS = {
     "wgan-gp": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
     "wgan-gp-paper": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
     "cgan": {"d_loss", "g_loss", "d_real", "d_fake"},
+    "flow": {"loss"},
+    "cflow": {"loss"},
 }
 
 
 def expected_keys(preset: str) -> set[str]:   # plus the gradient norms (genlib.train.GRAD_NORM_KEYS)
-    vae = PRESETS[preset].family == "vae"
-    return EXPECTED_KEYS["vae"] | {"grad_norm"} if vae else EXPECTED_KEYS[preset] | {"g_grad_norm", "d_grad_norm"}
+    family = PRESETS[preset].family
+    if family != "gan":
+        return EXPECTED_KEYS[family] | {"grad_norm"}
+    return EXPECTED_KEYS[preset] | {"g_grad_norm", "d_grad_norm"}
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +374,8 @@ def _assert_same_state(a, b) -> None:
 def test_network_sizes(preset, digits):
     model = build(preset, digits)
     sizes = model.network_sizes()
-    expected = {"encoder", "decoder"} if model.family == "vae" else {"generator", "discriminator"}
+    expected = {"vae": {"encoder", "decoder"}, "gan": {"generator", "discriminator"},
+                "flow": {"velocity"}}[model.family]
     assert set(sizes) == expected and all(v > 0 for v in sizes.values())
     assert model.num_parameters() == sum(sizes.values())
     assert model.size_bytes() >= 4 * model.num_parameters()
@@ -589,7 +595,7 @@ def test_presets_are_named_read_only_records():
         family, config = preset_config(name, (1, 8, 8), 10)
         assert family == p.family and all(getattr(config, k) == v for k, v in p.overrides.items())
     with pytest.raises(ValueError, match="unknown model family"):
-        Preset("flow", {}, "not a family yet")
+        Preset("diffusion", {}, "not a family yet")
 
 
 @pytest.mark.hostile

@@ -30,8 +30,13 @@ if not entry.model.config.conditional:
 names = data.class_names
 cls = st.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key=ui.wkey("cond_class", ctx.dataset))
 seed = st.number_input("Seed", 0, 1_000_000, 0, key="cond_seed")
+model = entry.model
+if model.family == "flow":   # classifier-free guidance: a setting of sampling, not of the weights (lesson 16)
+    model = model.with_sampling(guidance=st.slider("Guidance scale w", 0.0, 8.0, float(model.config.guidance), 0.5,
+                                key="cond_guidance", help="0: ignore the label; 1: plain conditional; more: "
+                                "more samples of the class asked for, less varied"))
 n = 64 if data.is_image else 500
-x = ui.draw(entry.model, n, seed, labels=torch.full((n,), cls, dtype=torch.long))
+x = ui.draw(model, n, seed, labels=torch.full((n,), cls, dtype=torch.long))
 left, right = st.columns([3, 2])
 with left:
     if data.is_image:
@@ -54,6 +59,6 @@ if data.is_image:
     k = len(names)
     z_idx = torch.arange(8).repeat(k)                                   # (8k,) column = one noise vector
     labels = torch.arange(k).repeat_interleave(8)                       # (8k,) row = one class
-    z = sampling.prior_draw(entry.model, 8, seed)[z_idx]                  # (8k, D)
-    grid = ui.draw(entry.model, 8 * k, labels=labels, z=z)              # (8k, C, H, W) uint8
+    z = sampling.prior_draw(model, 8, seed)[z_idx]                        # (8k, D)
+    grid = ui.draw(model, 8 * k, labels=labels, z=z)                    # (8k, C, H, W) uint8
     st.image(images.image_grid(grid, nrow=8), caption="Each row is one class, each column one noise vector z.")

@@ -188,7 +188,7 @@ PLACEHOLDERS: tuple[Lesson, ...] = ()
 # helper; while such a module is absent, its lesson is simply not listed.
 _MODULES = ("side_by_side", "conditional", "nonsaturating", "latent_clusters", "family_race",
             "posterior_collapse", "mode_collapse", "smooth_paths", "ood", "concepts", "wgan_critic", "fixed_noise",
-            "live_training")
+            "live_training", "flow_lessons")
 
 
 def _collect() -> tuple[tuple[Lesson, ...], dict[str, str]]:

@@ -19,7 +19,9 @@ below (checked when the class is defined), so code that asked may call them:
 - ``ENCODER`` (``HasEncoder``): ``posterior``, ``encode``, ``decode``, ``reconstruction_nll`` (VAEs);
 - ``CRITIC`` (``HasCritic``): ``discriminate`` (GANs);
 - ``STANDING_STATS`` (``HasStandingStats``): ``standing_statistics`` (GANs: re-estimate the sampling
-  generator's batch-norm statistics).
+  generator's batch-norm statistics);
+- ``ODE_ENCODER`` (``HasODEEncoder``): ``encode`` by running the sampling ODE backwards, deterministic
+  and as costly as sampling (``encode_evaluations``), no posterior (flows).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from .config import BaseConfig
 ENCODER = "encoder"
 CRITIC = "critic"
 STANDING_STATS = "standing_stats"
+ODE_ENCODER = "ode_encoder"
 
 
 class HasEncoder(Protocol):
@@ -62,7 +65,16 @@ class HasStandingStats(Protocol):
         """Re-estimate the sampling network's batch-norm statistics from its own outputs."""
 
 
-CAPABILITIES: dict[str, type] = {ENCODER: HasEncoder, CRITIC: HasCritic, STANDING_STATS: HasStandingStats}
+class HasODEEncoder(Protocol):
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z with ``sample(z) ~= x``: the sampling ODE run backwards, (B, *latent_shape), no gradients."""
+
+    def encode_evaluations(self) -> int:
+        """Network calls per image that ``encode`` (and ``sample``) costs at the config's settings."""
+
+
+CAPABILITIES: dict[str, type] = {ENCODER: HasEncoder, CRITIC: HasCritic, STANDING_STATS: HasStandingStats,
+                                 ODE_ENCODER: HasODEEncoder}
 
 
 def _protocol_methods(protocol: type) -> list[str]:

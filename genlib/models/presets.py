@@ -11,10 +11,11 @@ from typing import Any, Mapping
 
 from .base import GenerativeModel
 from .config import BaseConfig
+from .flow import Flow
 from .gan import GAN
 from .vae import VAE
 
-FAMILIES: dict[str, type[GenerativeModel]] = {"vae": VAE, "gan": GAN}
+FAMILIES: dict[str, type[GenerativeModel]] = {"vae": VAE, "gan": GAN, "flow": Flow}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +68,20 @@ PRESETS: dict[str, Preset] = {
     "wgan-gp-paper": Preset("gan", PAPER_WGAN_GP,
                             "WGAN-GP with the paper's settings: conv critic, 5 critic steps, Adam 1e-4, betas (0, 0.9)"),
     "cgan": Preset("gan", {"conditional": True}, "conditional MLP GAN: label fed to G and D"),
+    # Lipman et al. 2023 / Liu et al. 2022: straight-path flow matching, Euler ODE sampler.
+    "flow": Preset("flow", {}, "flow matching (rectified, straight path): MLP velocity net, 20 Euler steps"),
+    # Ho & Salimans 2022: label dropped 10 % of the time, guidance w = 2 at sampling.
+    "cflow": Preset("flow", {"conditional": True},
+                    "class-conditional flow matching, classifier-free guidance (w = 2), 20 Euler steps"),
 }
 
 # 2-D toy points: small nets, Gaussian VAE likelihood. Conv presets need arch="mlp" here, said explicitly.
 TOY_DEFAULTS: dict[str, dict[str, Any]] = {
     "vae": {"hidden": (128, 128), "latent_dim": 2, "likelihood": "gaussian"},
     "gan": {"hidden": (128, 128), "latent_dim": 8, "ema": 0.0},
+    # flow: a smaller net with Fourier input features (sharp 25-mode fields); its EMA (0.99, with
+    # warm-up) stays: it averages a regression's noise, not a GAN's mode hopping (bench/flow_explore.py)
+    "flow": {"hidden": (128, 128, 128, 128), "emb_dim": 64, "octaves": 6},
 }
 # EMA was chosen on images; on the toys the lessons show G's own mode hopping, which an average hides.
 
