@@ -46,25 +46,32 @@ def test_same_losses_as_in_process_and_continues(pool, digits, tmp_path):
                            genlib.TrainConfig(steps=30, seed=0, log_every=5, sample_every=10, threads=1))
     local.run()
     got, want = run.snapshot(), local.snapshot()
-    assert got.state == "done" and got.step == 30 and got.history["step"] == want.history["step"]
+    assert (got.state, got.step, got.history["step"]) == ("done", 30, want.history["step"]), got
     for key in ("loss", "recon", "kl"):
-        assert torch.allclose(torch.tensor(got.history[key]), torch.tensor(want.history[key]), rtol=1e-6), key
-    assert [s for s, _ in got.samples] == [0, 10, 20, 30]
+        assert torch.allclose(torch.tensor(got.history[key]), torch.tensor(want.history[key]), rtol=1e-6), \
+            (key, got.history[key], want.history[key])
+    assert [s for s, _ in got.samples] == [0, 10, 20, 30], got.samples
     assert torch.equal(got.samples[-1][1], want.samples[-1][1])
     ckpt = genlib.load_checkpoint(run.checkpoint_bytes)            # the trained model came back
     assert ckpt.model.steps == 30 and ckpt.recorded_run.total_steps == 30
     assert run.frozen_model() is not None and run.frozen_model().steps == 30
-    assert any(ev.kind == "done" for ev in run.events)
+    assert any(ev.kind == "done" for ev in run.events), list(run.events)
     # continuing queues it again and goes on from step 30 with its curves
     run.extend(10)
     run.model.set_learning_rates(lr=5e-4)          # as the Train page does on its copy, before a restart
     run.start()
     assert run.wait(120) == "done", run.message
     snap = run.snapshot()
-    assert snap.step == 40 and snap.history["step"][:6] == want.history["step"] and snap.history["step"][-1] == 40
+    assert (snap.step, snap.history["step"][:6], snap.history["step"][-1]) == (40, want.history["step"], 40), snap
     run.save(tmp_path / "run.pt")
     ckpt = genlib.load_checkpoint(tmp_path / "run.pt")
     assert ckpt.model.steps == 40 and ckpt.model.config.lr == 5e-4 and ckpt.model.opt.param_groups[0]["lr"] == 5e-4
+    # an ended RemoteRun stands in for a Trainer where the dashboard saves one (persist, downloads, cards)
+    genlib.save_checkpoint(tmp_path / "again.pt", run.frozen_model(), run, preset="vae", run_name="pooled")
+    again = genlib.load_checkpoint(tmp_path / "again.pt")
+    assert again.card["dataset"] == "digits" and again.card["images"] == len(digits) and again.card["steps"] == 40
+    assert again.history == ckpt.history and torch.equal(again.fixed_z, ckpt.fixed_z)
+    assert again.recorded_run.total_steps == 40 and len(again.samples) == len(ckpt.samples)
 
 
 def test_pause_step_resume_stop_across_processes(pool, digits):

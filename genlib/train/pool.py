@@ -102,6 +102,24 @@ class DataRef:
         return ds.subset(self.subset, self.subset_seed) if self.subset else ds
 
 
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What a model card says of a run's data (``RemoteRun.data``): the dataset stays in the worker."""
+
+    name: str
+    split: str
+    note: str
+    size: int
+    num_classes: int
+
+    @classmethod
+    def of(cls, data: Dataset) -> DataInfo:
+        return cls(data.name, data.split, data.note, len(data), data.num_classes)
+
+    def __len__(self) -> int:
+        return self.size
+
+
 @dataclasses.dataclass
 class RunSpec:
     """Everything a worker needs to train one run; picklable. Build one with ``RunSpec.new``.
@@ -125,6 +143,7 @@ class RunSpec:
     learning_rates: dict[str, float] = dataclasses.field(default_factory=dict)
     start_paused: bool = False
     start_steps: int = 0                     # step_once budget when it starts paused
+    data_info: DataInfo | None = None        # for model cards (RunSpec.new fills it)
 
     @classmethod
     def new(cls, model, data: Dataset, config: TrainConfig, *, ref: DataRef | None = None, **kw: Any) -> RunSpec:
@@ -135,6 +154,7 @@ class RunSpec:
         kw.setdefault("label", f"{model.family}:{model.num_parameters()}:{data.name}:{config.batch_size}")
         if kw.get("memory_mb") is None:
             kw["memory_mb"] = estimate_memory_mb(model, data, config)
+        kw.setdefault("data_info", DataInfo.of(data))
         return cls(model=buf.getvalue(), data=ref if ref is not None else data, config=config, **kw)
 
 
@@ -268,7 +288,8 @@ def _serve(run_id: int, payload: bytes, cmd_q, evt_q, cache: _DataCache, threads
     except Exception as e:
         _put(evt_q, ("failed", run_id, pickle.dumps(f"could not start the run: {type(e).__name__}: {e}")), block=True)
         return True
-    _put(evt_q, ("started", run_id, pickle.dumps({"pid": os.getpid(), "rss_mb": rss0})), block=True)
+    _put(evt_q, ("started", run_id, pickle.dumps({"pid": os.getpid(), "rss_mb": rss0, "device": str(trainer.device)})),
+         block=True)
     pub = _Publisher(evt_q, run_id)
     trainer.callbacks.append(pub.on_event)
     if spec.start_paused:
@@ -393,6 +414,9 @@ class RemoteRun:
         self.worker_pid: int | None = None
         self.rss0_mb: float | None = None
         self.kill_reason = ""
+        self.fixed_z: torch.Tensor | None = None        # the fixed noise and labels, once the run ended
+        self.fixed_labels: torch.Tensor | None = None
+        self.device = torch.device("cpu")               # the worker's, once started
         self._snap: Snapshot | None = None
         self._grids: dict[int, torch.Tensor] = {}
         self._frozen: tuple[int, Any] | None = None
@@ -419,6 +443,23 @@ class RemoteRun:
     @property
     def queue_place(self) -> int | None:
         return self.pool.place(self)
+
+    # what save_checkpoint / model_card read of a trainer, so an ended RemoteRun saves like a Trainer
+    @property
+    def data(self) -> DataInfo | None:
+        return self.spec.data_info
+
+    @property
+    def epoch(self) -> float:
+        return self._snap.epoch if self._snap is not None else 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return self._snap.elapsed if self._snap is not None else 0.0
+
+    @property
+    def batch_size(self) -> int:
+        return self._snap.batch_size if self._snap is not None else self.spec.config.batch_size
 
     def snapshot(self) -> RemoteSnapshot:
         with self._lock:
@@ -532,7 +573,7 @@ class RemoteRun:
     def _started(self, info: dict[str, Any]) -> None:
         with self._lock:
             self.state, self.message = "running", ""
-            self.worker_pid, self.rss0_mb = info["pid"], info["rss_mb"]
+            self.worker_pid, self.rss0_mb, self.device = info["pid"], info["rss_mb"], torch.device(info["device"])
             self.started_at = time.monotonic()
 
     def _update(self, msg: dict[str, Any]) -> None:
@@ -559,7 +600,8 @@ class RemoteRun:
                 self.checkpoint_bytes = msg["checkpoint"]
                 self.spec.resume = msg["resume"]
                 self.spec.learning_rates = {}
-                self.model = load_checkpoint(self.checkpoint_bytes).model
+                ckpt = load_checkpoint(self.checkpoint_bytes)
+                self.model, self.fixed_z, self.fixed_labels = ckpt.model, ckpt.fixed_z, ckpt.fixed_labels
         with self._lock:
             self.state, self.message = state, message
             self.ended_at = time.monotonic()
@@ -680,6 +722,7 @@ class Pool:
                 pass
 
     def _dispatch(self) -> None:
+        sends = []
         with self._lock:
             if self._closed:
                 return
@@ -690,7 +733,12 @@ class Pool:
                     run = self._queue.popleft()
                     slot.run = run
                     run.state = "starting"
-                    slot.cmd_q.put(("run", run.id, pickle.dumps(run.spec)))
+                    sends.append((slot, run, dataclasses.replace(run.spec)))
+        for slot, run, spec in sends:     # pickling a spec with its data can take a while: not under the lock
+            try:
+                slot.cmd_q.put(("run", run.id, pickle.dumps(spec)))
+            except (OSError, ValueError):  # the worker is going away; its reader reports the run
+                pass
 
     # --- the queue ------------------------------------------------------------------------------------
     def place(self, run: RemoteRun) -> int | None:
