@@ -43,4 +43,5 @@ session.session_id()                      # ?sid=…: a reload finds this sessio
 ctx = sidebar.sidebar()
 if ctx.present:
     ui.presentation_css()
-page.run()
+with ui.boundary(f"The page {page.title}"):     # a failure is one line here; the sidebar and other pages work
+    page.run()

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 
 import genlib
-from genlib.checkpoint import Checkpoint, model_card
+from genlib.checkpoint import Checkpoint, fits_dataset, model_card
 
 from . import resources, session
 
@@ -27,6 +27,7 @@ class ModelEntry:
     card: dict[str, Any]
     samples: list[tuple[int, torch.Tensor]] = dataclasses.field(default_factory=list)
     preset: str = ""
+    warnings: list[str] = dataclasses.field(default_factory=list)   # what loading its file changed (cards)
 
     @property
     def label(self) -> str:
@@ -34,7 +35,8 @@ class ModelEntry:
 
     @classmethod
     def from_checkpoint(cls, name: str, source: str, ckpt: Checkpoint) -> "ModelEntry":
-        return cls(name, source, ckpt.model, ckpt.card, ckpt.samples, preset=str(ckpt.card.get("preset", "")))
+        return cls(name, source, ckpt.model, ckpt.card, ckpt.samples, preset=str(ckpt.card.get("preset", "")),
+                   warnings=list(ckpt.warnings))
 
     @classmethod
     def from_run(cls, run: session.Run) -> "ModelEntry | None":
@@ -46,36 +48,50 @@ class ModelEntry:
         return cls(run.name, "session", model, card, run.snapshot().samples, preset=run.preset)
 
 
-def matches_dataset(card: dict[str, Any], model: genlib.GenerativeModel, data: genlib.Dataset) -> bool:
-    """A model fits a dataset when its card names it, or (no name) when the shapes agree."""
-    if card.get("dataset"):
-        return card["dataset"] == data.name and tuple(model.config.data_shape) == data.shape
-    return tuple(model.config.data_shape) == data.shape
+def fit_problem(ckpt: Checkpoint | genlib.GenerativeModel, name: str, data: genlib.Dataset | None) -> str | None:
+    """Why a model cannot be used on dataset ``name`` (``genlib.checkpoint.fits_dataset``: shape,
+    channels, classes, the dataset its card names), or None. Without the data on disk, a checkpoint
+    fits when its card names the dataset: a page that needs no data still draws from it."""
+    if data is not None:
+        return fits_dataset(ckpt, data)
+    trained_on = ckpt.card.get("dataset") if isinstance(ckpt, Checkpoint) else None
+    return None if trained_on == name else f"it was not trained on {name}"
 
 
-def _fits(card: dict[str, Any], model: genlib.GenerativeModel, name: str, data: genlib.Dataset | None) -> bool:
-    """``matches_dataset``; without the data on disk, a model whose card names the dataset fits."""
-    return matches_dataset(card, model, data) if data is not None else card.get("dataset") == name
-
-
-def available_models(name: str, data: genlib.Dataset | None) -> list[ModelEntry]:
+def available_models(name: str, data: genlib.Dataset | None,
+                     unfit: list[tuple[str, str]] | None = None) -> list[ModelEntry]:
     """Pretrained models for dataset ``name``, then this session's finished runs (and runs saved by
-    an earlier visit with the same URL), then its uploads. Without ``data`` on disk, the models
-    whose card names the dataset: a page that needs no data still draws from them."""
-    out = [ModelEntry.from_checkpoint(n, "pretrained", c)
-           for n, c in resources.pretrained_checkpoints(name).items()
-           if isinstance(c, Checkpoint) and _fits(c.card, c.model, name, data)]
+    an earlier visit with the same URL), then its uploads: only those that fit (``fit_problem``).
+    ``unfit`` collects (label, why) of the others that belong here (this dataset's pretrained files
+    that failed to load, runs of this dataset, every upload), for the sidebar to list."""
+    unfit = [] if unfit is None else unfit
+
+    def take(entry_name: str, source: str, ckpt: Checkpoint, out: list[ModelEntry], always: bool) -> None:
+        why = fit_problem(ckpt, name, data)
+        if why is None:
+            out.append(ModelEntry.from_checkpoint(entry_name, source, ckpt))
+        elif always:
+            unfit.append((f"{entry_name} ({source})", why))
+
+    out: list[ModelEntry] = []
+    for n, c in resources.pretrained_checkpoints(name).items():
+        if isinstance(c, Checkpoint):
+            take(n, "pretrained", c, out, always=False)
+        else:
+            unfit.append((f"{n} (pretrained)", str(c)))
     runs = session.session_runs()
     for run_name, ckpt in runs.restored.items():
-        if run_name not in runs.runs and _fits(ckpt.card, ckpt.model, name, data):
-            out.append(ModelEntry.from_checkpoint(run_name, "session", ckpt))
+        if run_name not in runs.runs:
+            take(run_name, "session", ckpt, out, always=ckpt.card.get("dataset") == name)
     for run in runs.runs.values():
         entry = ModelEntry.from_run(run) if run.dataset == name else None
-        if entry is not None:
+        why = None if entry is None or data is None else fits_dataset(entry.model, data, same_dataset=False)
+        if why is not None:                 # the same name with other data (a zip in colour, then grey)
+            unfit.append((entry.label, why))
+        elif entry is not None:
             out.append(entry)
     for file_name, ckpt in runs.uploads.values():
-        if _fits(ckpt.card, ckpt.model, name, data):
-            out.append(ModelEntry.from_checkpoint(file_name, "upload", ckpt))
+        take(file_name, "upload", ckpt, out, always=True)
     return out
 
 
@@ -96,8 +112,11 @@ def dataset_on_disk(name: str) -> bool:
     files = {"mnist": formats.MNIST, "fashion-mnist": formats.FASHION_MNIST, "cifar10": formats.CIFAR10}.get(name)
     if files is None:
         return name in genlib.DATASETS and name != "folder"
-    folders = [root / files.folder for root in search_roots()]
-    return any(files.find(folders, split) is not None for split in files.files)
+    try:
+        folders = [root / files.folder for root in search_roots()]
+        return any(files.find(folders, split) is not None for split in files.files)
+    except (OSError, ValueError):            # a data root that is a file, unreadable, ...: not here
+        return False
 
 
 DEFAULT_ORDER = ("mnist", "fashion-mnist", "digits")

@@ -51,6 +51,12 @@ STOP_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_STOP_AFTER_S", 120))   # S
 STATE_LIMIT_MB = float(os.environ.get("GENLIB_DASHBOARD_STATE_MB", 500))
 KEEP_DAYS = float(os.environ.get("GENLIB_DASHBOARD_KEEP_DAYS", 7))
 MAX_SESSIONS = 200                      # session ids held in memory (the rest come back from disk)
+# Per-session limits (issue 16): one browser session cannot hold the server. Training runs going at
+# once (running or paused), uploaded checkpoints kept (the oldest is let go for a new one), and the
+# memory of the models and sample grids it holds (runs, saved runs, uploads).
+MAX_RUNS_AT_ONCE = int(os.environ.get("GENLIB_DASHBOARD_RUNS", 2))
+MAX_UPLOADS = 4
+SESSION_MB = float(os.environ.get("GENLIB_DASHBOARD_SESSION_MB", 256))
 SID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 # Streamlit's logger factory: lines appear in the server console at Streamlit's log level.
@@ -135,6 +141,19 @@ class Run:
         return self._frozen[1]
 
 
+class LimitError(ValueError):
+    """A per-session limit (runs at once, memory) refuses something; the message says which and what to do."""
+
+
+def _grid_bytes(samples: list[tuple[int, Any]]) -> int:
+    return sum(x.numel() * x.element_size() for _, x in samples)
+
+
+def checkpoint_bytes_held(ckpt: Checkpoint) -> int:
+    """What a loaded checkpoint holds in memory: its weights and its sample grids."""
+    return ckpt.model.size_bytes() + _grid_bytes(ckpt.samples)
+
+
 def _stop_trainers(trainers: list[genlib.Trainer]) -> None:
     for t in trainers:
         t.stop()
@@ -208,7 +227,34 @@ class SessionRuns:
                 os.utime(self.folder)                     # the folder's age is the session's last save
         return written
 
+    def memory_bytes(self) -> int:
+        """Weights and sample grids this session holds: its runs, its saved runs and its uploads."""
+        held = [checkpoint_bytes_held(c) for c in self.restored.values()]
+        held += [checkpoint_bytes_held(c) for _, c in self.uploads.values()]
+        held += [r.model.size_bytes() + _grid_bytes(r.snapshot().samples) for r in self.runs.values()]
+        return sum(held)
+
+    def going(self) -> int:
+        """Runs whose thread is alive (running or paused)."""
+        return sum(t.is_alive for t in self._trainers)
+
+    def start_problem(self, n: int = 1, extra_bytes: int = 0) -> str | None:
+        """Why ``n`` more runs (``extra_bytes`` more memory) may not start now, in one line; None when they may."""
+        going = self.going()
+        if going + n > MAX_RUNS_AT_ONCE:
+            return (f"{going} run(s) of this session are going (running or paused) and at most {MAX_RUNS_AT_ONCE} "
+                    f"may go at once{f'; this starts {n}' if n > 1 else ''}: stop one first.")
+        mb = (self.memory_bytes() + extra_bytes) / 2**20
+        if mb > SESSION_MB:
+            return (f"this would hold {mb:,.0f} MB of models and sample grids in this session, over its "
+                    f"{SESSION_MB:,.0f} MB: remove an uploaded checkpoint in the sidebar first.")
+        return None
+
     def add(self, run: Run) -> Run:
+        """Register a new run (before its start); LimitError when the session's limits refuse it."""
+        why = self.start_problem(1, run.model.size_bytes())
+        if why:
+            raise LimitError(f"Cannot start {run.name}: {why}")
         self.runs[run.name] = run
         self._trainers.append(run.trainer)
         return run
@@ -451,14 +497,42 @@ def session_runs() -> SessionRuns:
     return runs
 
 
-def add_upload(file_name: str, data: bytes) -> Checkpoint:
-    """Load an uploaded checkpoint once per session (CheckpointError says why a file is refused)."""
+def add_upload(file_name: str, data: bytes) -> tuple[Checkpoint, str | None]:
+    """Load an uploaded checkpoint once per session: (checkpoint, a note when keeping it let the
+    oldest upload go). Only the loaded checkpoint is kept, never the file's bytes. CheckpointError
+    says why a file is refused (remembered by content: a refused file is not parsed again on every
+    rerun); LimitError when it would take the session over its memory."""
     runs = session_runs()
     key = hashlib.sha256(data).hexdigest()
+    refused = runs.state.setdefault("refused_uploads", {})
+    if key in refused:
+        raise genlib.CheckpointError(refused[key])
+    note = None
     if key not in runs.uploads:
-        ckpt = genlib.load_checkpoint(data, max_bytes=UPLOAD_LIMIT_MB * 2**20)
+        try:
+            ckpt = genlib.load_checkpoint(data, max_bytes=UPLOAD_LIMIT_MB * 2**20)
+        except genlib.CheckpointError as e:
+            while len(refused) >= 16:
+                refused.pop(next(iter(refused)))
+            refused[key] = str(e)
+            raise
+        go = list(runs.uploads)[:max(0, len(runs.uploads) - MAX_UPLOADS + 1)]     # the oldest first
+        freed = sum(checkpoint_bytes_held(runs.uploads[k][1]) for k in go)
+        mb = (runs.memory_bytes() - freed + checkpoint_bytes_held(ckpt)) / 2**20
+        if mb > SESSION_MB:
+            raise LimitError(f"{file_name} is not kept: with it this session would hold {mb:,.0f} MB of models "
+                             f"and sample grids, over its {SESSION_MB:,.0f} MB (remove an upload first).")
+        dropped = [runs.uploads.pop(k)[0] for k in go]
+        if dropped:
+            note = (f"At most {MAX_UPLOADS} uploaded checkpoints are kept per session: "
+                    f"{', '.join(dropped)} let go for {file_name}.")
         runs.uploads[key] = (file_name, ckpt)
-    return runs.uploads[key][1]
+    return runs.uploads[key][1], note
+
+
+def remove_upload(key: str) -> None:
+    """Let an uploaded checkpoint go (the sidebar's Remove)."""
+    session_runs().uploads.pop(key, None)
 
 
 # --- the user's own images (dataset 'folder'), one upload per session ------------------------------

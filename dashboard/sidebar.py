@@ -13,7 +13,9 @@ import streamlit as st
 
 import genlib
 
-from . import context, resources, session
+from genlib.checkpoint import card_text
+
+from . import context, resources, session, ui
 
 
 def model_picker(entries: list[context.ModelEntry], key: str, where: Any = st.sidebar
@@ -34,7 +36,7 @@ def model_picker(entries: list[context.ModelEntry], key: str, where: Any = st.si
 def _folder() -> genlib.Dataset | None:
     """The user's own images: a .zip uploaded in the sidebar, read into this session only."""
     sb = st.sidebar
-    f = sb.file_uploader("Your images (.zip)", type=["zip"], key="folder_zip",
+    f = sb.file_uploader("Your images (.zip)", type=["zip"], key=_uploader_key("folder_zip"),
                          max_upload_size=session.FOLDER_LIMIT_MB,
                          help="A .zip with one subfolder per class (cats/…, dogs/…), or just images. "
                               f"Resized to {session.FOLDER_SIZE}×{session.FOLDER_SIZE}; read in memory, "
@@ -47,11 +49,29 @@ def _folder() -> genlib.Dataset | None:
         sb.info(f"Upload a .zip of your images (up to {session.FOLDER_LIMIT_MB} MB): one subfolder per "
                 "class, or all in one folder. PNG, JPEG, …; other files are skipped.")
         return None
-    try:
-        return session.add_folder_upload(name, raw, channels=3 if rgb else 1)
-    except ValueError as e:
-        sb.error(str(e))
-        return None
+    drop = _remover("folder_zip", lambda: session.session_runs().state.pop("folder", None))
+    with ui.boundary(f"Reading {name}", sb, remove=drop, remove_key="folder_zip_remove"):
+        try:
+            return session.add_folder_upload(name, raw, channels=3 if rgb else 1)
+        except ValueError as e:                     # genlib's guards: why, in one line
+            sb.error(ui.plain(e, 400))
+            sb.button("Remove", key="folder_zip_remove", on_click=drop, help="Let this upload go.")
+    return None
+
+
+def _uploader_key(base: str) -> str:
+    """A file box's key: a new one after its Remove (Streamlit cannot empty a file box otherwise)."""
+    n = st.session_state.get(f"genlib_gen_{base}", 0)
+    return base if not n else f"{base}#{n}"
+
+
+def _remover(base: str, forget: Any = None):
+    """The on_click of an upload's Remove: a fresh, empty file box, and ``forget()`` what it held."""
+    def remove() -> None:
+        st.session_state[f"genlib_gen_{base}"] = st.session_state.get(f"genlib_gen_{base}", 0) + 1
+        if forget is not None:
+            forget()
+    return remove
 
 
 def _dataset(name: str) -> genlib.Dataset | None:
@@ -81,21 +101,38 @@ def _dataset(name: str) -> genlib.Dataset | None:
 
 
 def _upload() -> None:
-    f = st.sidebar.file_uploader("Upload a checkpoint (.pt)", type=["pt"], key="upload",
+    f = st.sidebar.file_uploader("Upload a checkpoint (.pt)", type=["pt"], key=_uploader_key("upload"),
                                  max_upload_size=session.UPLOAD_LIMIT_MB,
                                  help="A file saved by genlib (the Train page's download, or "
                                       "`python -m genlib train --out`). Loaded with weights_only=True: "
                                       "nothing in it can run code.")
     if f is None:
         return
-    try:
-        ckpt = session.add_upload(f.name, f.getvalue())
-    except genlib.CheckpointError as e:
-        st.sidebar.error(str(e))
+    sb, drop = st.sidebar, _remover("upload")
+    with ui.boundary(f"Loading {f.name}", sb, remove=drop, remove_key="upload_remove"):
+        try:
+            ckpt, note = session.add_upload(f.name, f.getvalue())
+        except (genlib.CheckpointError, session.LimitError) as e:
+            sb.error(ui.plain(e, 400))
+            sb.button("Remove", key="upload_remove", on_click=drop, help="Empty the file box.")
+            return
+        if note:
+            sb.info(ui.plain(note, 400))
+        data_name = ckpt.card.get("dataset")
+        if isinstance(data_name, str) and data_name and data_name != st.session_state.get("dataset"):
+            sb.warning(f"{ui.plain(f.name)} was trained on {ui.plain(data_name, 40)}; pick that dataset to use it.")
+
+
+def _uploads_kept() -> None:
+    """This session's uploaded checkpoints, each with a Remove (they count against its limits)."""
+    uploads = session.session_runs().uploads
+    if not uploads:
         return
-    data_name = ckpt.card.get("dataset", "?")
-    if ckpt.card.get("dataset") != st.session_state.get("dataset") and data_name != "?":
-        st.sidebar.warning(f"{f.name} was trained on **{data_name}**; pick that dataset to use it.")
+    with st.sidebar.expander(f"Uploaded checkpoints ({len(uploads)} of at most {session.MAX_UPLOADS})"):
+        for key, (file_name, ckpt) in list(uploads.items()):
+            c = st.columns([3, 1])
+            c[0].text(f"{file_name[:60]} · {session.checkpoint_bytes_held(ckpt) / 2**20:,.1f} MB")
+            c[1].button("Remove", key=f"upload_drop_{key[:16]}", on_click=session.remove_upload, args=(key,))
 
 
 DATASET_LABELS = {n: n for n in genlib.DATASETS} | {"folder": "your images (.zip)"}
@@ -108,29 +145,48 @@ def sidebar() -> context.Context:
     device = sb.selectbox("Device", devices, key="device",
                           help="Where training runs (only devices this machine has). Pages sample on the CPU.")
     names = list(genlib.DATASETS)
-    _read_url()
-    dataset = sb.selectbox("Dataset", names, key="dataset", format_func=DATASET_LABELS.get, help="\n\n".join(
-        f"**{DATASET_LABELS[n]}**: {genlib.DATASETS[n]}" for n in names))
-    data = _dataset(dataset)
-    if data is not None and dataset == "folder":
-        skipped = data.skipped
-        sb.caption(f"{len(data):,} images in {data.num_classes} classes ({', '.join(data.class_names[:10])}"
-                   f"{', …' if data.num_classes > 10 else ''}), resized to {tuple(data.shape)}."
-                   + (f" {skipped:,} files skipped: not images or unsafe paths." if skipped else ""))
-    elif data is not None:
-        kind = "images" if data.is_image else "points"
-        sb.caption(f"{len(data):,} {kind} of shape {tuple(data.shape)}, {data.num_classes} classes "
-                   f"({data.split} split).")
-    _upload()
-    models = context.available_models(dataset, data)
-    if data is None and models:
-        sb.caption("Its pretrained models still draw samples here; pages that need the images say so.")
-    key = context.model_key(dataset)
-    asked = st.session_state.pop("genlib_url_model", None)          # from the URL, once
-    if asked:
-        st.session_state[key] = next((e.label for e in models if e.name == asked or e.label == asked),
-                                     st.session_state.get(key))
-    _, entry = model_picker(models, key)
+    dataset = st.session_state.get("dataset") if st.session_state.get("dataset") in names else "digits"
+    data, models, entry = None, [], None
+    # one error boundary per widget (ui.boundary): a failure is a line on that widget, the rest works
+    with ui.boundary("The dataset picker", sb):
+        _read_url()
+        dataset = sb.selectbox("Dataset", names, key="dataset", format_func=DATASET_LABELS.get, help="\n\n".join(
+            f"**{DATASET_LABELS[n]}**: {genlib.DATASETS[n]}" for n in names))
+    with ui.boundary(f"Loading {dataset}", sb):
+        data = _dataset(dataset)
+        if data is not None and dataset == "folder":
+            skipped = data.skipped
+            shown = ", ".join(ui.plain(c, 30) for c in data.class_names[:10])      # folder names from the zip
+            sb.caption(f"{len(data):,} images in {data.num_classes} classes ({shown}"
+                       f"{', …' if data.num_classes > 10 else ''}), resized to {tuple(data.shape)}."
+                       + (f" {skipped:,} files skipped: not images or unsafe paths." if skipped else ""))
+        elif data is not None:
+            kind = "images" if data.is_image else "points"
+            sb.caption(f"{len(data):,} {kind} of shape {tuple(data.shape)}, {data.num_classes} classes "
+                       f"({data.split} split).")
+    with ui.boundary("The checkpoint upload", sb):
+        _upload()
+    unfit: list[tuple[str, str]] = []
+    uploads = session.session_runs().uploads
+    with ui.boundary("The model list", sb, remove=uploads.clear if uploads else None, remove_key="models_remove"):
+        models = context.available_models(dataset, data, unfit)
+        if data is None and models:
+            sb.caption("Its pretrained models still draw samples here; pages that need the images say so.")
+        key = context.model_key(dataset)
+        asked = st.session_state.pop("genlib_url_model", None)          # from the URL, once
+        if asked:
+            st.session_state[key] = next((e.label for e in models if e.name == asked or e.label == asked),
+                                         st.session_state.get(key))
+        _, entry = model_picker(models, key)
+        if unfit:
+            with sb.expander(f"Not offered here ({len(unfit)})"):
+                st.text("\n".join(f"{label[:60]}: {why[:200]}" for label, why in unfit))
+        if entry is not None:
+            for w in entry.warnings:
+                sb.warning(ui.plain(w, 300))
+            with sb.expander("Model card"):
+                st.code(card_text(entry.card), language=None)
+        _uploads_kept()
     present = sb.toggle("Presentation mode", key="present", help="For a projector: large image grids and type, "
                         "tables that fit the width. Also `?present=1` in the URL.")
     _write_url(dataset, entry, present)

@@ -4,17 +4,53 @@ progress bars with a smoothed ETA, presentation-mode sizes, ``wkey`` (a widget k
 the widget describes) and ``memo``, which keeps a live view from rebuilding what did not change."""
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 import torch
 
 import genlib
+from genlib.checkpoint import _plain_line
 from genlib.sampling import prior_draw, to_uint8
 
 from . import context, figures
+
+
+# --- text from files and users, and the error boundary ----------------------------------------------
+_MD_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")     # every ASCII punctuation mark
+
+
+def plain(text: Any, limit: int = 80) -> str:
+    """``text`` from a file or a user (a card field, a file name, a run name) for a markdown string:
+    one line of at most ``limit`` characters, every ASCII punctuation mark backslash-escaped, so
+    ``![x](http://…)``, ``**``, ``:material/…:`` or ``$…$`` show as typed and never become an image,
+    a link, styling or an icon. Card blocks go to ``st.code(card_text(card))`` instead."""
+    return _MD_PUNCT.sub(r"\\\1", _plain_line(str(text), limit))
+
+
+@contextlib.contextmanager
+def boundary(label: str, where: Any = None, remove: Callable[[], None] | None = None,
+             remove_key: str | None = None) -> Iterator[None]:
+    """One page or sidebar widget: any exception inside becomes a one-line ``st.error`` in its place
+    (the traceback goes to the server log) and the rest of the app keeps working. ``remove``: the
+    culprit is something the user gave (an upload); a "Remove" button calls it. Streamlit's own
+    control flow (st.stop, st.rerun, switch_page) is a BaseException and passes through."""
+    try:
+        yield
+    except Exception as e:                                   # noqa: BLE001 (the boundary's whole point)
+        from . import session
+
+        session.log.warning("%s failed", label, exc_info=True)
+        where = where if where is not None else st
+        first = (str(e).strip().splitlines() or [""])[0]
+        where.error(f"{plain(label, 60)} failed: {type(e).__name__}" + (f": {plain(first, 200)}" if first else ""))
+        if remove is not None:
+            where.button("Remove", key=remove_key or wkey("remove", label), on_click=remove,
+                         help="Let this upload go; the rest of the app keeps working.")
 
 
 def explain(markdown: str, title: str = "What am I looking at?") -> None:
