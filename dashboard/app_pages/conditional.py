@@ -23,7 +23,7 @@ if entry is None:
     ui.no_model_note(ctx, "conditional model")
     st.stop()
 if not entry.model.config.conditional:
-    st.warning(f"**{entry.name}** is not conditional: it was trained without labels, so it cannot be told "
+    st.warning(f"**{ui.plain(entry.name)}** is not conditional: it was trained without labels, so it cannot be told "
                "which class to draw. " + ui.conditional_hint(ctx))
     st.stop()
 
@@ -40,7 +40,7 @@ x = ui.draw(model, n, seed, labels=torch.full((n,), cls, dtype=torch.long))
 left, right = st.columns([3, 2])
 with left:
     if data.is_image:
-        st.image(images.image_grid(x, nrow=8), caption=f"{n} samples of class “{names[cls]}” from {entry.name}")
+        st.image(images.image_grid(x, nrow=8), caption=f"{n} samples of class “{ui.plain(names[cls], 40)}” from {ui.plain(entry.name)}")
     else:
         st.plotly_chart(figures.points_figure(data.subset(1000).x, x, f"{n} points of class “{names[cls]}”"))
 with right:

@@ -99,7 +99,7 @@ if cond:
     strip(latent.interpolate_classes(model, a, b, steps, seed=seed), [f"{v:.2f}" for v in t],
           f"weight of class {names[b]} in the class input (1 − weight for {names[a]})", "ip_classes")
 else:
-    st.info(f"**{entry.name}** is not conditional: its class is not an input it can blend. "
+    st.info(f"**{ui.plain(entry.name)}** is not conditional: its class is not an input it can blend. "
             + ui.conditional_hint(ctx))
 
 # --- one dimension at a time ---------------------------------------------------------------------

@@ -50,10 +50,10 @@ def picked_point(event, n: int) -> int | None:
 
 # --- the scatter -------------------------------------------------------------------------------
 if model.supports(ENCODER):
-    st.caption(f"**{entry.name}** encodes {test.name}'s **{test.split}** images (μ of q(z|x), {d}-D latent).")
+    st.caption(f"**{ui.plain(entry.name)}** encodes {test.name}'s **{test.split}** images (μ of q(z|x), {d}-D latent).")
 else:
     vaes = [m.label for m in ctx.models if m.model.supports(ENCODER)]
-    st.info(f"**{entry.name}** is a GAN: it has no encoder, so test images cannot be placed in its latent "
+    st.info(f"**{ui.plain(entry.name)}** is a GAN: it has no encoder, so test images cannot be placed in its latent "
             "space. Below: random codes z ~ N(0, I), each coloured by "
             + ("its conditioning label (for a conditional GAN the label, not z, decides the class: expect no "
                "clusters)." if model.config.conditional else "the class the classifier sees in its image "

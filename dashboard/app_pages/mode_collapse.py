@@ -69,7 +69,7 @@ if pair:
         for i, (col, run) in enumerate(zip(st.columns(2), pair)):
             snap, heat = run.snapshot(), run.probe.heat()
             with col:
-                st.markdown(f"**{run.name}** — {snap.state}, step {snap.step:,} / {snap.total_steps:,}")
+                st.markdown(f"**{ui.plain(run.name)}** — {snap.state}, step {snap.step:,} / {snap.total_steps:,}")
                 ui.run_progress(snap, run.name)
                 fake = snap.samples[-1][1] if snap.samples else None
                 drawn = (run.name, snap.samples[-1][0] if snap.samples else None, None if heat is None else heat[0])

@@ -53,7 +53,7 @@ z = {name: ood.sample_latents(name, n, model.latent_shape, sampling.seeded_gener
 cols = st.columns(2)
 for col, (name, zs) in zip(cols, z.items()):
     x = sampling.sample_batched(model, zs.to(model.device), labels).cpu()               # (n, C, H, W)
-    col.image(images.image_grid(x, nrow=8), caption=f"{entry.name} from {n} codes z ~ "
+    col.image(images.image_grid(x, nrow=8), caption=f"{ui.plain(entry.name)} from {n} codes z ~ "
               + ("N(0, I), the training prior" if name == "normal" else
                  f"{kind}({', '.join(f'{k}={v:g}' for k, v in params.items())})") + f", seed {seed}")
 

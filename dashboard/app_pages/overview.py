@@ -29,7 +29,7 @@ cols = st.columns(min(2 if ctx.present else 3, len(ctx.models)))
 for i, entry in enumerate(ctx.models):
     is_image = len(entry.model.config.data_shape) == 3
     with cols[i % len(cols)]:
-        st.markdown(f"**{entry.name}** · {entry.source}")
+        st.markdown(f"**{ui.plain(entry.name)}** · {entry.source}")
         x = ui.memo(f"ov_draw@{entry.label}", (entry.model.steps, seed), lambda: ui.draw(entry.model, 25 if is_image
                                                                                         else 1000, seed))
         if is_image:
@@ -43,7 +43,7 @@ def measure_all() -> tuple[dict[str, dict[str, float]], tuple[float, int] | None
     """measure.table_metrics of every model (a progress bar with an ETA), and the floor at the same
     sample size (the card's is at n=5000)."""
     done = ui.each_with_progress(ctx.models, lambda e: measure.table_metrics(e.model, data),
-                                 lambda e: f"Measuring {e.name}")
+                                 lambda e: f"Measuring {ui.plain(e.name)}")
     return ({e.label: m for e, m in zip(ctx.models, done)}, measure.floor_fid_with_count(data, measure.LIVE_N))
 
 
@@ -75,7 +75,9 @@ for table, key in ((about, "ov_table"), (quality, "ov_quality")):
     if len(table[0]) <= 1:
         continue
     if ctx.present:
-        st.table(table)                      # plain HTML: the page's large type, full names, no scrolling
+        # plain HTML: the page's large type, full names, no scrolling; st.table reads markdown in cells,
+        # and names and card fields come from files: escaped (ui.plain)
+        st.table([{k: ui.plain(v, 120) if isinstance(v, str) else v for k, v in r.items()} for r in table])
     else:
         st.dataframe(table, hide_index=True, key=key, width="stretch",
                      column_config={"model": st.column_config.TextColumn("model", width="medium", pinned=True)})

@@ -123,4 +123,4 @@ if not run.alive and run.snapshot().samples:
         d[3].download_button("Training (.gif)", lambda: images.gif_bytes(snap.samples), key="tr_dl_gif",
                              file_name=f"{run.preset}-training.gif", mime="image/gif")
     st.caption("The model is also in the sidebar's picker as "
-               f"“{entry.label}”, for the other pages.")
+               f"“{ui.plain(entry.label)}”, for the other pages.")
