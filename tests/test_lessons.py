@@ -24,7 +24,7 @@ def test_every_lesson_module_imports():
 def test_registry_in_course_order_with_unique_url_safe_slugs():
     numbers = [x.number for x in LESSONS]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
-    assert set(numbers) <= set(range(1, 14))
+    assert set(numbers) <= set(range(1, 18))     # 1-13 the course, 14-17 flow matching (issue 17)
     assert len({x.slug for x in LESSONS}) == len(LESSONS)
     assert all(SLUG_RE.match(x.slug) for x in LESSONS)
     assert {n: BY_SLUG[s].number for n, s in MINE.items()} == {n: n for n in MINE}
@@ -33,7 +33,7 @@ def test_registry_in_course_order_with_unique_url_safe_slugs():
 
 def test_every_lesson_names_a_page_and_a_bar_and_its_settings_fit_its_runner():
     pages = {"overview.py", "train.py", "conditional.py", "latent.py", "interpolate.py", "ood.py",
-             "mode_collapse.py", "lessons.py"}
+             "mode_collapse.py", "lessons.py", "flow.py"}
     for x in LESSONS:
         assert x.page in pages, x.slug
         assert x.title and x.see and x.effect and math.isfinite(x.threshold), x.slug
