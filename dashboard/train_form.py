@@ -162,6 +162,27 @@ def run_settings(steps: int, batch: int, seed: int, is_image: bool) -> dict[str,
                 sample_every=max(1, steps // 30), n_fixed=64 if is_image else 512)
 
 
+def build_problem(preset: str, data: genlib.Dataset, overrides: dict[str, Any], train_cfg: dict[str, Any]) -> str | None:
+    """Why this run may not be built, in one line, before anything is allocated: steps and batch size
+    outside the CLI's bounds (``genlib.cli.LIMITS``, also when a widget's state was forged), or
+    networks over the checkpoint ceilings (``genlib.checkpoint.network_problem``: nothing is trained
+    that could not be loaded again). None when it may."""
+    from genlib.checkpoint import network_problem
+    from genlib.cli import LIMITS
+    from genlib.models import preset_config
+
+    for k in ("steps", "batch_size"):
+        lo, hi = LIMITS[k]
+        v = train_cfg.get(k)
+        if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+            return f"{k.replace('_', ' ')} must be a whole number from {int(lo):,} to {int(hi):,}, got {str(v)[:40]}"
+    try:
+        family, config = preset_config(preset, tuple(data.shape), data.num_classes, **overrides)
+    except (ValueError, TypeError) as e:
+        return str(e)
+    return network_problem(family, config)
+
+
 def metric_every(steps: int) -> int:
     """The Train page measures its live metrics about 10 times per run."""
     return max(1, steps // 10)

@@ -99,7 +99,11 @@ def live_lesson(x: Lesson, seed: int) -> LessonResult | None:
         return None
     if run is None or not run.alive:
         label = "Start training from scratch" if run is None else "Train a new one from scratch"
-        if st.button(f"{label} ({s['budget_s']:g} s on {name})", type="primary", key="lesson_live_start"):
+        busy = runs.start_problem()            # per-session limits (session.MAX_RUNS_AT_ONCE, SESSION_MB)
+        if busy:
+            st.warning(f"Start is off: {busy}")
+        if st.button(f"{label} ({s['budget_s']:g} s on {name})", type="primary", key="lesson_live_start",
+                     disabled=bool(busy), help=busy):
             data = context.dataset(name)
             torch.manual_seed(seed)
             model = genlib.make_model(live_training.PRESET, data)

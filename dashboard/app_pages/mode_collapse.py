@@ -41,8 +41,11 @@ data = resources.load_data(toy)
 st.caption(f"{genlib.DATASETS[toy]} Both models train on the CPU, batch 128. Coverage is measured on "
            f"1,000 samples by `{measure.toy_metrics_source()}`.")
 
+busy = runs.start_problem(2)                   # two runs at once (session.MAX_RUNS_AT_ONCE)
+if busy:
+    st.warning(f"Start both is off: {busy}")
 go_col, stop_col = st.columns([1, 8])
-if go_col.button("Start both", type="primary", key="mc_start"):
+if go_col.button("Start both", type="primary", key="mc_start", disabled=bool(busy), help=busy):
     pair = []
     for preset, extra in (("gan", {"loss": vanilla_loss}), ("wgan-gp", {"arch": "mlp"})):
         model = genlib.make_model(preset, data, lr_g=lr, lr_d=lr, **extra)

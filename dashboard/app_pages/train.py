@@ -27,14 +27,20 @@ with st.expander("New run", expanded=not runs.of_page("train")):
     preset = st.selectbox("Model", list(genlib.PRESETS), key="tr_preset", persist_state="session",
                           format_func=lambda p: f"{p}: {genlib.PRESETS[p].description}")
     overrides, train_cfg = train_form.train_settings(preset, data)
-    if st.button("Start training", type="primary", key="tr_start"):
+    busy = runs.start_problem()                      # per-session limits (session.MAX_RUNS_AT_ONCE, SESSION_MB)
+    if busy:
+        st.warning(f"Start is off: {busy}")
+    if st.button("Start training", type="primary", key="tr_start", disabled=bool(busy), help=busy):
         metric_fn = measure.live_metric_fn(data)
         try:
+            why = train_form.build_problem(preset, data, overrides, train_cfg)      # before anything is allocated
+            if why:
+                raise ValueError(why)
             model = genlib.make_model(preset, data, **overrides)
             cfg = genlib.TrainConfig(**train_cfg, metric_every=train_form.metric_every(train_cfg["steps"]) if metric_fn else 0)
             trainer = genlib.Trainer(model, data, cfg, device=ctx.device, metric_fn=metric_fn)
         except ValueError as e:
-            st.error(f"Cannot build this model: {e}")
+            st.error(f"Cannot build this model: {ui.plain(e, 300)}")
         else:
             run = runs.add(session.Run(runs.new_name(f"{preset} · {ctx.dataset}"), preset, ctx.dataset, trainer))
             run.start()
