@@ -821,3 +821,232 @@ def test_live_lab_charts_keep_their_spec_when_only_the_data_change():
     assert without_data(m1) == without_data(m2) and len(m2["datasets"]["metrics"]) == 3
     s1, s2 = figures.mode_share_chart(torch.zeros(8)), figures.mode_share_chart(torch.full((8,), 0.125))
     assert without_data(s1) == without_data(s2)
+
+
+# --- hostile and broken inputs (issue 16): boundaries, cards as text, models that fit, session limits ---
+EVIL = "![x](http://evil.example/pixel.png)"          # markdown that would make the browser fetch a URL
+ALL_PAGES = PAGES + ["app_pages/latent.py", "app_pages/interpolate.py", "app_pages/ood.py", "app_pages/flow.py"]
+
+
+def _crafted(preset: str = "gan", card: dict | None = None, edit=None, data_shape=None, num_classes=None,
+             **kw) -> bytes:
+    """A small digits checkpoint as the Train page saves it, its card extended with ``card`` and its
+    payload then changed by ``edit(payload)`` (re-saved with torch.save: loadable, but crafted)."""
+    data = resources.load_data("digits")
+    if data_shape is None:
+        model = genlib.make_model(preset, data, hidden=(32,), **kw)
+        trainer = genlib.Trainer(model, data, genlib.TrainConfig(steps=4, batch_size=16, sample_every=2, n_fixed=20))
+        trainer.run()
+    else:
+        model, trainer = genlib.make_model(preset, data_shape=data_shape, num_classes=num_classes, **kw), None
+    raw = session.checkpoint_bytes(model, trainer, preset=preset, **(card or {}))
+    if edit is not None:
+        payload = torch.load(io.BytesIO(raw), weights_only=True)
+        edit(payload)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        raw = buf.getvalue()
+    return raw
+
+
+PLAIN_TEXT = {"Code", "Text", "Dataframe", "Selectbox", "Multiselect"}    # never read as markdown
+
+
+def markdown_texts(at: AppTest) -> list[str]:
+    """The protos of every element (and block: expander labels) whose text Streamlit may read as
+    markdown: everything but code, plain text, data frames and select boxes' options."""
+    from streamlit.testing.v1 import element_tree as et
+
+    out = []
+
+    def walk(node) -> None:
+        if isinstance(node, et.Block):
+            if getattr(node, "proto", None) is not None:
+                out.append(str(node.proto))
+            for child in node.children.values():
+                walk(child)
+        elif type(node).__name__ not in PLAIN_TEXT:
+            out.append(str(node.proto))
+
+    walk(at._tree)
+    return out
+
+
+def upload(at: AppTest, name: str, raw: bytes, key: str = "upload") -> AppTest:
+    box = next(u for u in at.sidebar.get("file_uploader") if u.key.split("#")[0] == key)
+    box.set_value((name, raw, "application/octet-stream"))
+    return at.run()
+
+
+def sidebar_text(at: AppTest) -> str:
+    return "\n".join(t.value for t in at.sidebar.text)
+
+
+def test_a_failing_page_or_widget_is_one_line_and_the_rest_keeps_working(app, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(figures, "model_rows", boom)             # the Overview's table
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [ui.plain("The page Overview / compare") + " failed: RuntimeError: boom"]
+    assert app.sidebar.selectbox(key="dataset").value == "digits" and app.title      # sidebar and page top drawn
+    app.switch_page("app_pages/train.py").run()
+    assert_clean(app)
+    monkeypatch.setattr(context, "available_models", boom)     # a sidebar widget
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.sidebar.error] == ["The model list failed: RuntimeError: boom"]
+    assert app.title and not app.main.error                    # the page renders (no model picked)
+
+
+@pytest.mark.hostile(6)    # markdown in the file name, description, data_note, name, run_name, preset
+def test_markdown_in_a_card_or_file_name_never_reaches_a_markdown_element(pretrained):
+    def evil_preset(payload):
+        payload["card"]["preset"] = EVIL
+
+    raw = _crafted(card=dict(description=EVIL, data_note=EVIL, name=EVIL, run_name=EVIL), edit=evil_preset)
+    for present in ("", "1"):                               # st.table (presentation mode) reads markdown
+        at = new_app(present=present) if present else new_app()
+        at.run()
+        upload(at, f"{EVIL}.pt", raw)
+        label = next(o for o in at.selectbox(key=MODEL).options if "(upload)" in o)
+        at.selectbox(key=MODEL).set_value(label).run()
+        assert any(f"description: {EVIL}" in c.value for c in at.sidebar.code)    # the card, as text
+        for page in ALL_PAGES:
+            at.switch_page(page).run()
+            assert not at.exception, (page, [e.value for e in at.exception])
+            leaks = [t for t in markdown_texts(at) if "](http://evil" in t]
+            assert not leaks, (page, leaks[0][:300])
+        if "genlib_runs" in at.session_state:
+            runs_of(at).stop_all()
+
+
+@pytest.mark.hostile(3)    # another dataset's shape, another class count, another dataset's name
+def test_models_that_do_not_fit_the_dataset_are_listed_with_why_not_offered(app):
+    bad = {"ring.pt": _crafted("gan", data_shape=(2,), num_classes=0),
+           "three.pt": _crafted("cgan", data_shape=(1, 8, 8), num_classes=3, hidden=(32,)),
+           "other.pt": _crafted("gan", card={"dataset": "fashion-mnist"}, edit=lambda p: p["card"].update(
+               dataset="fashion-mnist"))}
+    for name, raw in bad.items():
+        upload(app, name, raw)
+        assert not app.exception
+    options = app.selectbox(key=MODEL).options
+    assert not any(n in o for o in options for n in bad)
+    listed = sidebar_text(app)
+    assert "ring.pt (upload): it makes points of shape (2,); digits has (1, 8, 8)" in listed
+    assert "three.pt (upload): it is conditional on 3 classes; digits has 10" in listed
+    assert "other.pt (upload): it was trained on fashion-mnist, not digits" in listed
+    for page in ALL_PAGES:
+        app.switch_page(page).run()
+        assert_clean(app)
+
+
+@pytest.mark.hostile(2)    # wrong-typed card fields; odd but loadable sample grids
+def test_crafted_but_loadable_checkpoints_do_not_crash_the_overview_or_the_lab(app):
+    def odd(payload):
+        card = payload["card"]
+        card.update(epochs="many", wall_time_s=[1], steps="?", parameters={"G": "x"},
+                    metrics={"fid_floor": "x", "n": {"a": 1}, "classifier_fid": [1], "precision": None})
+        grid = payload["samples"][0]["images"]
+        payload["samples"] = [{"step": 9, "images": grid[:1]}, {"step": 0, "images": grid.repeat(51, 1, 1, 1)[:1024]},
+                              {"step": 9, "images": grid[:3]}]     # one image, 1,024 images, steps out of order
+
+    upload(app, "odd.pt", _crafted(edit=odd))
+    assert not app.exception
+    app.selectbox(key=MODEL).set_value("odd.pt (upload)").run()
+    warned = " ".join(w.value for w in app.sidebar.warning)
+    assert "epochs" in warned and "dropped" in warned                # ckpt.warnings, shown
+    assert_clean(app)                                                # the Overview, with its table
+    app.switch_page("app_pages/mode_collapse.py").run()
+    assert_clean(app)
+    app.selectbox(key="mc_gan@digits").set_value("odd.pt (upload)").run()
+    assert_clean(app)
+    assert app.get("plotly_chart")                                  # the class histogram of its grids
+
+
+@pytest.mark.hostile(2)    # a checkpoint with a wrong-shaped grid, then junk: refused, each can be removed
+def test_a_refused_upload_says_why_and_can_be_removed(app):
+    def wrong_grid(payload):
+        payload["samples"][0]["images"] = torch.zeros(4, 3, 5, 5, dtype=torch.uint8)
+
+    for name, raw, why in (("grid.pt", _crafted(edit=wrong_grid), "sample grid"),
+                           ("junk.pt", b"not a checkpoint", "not a readable checkpoint")):
+        upload(app, name, raw)
+        assert not app.exception
+        errors = [e.value for e in app.sidebar.error]
+        assert len(errors) == 1 and ui.plain(why) in errors[0], errors
+        app.sidebar.button(key="upload_remove").click().run()
+        assert_clean(app)
+        assert all(not u.value for u in app.sidebar.get("file_uploader"))      # a fresh, empty file box
+        app.switch_page("app_pages/overview.py").run()
+        assert_clean(app)
+
+
+@pytest.mark.hostile   # a third run while two are going
+def test_at_most_two_runs_go_at_once_and_start_says_why(app):
+    first = start_training(app, "gan", 100_000)
+    second = start_training(app, "vae", 100_000)
+    assert first.alive and second.alive
+    app.run()                                    # the page drawn with both going
+    assert app.button(key="tr_start").disabled
+    assert any("at most 2 may go at once" in w.value for w in app.warning)
+    with pytest.raises(session.LimitError):
+        runs_of(app).add(session.Run("third", "gan", "digits", genlib.Trainer(
+            genlib.make_model("gan", resources.load_data("digits")), resources.load_data("digits"),
+            genlib.TrainConfig(steps=10))))
+    app.switch_page("app_pages/mode_collapse.py").run()
+    assert app.button(key="mc_start").disabled                       # two more: refused too
+    first.stop()
+    second.stop()
+    app.switch_page("app_pages/train.py").run()
+    assert not app.button(key="tr_start").disabled
+
+
+@pytest.mark.hostile(2)   # a fifth upload; an upload over the session's memory
+def test_uploads_kept_and_session_memory_are_bounded(app, monkeypatch):
+    data = resources.load_data("digits")
+    model = genlib.make_model("gan", data, hidden=(32,))
+    files = {f"m{i}.pt": session.checkpoint_bytes(model, None, preset="gan", dataset="digits", description=str(i))
+             for i in range(5)}
+    for name, raw in files.items():
+        upload(app, name, raw)
+        assert_clean(app)
+    assert len(runs_of(app).uploads) == session.MAX_UPLOADS == 4
+    kept = [n for n, _ in runs_of(app).uploads.values()]
+    assert kept == ["m1.pt", "m2.pt", "m3.pt", "m4.pt"]                 # the oldest let go
+    assert any("m0\\.pt let go for m4\\.pt" in i.value for i in app.sidebar.info)
+    assert all(not isinstance(v, (bytes, bytearray)) for v in runs_of(app).uploads.values())
+    monkeypatch.setattr(session, "SESSION_MB", 0.01)
+    upload(app, "big.pt", session.checkpoint_bytes(model, None, preset="gan", dataset="digits", description="big"))
+    assert not app.exception
+    assert any("big\\.pt is not kept" in e.value and "over its" in e.value for e in app.sidebar.error)
+    assert len(runs_of(app).uploads) == 4
+    app.switch_page("app_pages/train.py").run()
+    assert app.button(key="tr_start").disabled                        # no new run either
+
+
+@pytest.mark.hostile   # GENLIB_DATA_DIR is a file
+def test_a_corrupt_data_root_does_not_crash_the_sidebar(monkeypatch, tmp_path):
+    root = tmp_path / "data"
+    root.write_text("not a folder")
+    monkeypatch.setenv("GENLIB_DATA_DIR", str(root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="dataset").value in ("digits", "mnist")
+    at.sidebar.selectbox(key="dataset").set_value("mnist").run()
+    assert not at.exception and at.sidebar.error
+    assert not any(str(root) in e.value for e in at.sidebar.error)
+    at.sidebar.selectbox(key="dataset").set_value("digits").run()
+    assert_clean(at)
+
+
+@pytest.mark.hostile(3)   # steps and batch outside the CLI's bounds, a network over the ceiling
+def test_the_training_form_checks_bounds_and_networks_before_building():
+    data = resources.load_data("digits")
+    assert train_form.build_problem("gan", data, {}, dict(steps=100, batch_size=32)) is None
+    assert "steps must be" in train_form.build_problem("gan", data, {}, dict(steps=10**9, batch_size=32))
+    assert "batch size must be" in train_form.build_problem("gan", data, {}, dict(steps=100, batch_size=0))
+    why = train_form.build_problem("gan", data, {"hidden": (8192, 8192, 8192)}, dict(steps=100, batch_size=32))
+    assert "over the ceiling" in why
