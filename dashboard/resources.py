@@ -15,7 +15,7 @@ from genlib.pretrained import list_pretrained
 PRETRAINED_ROOT: Path | None = None     # None: genlib's pretrained/ folder (tests point it elsewhere)
 
 
-@st.cache_resource(show_spinner="Loading dataset…")
+@st.cache_resource(show_spinner="Loading dataset…", max_entries=16)
 def load_data(name: str) -> genlib.Dataset:
     """A dataset on the CPU, loaded once per process; never downloads (see ``download_data``)."""
     return genlib.load_dataset(name, download=False)
@@ -28,7 +28,7 @@ def download_data(name: str, progress: Callable[[int, int | None, str], None]) -
     return load_data(name)
 
 
-@st.cache_resource(show_spinner="Loading the test split…")
+@st.cache_resource(show_spinner="Loading the test split…", max_entries=16)
 def _test_split(name: str) -> genlib.Dataset | None:
     try:
         return genlib.load_dataset(name, split="test", download=False)

@@ -232,6 +232,10 @@ class SessionRuns:
         held = [checkpoint_bytes_held(c) for c in self.restored.values()]
         held += [checkpoint_bytes_held(c) for _, c in self.uploads.values()]
         held += [r.model.size_bytes() + _grid_bytes(r.snapshot().samples) for r in self.runs.values()]
+        folder = self.state.get("folder")                     # the uploaded .zip and its decoded images
+        if folder is not None:
+            x = getattr(folder["data"], "x", None)
+            held.append(len(folder["raw"]) + (x.numel() * x.element_size() if x is not None else 0))
         return sum(held)
 
     def going(self) -> int:
@@ -551,6 +555,14 @@ def add_folder_upload(file_name: str, data: bytes, channels: int) -> genlib.Data
     held = state.get("folder")
     if held is None or held["key"] != key:
         ds = genlib.load_dataset("folder", path=data, size=FOLDER_SIZE, channels=channels, source=file_name)
+        runs = session_runs()
+        before = runs.state.pop("folder", None)               # the new one replaces it: count only the new one
+        mb = (runs.memory_bytes() + len(data) + ds.x.numel() * ds.x.element_size()) / 2**20
+        if before is not None:
+            runs.state["folder"] = before
+        if mb > SESSION_MB:
+            raise LimitError(f"{file_name} is not kept: with its images this session would hold {mb:,.0f} MB, "
+                             f"over its {SESSION_MB:,.0f} MB.")
         held = {"key": key, "file": file_name, "raw": data, "data": ds}
         state["folder"] = held
     return held["data"]
