@@ -59,13 +59,16 @@ snap = run.snapshot()
 # --- controls (outside the live fragment; it reruns the page when the run's phase changes) -------
 phase = run.phase
 b = st.columns(6)
+revive = phase == "ended" and runs.going() >= session.MAX_RUNS_AT_ONCE   # going again counts as a run at once
 b[0].button("Pause", on_click=run.pause, disabled=phase != "running", key="tr_pause")
-b[1].button("Resume", on_click=run.start, disabled=phase == "running" or snap.state in ("done", "error"),
-            key="tr_resume")
-b[2].button("Step once", on_click=run.step_once, disabled=phase == "running" or snap.state == "error", key="tr_step")
+b[1].button("Resume", on_click=run.start, disabled=phase == "running" or snap.state in ("done", "error") or revive,
+            key="tr_resume", help=busy if revive else None)
+b[2].button("Step once", on_click=run.step_once, disabled=phase == "running" or snap.state == "error" or revive,
+            key="tr_step")
 b[3].button("Stop", on_click=run.stop, disabled=phase == "ended", key="tr_stop")
 more = b[4].number_input("More steps", 10, 100_000, 500, step=100, key="tr_more", label_visibility="collapsed")
-if b[5].button(f"Train {more:,} more", disabled=phase != "ended" or snap.state == "error", key="tr_extend"):
+if b[5].button(f"Train {more:,} more", disabled=phase != "ended" or snap.state == "error" or revive,
+                key="tr_extend"):
     run.trainer.extend(int(more))
     run.start()
     st.rerun()
