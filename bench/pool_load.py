@@ -136,8 +136,8 @@ def students(pool: Pool, data, n: int, args) -> None:
     print("|---|---|---|---|---|---|---|---|")
     ms = [1000 * v for v in reads]
     print(f"| {n} | {sum(r['state'] == 'done' for r in rows)} / {n} | "
-          f"{statistics.median(ms):.2f} / {percentile(ms, 95):.2f} / {max(ms):.2f} | "
-          f"{statistics.median(waits):.1f} / {percentile(waits, 95):.1f} / {max(waits):.1f} | "
+          f"{statistics.median(ms):.2f} / {percentile(ms, 0.95):.2f} / {max(ms):.2f} | "
+          f"{statistics.median(waits):.1f} / {percentile(waits, 0.95):.1f} / {max(waits):.1f} | "
           f"{statistics.median(totals):.1f} / {max(totals):.1f} | {wall:.1f} | "
           f"{mem.peak_anon:,.0f} / {mem.peak_rss:,.0f} | {len(errors)} |")
     for e in errors[:5]:

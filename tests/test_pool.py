@@ -160,3 +160,32 @@ def test_limits_refuse_with_a_reason(pool, digits):
         assert ok.wait(120) == "done", ok.message
     finally:
         pool.max_runs_per_owner, pool.run_memory_mb = 0, None
+
+
+def test_workers_leave_when_the_server_is_killed(tmp_path):
+    """A server killed without closing its pool (SIGKILL, OOM) leaves no worker training for nobody."""
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import sys, time, genlib\n"
+        "from genlib.train.pool import Pool, RunSpec, DataRef\n"
+        "if __name__ == '__main__':\n"
+        "    data = genlib.load_dataset('digits')\n"
+        "    pool = Pool(1)\n"
+        "    m = genlib.make_model('vae', data)\n"
+        "    run = pool.submit(RunSpec.new(m, data, genlib.TrainConfig(steps=10**6, threads=1), ref=DataRef('digits')))\n"
+        "    while run.step == 0:\n"
+        "        time.sleep(0.05)\n"
+        "    print(run.worker_pid, flush=True)\n"
+        "    time.sleep(600)\n")
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        worker = int(server.stdout.readline())
+    finally:
+        server.kill()
+        server.wait()
+    _until(lambda: not os.path.exists(f"/proc/{worker}") or open(f"/proc/{worker}/stat").read().split()[2] == "Z",
+           30, "the orphaned worker to exit")

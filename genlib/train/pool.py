@@ -319,6 +319,10 @@ def _serve(run_id: int, payload: bytes, cmd_q, evt_q, cache: _DataCache, threads
                     _put(evt_q, ("note", run_id, pickle.dumps(f"{type(e).__name__}: {e}")))
         if not alive:
             break
+        if _orphaned():                      # nobody to report to: stop training, leave
+            trainer.stop()
+            trainer.join()
+            return False
         now = time.monotonic()
         key = (trainer.step, trainer.state, trainer.message, len(pub.events), len(trainer.metric_history))
         if pub.wake.is_set() or (now - last >= publish_s and key != last_key):
@@ -352,8 +356,18 @@ def _warm_up() -> None:
     load_checkpoint(buf.getvalue())
 
 
+_PARENT = os.getppid()
+
+
+def _orphaned() -> bool:
+    """The server process that started this worker is gone (killed without closing its pool)."""
+    return os.getppid() != _PARENT
+
+
 def _worker_main(index: int, cmd_q, evt_q, threads: int, device: str, publish_s: float) -> None:
-    """A pool slot's process: one run after another until told to exit."""
+    """A pool slot's process: one run after another until told to exit, or until the server is gone."""
+    global _PARENT
+    _PARENT = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C at the server reaches the parent, which closes us
     os.environ["GENLIB_THREADS"] = str(threads)
     torch.set_num_threads(threads)
@@ -367,7 +381,12 @@ def _worker_main(index: int, cmd_q, evt_q, threads: int, device: str, publish_s:
     _put(evt_q, ("ready", None, pickle.dumps({"pid": os.getpid(), "rss_mb": _rss_mb()})), block=True)
     cache = _DataCache()
     while True:
-        cmd = cmd_q.get()
+        try:
+            cmd = cmd_q.get(timeout=1.0)
+        except queue.Empty:
+            if _orphaned():
+                return
+            continue
         if cmd[0] == "exit":
             return
         if cmd[0] == "run" and not _serve(cmd[1], cmd[2], cmd_q, evt_q, cache, threads, device, publish_s):
