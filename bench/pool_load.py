@@ -6,8 +6,8 @@ server uses it.
 
 1. speed: one run trained headless (a Trainer on this process's thread, nothing else running) against
    the same run in a pool worker while this process polls its snapshot at the Train page's interval
-   (1 s); images/s from each run's own training clock, both at 1 torch thread, in the order
-   headless, pool, headless, pool (the machine's load drifts), the ratio of the means.
+   (1 s); images/s from each run's own training clock, both at 1 torch thread, alternating headless
+   and pool --tries times (the machine's load drifts), the ratio of the medians.
 2. students: N simulated students at once, each a thread that submits one short run (its own owner
    id) and polls its snapshot every --poll s until it ends, like an open Train page. Reported: the
    time of each snapshot() call (what a page render pays to read its run: median / p95 / max), each
@@ -59,17 +59,17 @@ def pool_rate(pool: Pool, data, preset: str, steps: int, poll: float, dataset: s
 def speed(pool: Pool, data, args) -> None:
     torch.set_num_threads(1)
     head, pooled = [], []
-    for _ in range(2):
+    for _ in range(args.tries):
         head.append(headless_rate(data, args.preset, args.speed_steps))
         pooled.append(pool_rate(pool, data, args.preset, args.speed_steps, args.poll, args.dataset))
-    h, p = statistics.mean(head), statistics.mean(pooled)
+    h, p = statistics.median(head), statistics.median(pooled)
     print(f"\n## one run: {args.preset} on {args.dataset}, {args.speed_steps} steps, 1 torch thread")
-    print("| | images/s (each try) | mean |")
+    print("| | images/s (each try) | median |")
     print("|---|---|---|")
     print(f"| headless (Trainer, this process) | {', '.join(f'{v:,.0f}' for v in head)} | {h:,.0f} |")
     print(f"| pool worker, snapshot polled every {args.poll:g} s | {', '.join(f'{v:,.0f}' for v in pooled)} | "
           f"{p:,.0f} |")
-    print(f"pool / headless: {100 * p / h:.0f} %")
+    print(f"pool / headless (medians): {100 * p / h:.0f} %")
 
 
 class MemorySampler(threading.Thread):
@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="0 = genlib.train.pool.default_workers()")
     ap.add_argument("--speed-steps", type=int, default=1500, help="0 skips the speed part")
     ap.add_argument("--poll", type=float, default=1.0)
+    ap.add_argument("--tries", type=int, default=3, help="headless / pool pairs of the speed part")
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = genlib.load_dataset(args.dataset)
