@@ -127,16 +127,21 @@ RECIPES: tuple[Recipe, ...] = (
     # EMA 0.999 (confidence 0.89, 10/10 classes after 15 s live). 28x28: the U-Net at width 32 on 2x2
     # patches (0.85 s for 64 samples at 20 Euler steps), lr 1e-3 (the U-Net's; 2e-3 is the MLP's), batch
     # 128; MNIST reached 2.9x the n = 1,000 floor after 4 CPU-minutes (910 steps) in the exploration.
-    # 1,500 steps (~7 CPU-minutes at ~3.8 steps per CPU-second, ~0.7 steps per wall second on the
-    # CPU shared by 8 agents): what fit the session's hour; the exploration suggested 4,000-8,000
-    # steps for the 3x bar at n = 5,000.
+    # The 28x28 flows: FLOW_28 below (the exploration suggested 4,000-8,000 steps for the 3x bar at
+    # n = 5,000; 1,500 is what fit the session's hour).
     Recipe("digits-cflow", "digits", "cflow", 4000, batch_size=256, overrides=_o(ema=0.999), n_fixed=100,
            why="class-conditional flow matching, MLP velocity net, classifier-free guidance (w = 2), 20 Euler steps"),
-    *(Recipe(f"{ds}-cflow", ds, "cflow", 1500, batch_size=128, n_fixed=100,
-             overrides=_o(arch="conv", width=32, patch=2, lr=1e-3, ema=0.999),
-             why="class-conditional flow matching, small U-Net (width 32, 2x2 patches), guidance w = 2, "
-                 "20 Euler steps") for ds in ("mnist", "fashion-mnist")),
 )
+
+
+# The 28x28 flows (issue 17), kept out of RECIPES until built (tests/test_pretrained.py: every recipe is
+# shipped): U-Net cflow, width 32 on 2x2 patches, lr 1e-3, EMA 0.999, batch 128, 1,500 steps (~7
+# CPU-minutes at ~3.8 steps per CPU-second; on the CPU shared by 8 agents it ran at ~0.2-1 steps per
+# wall second). To build one: move it into RECIPES, then `python -m genlib.pretrained build --only NAME`.
+FLOW_28 = {ds: Recipe(f"{ds}-cflow", ds, "cflow", 1500, batch_size=128, n_fixed=100,
+                      overrides=_o(arch="conv", width=32, patch=2, lr=1e-3, ema=0.999),
+                      why="class-conditional flow matching, small U-Net (width 32, 2x2 patches), guidance w = 2, "
+                          "20 Euler steps") for ds in ("mnist", "fashion-mnist")}
 
 BY_NAME: dict[str, Recipe] = {r.name: r for r in RECIPES}
 
