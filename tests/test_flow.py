@@ -550,3 +550,28 @@ def test_train_page_trains_a_cflow_live_and_draws_its_loss(flow_app_models, monk
         runs.stop_all()
         for r in runs.runs.values():
             r.trainer.join(10)
+
+
+def test_data_parallel_wraps_only_the_trained_net(tmp_path, digits_small):
+    """Under torchrun (here a 1-process gloo group): the velocity net becomes a DistributedDataParallel,
+    the EMA copy (no gradients, which DDP refuses) stays plain and still follows; unwrapping restores
+    the checkpoint's keys."""
+    import torch.distributed as td
+
+    from genlib.train.distributed import Distributed
+
+    td.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        d = Distributed(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), backend="gloo")
+        model = build("cflow", digits_small, **SMALL_MLP)
+        keys = list(model.state_dict())
+        before = model.velocity_ema.net.inp.bias.clone()
+        data, cfg = d.prepare(model, digits_small, genlib.TrainConfig(steps=4, batch_size=32, threads=1))
+        assert type(model.velocity).__name__ == "DistributedDataParallel"
+        assert type(model.velocity_ema).__name__ == "VelocityField"
+        genlib.Trainer(model, data, cfg).run()
+        model.distribute(None)
+        assert list(model.state_dict()) == keys and model.steps == 4
+        assert not torch.equal(model.velocity_ema.net.inp.bias, before)
+    finally:
+        td.destroy_process_group()

@@ -323,6 +323,19 @@ class Flow(GenerativeModel):
         calls = c.sample_steps * (2 if c.sampler == "heun" else 1)
         return calls * (2 if c.conditional and guided and c.guidance != 1.0 else 1)
 
+    def distribute(self, wrap) -> None:
+        """Data-parallel training wraps only the trained net: the EMA copy has no gradients (a
+        DistributedDataParallel of it is refused) and is updated on every rank alike from the
+        averaged weights."""
+        plain = self.__dict__.setdefault("_plain_networks", {})
+        if wrap is None:
+            if "velocity" in plain:
+                self.velocity = plain.pop("velocity")
+            return
+        if "velocity" not in plain:
+            plain["velocity"] = self.velocity
+            self.velocity = wrap(self.velocity)
+
     def prepare_sampling(self) -> None:
         pass
 
