@@ -133,8 +133,8 @@ def load(n: int, args) -> None:
     waits = [r["wait"] for r in out["runs"]] or [float("nan")]
     totals = [r["total"] for r in out["runs"]] or [float("nan")]
     pool = gpool._SHARED
-    print(f"\n## {n} students: {args.preset} on digits, {args.steps} steps each, pool of "
-          f"{pool.size if pool else '?'} worker(s), page redrawn every {args.poll:g} s")
+    print(f"\n## {n} students: {args.preset} on digits, {args.steps} steps each, "
+          + (f"pool of {pool.size} worker(s)" if pool else "on the app's threads") + f", page redrawn every {args.poll:g} s")
     print("| students | runs done (in the pool) | live-page render ms median / p95 / max | its latency ms | "
           "open + start render ms | its latency ms | wait s median / p95 / max | total s median / max | "
           "all done after s | peak memory MB (anon / VmRSS) | errors |")
@@ -161,12 +161,14 @@ def main() -> None:
     if args.workers:
         os.environ["GENLIB_POOL_WORKERS"] = str(args.workers)
     os.environ.setdefault("GENLIB_POOL_RUNS_PER_SESSION", "1")
-    pool = gpool.shared_pool()
-    print(machine("cpu", extra=f"pool of {pool.size} worker(s), 1 torch thread each; GENLIB_THREADS "
-                               f"{os.environ.get('GENLIB_THREADS', 'unset')}"))
+    from dashboard import session
+    pool = gpool.shared_pool() if getattr(session, "USE_POOL", False) else None   # else: runs on the app's threads
+    where = f"pool of {pool.size} worker(s), 1 torch thread each" if pool else "runs on threads of the app"
+    print(machine("cpu", extra=f"{where}; GENLIB_THREADS {os.environ.get('GENLIB_THREADS', 'unset')}"))
     for n in [int(v) for v in args.students.split(",") if v]:
         load(n, args)
-    pool.close()
+    if pool is not None:
+        pool.close()
 
 
 if __name__ == "__main__":
