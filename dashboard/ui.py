@@ -21,7 +21,8 @@ from . import context, figures
 
 
 # --- text from files and users, and the error boundary ----------------------------------------------
-_MD_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")     # every ASCII punctuation mark
+_MD_PUNCT = re.compile(r"([!-,/:-@\[-`{-~])")    # every ASCII punctuation mark but - and . (inline: plain)
+_MD_LEAD = re.compile(r"^(\d*)([-.)])")               # - or 1. or 1) at the start would begin a list
 
 
 def plain(text: Any, limit: int = 80) -> str:
@@ -29,7 +30,7 @@ def plain(text: Any, limit: int = 80) -> str:
     one line of at most ``limit`` characters, every ASCII punctuation mark backslash-escaped, so
     ``![x](http://…)``, ``**``, ``:material/…:`` or ``$…$`` show as typed and never become an image,
     a link, styling or an icon. Card blocks go to ``st.code(card_text(card))`` instead."""
-    return _MD_PUNCT.sub(r"\\\1", _plain_line(str(text), limit))
+    return _MD_LEAD.sub(r"\1\\\2", _MD_PUNCT.sub(r"\\\1", _plain_line(str(text), limit)))
 
 
 @contextlib.contextmanager
