@@ -39,7 +39,9 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
+import types
 import time
 from typing import Any, Callable
 
@@ -632,6 +634,24 @@ class RemoteRun:
         self._ended.set()
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+def _start_without_main(process) -> None:
+    """``process.start()`` with a bare ``__main__``: the spawn start method re-runs the parent's main
+    script in the child, and inside a Streamlit server (or after AppTest ran the app) ``__main__`` is
+    the dashboard's app.py, which cannot run there (the worker died with exit code 1 before its first
+    run). Workers need only this module, imported by name."""
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
 class _Slot:
     """One worker process of the pool, its queues and the parent's reader thread for it."""
 
@@ -641,7 +661,7 @@ class _Slot:
         self.cmd_q, self.evt_q = ctx.Queue(), ctx.Queue(maxsize=EVENT_QUEUE)
         self.process = ctx.Process(target=_worker_main, name=f"genlib-pool-{index}", daemon=True,
                                    args=(index, self.cmd_q, self.evt_q, pool.threads, self.device, pool.publish_s))
-        self.process.start()
+        _start_without_main(self.process)
         self.run: RemoteRun | None = None
         self.served = 0
         self.retired = False
