@@ -7,6 +7,8 @@ or an empty result, so a page can say so with one ``st.info`` instead of failing
 """
 from __future__ import annotations
 
+import functools
+
 import threading
 from typing import Any, Callable
 
@@ -102,6 +104,13 @@ def floor_fid_with_count(data: genlib.Dataset, n: int = LIVE_N) -> tuple[float, 
         return None
     held = len(gmetrics.split_halves(len(gmetrics.reference_dataset(data.name)))[1])
     return gmetrics.floor_fid(data.name, n=n), min(n, held)
+
+
+def live_metric_factory(data: genlib.Dataset, n: int = LIVE_N) -> Callable[[], Callable[[Any], dict[str, float]]] | None:
+    """``live_metric_fn``'s metric as a picklable factory (a worker process of the pool builds it), or None."""
+    if not has_quality_metrics(data):
+        return None
+    return functools.partial(gmetrics.live_metric_fn, data.name, n)
 
 
 def live_metric_fn(data: genlib.Dataset, n: int = LIVE_N) -> Callable[[Any], dict[str, float]] | None:

@@ -42,6 +42,7 @@ from streamlit.logger import get_logger
 
 import genlib
 from genlib.checkpoint import Checkpoint
+from genlib.train.pool import DataRef, PoolLimitError, RemoteRun, RunSpec, shared_pool  # noqa: F401 (pages catch it)
 
 UPLOAD_LIMIT_MB = 50                    # checkpoints here are a few MB; 50 leaves room for CIFAR models
 PAUSE_AFTER_S = float(os.environ.get("GENLIB_DASHBOARD_PAUSE_AFTER_S", 15))  # a reload reattaches in 1-3 s
@@ -93,6 +94,11 @@ class Run:
 
     def snapshot(self) -> genlib.Snapshot:
         return self.trainer.snapshot()
+
+    @property
+    def remote(self) -> bool:
+        """Trained in the server's pool of worker processes (``start_run``), not on a thread here."""
+        return isinstance(self.trainer, RemoteRun)
 
     @property
     def phase(self) -> str:
@@ -152,6 +158,53 @@ def _grid_bytes(samples: list[tuple[int, Any]]) -> int:
 def checkpoint_bytes_held(ckpt: Checkpoint) -> int:
     """What a loaded checkpoint holds in memory: its weights and its sample grids."""
     return ckpt.model.size_bytes() + _grid_bytes(ckpt.samples)
+
+
+# Issue 18: runs of the Train page train in the server's pool of worker processes (genlib.train.pool:
+# bounded, queued, per-session limits), not on threads of this process. GENLIB_DASHBOARD_POOL=0 keeps
+# them on threads (a single user's laptop; the unit tests of the pages).
+USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "1") != "0"
+
+
+def start_run(runs: "SessionRuns", preset: str, dataset: str, model: genlib.GenerativeModel, data: genlib.Dataset,
+              config: genlib.TrainConfig, device: str, metric: Callable[[], Any] | None = None,
+              page: str = "train") -> Run:
+    """Start a run of this session: queued in the server's pool (``PoolLimitError`` says why it is
+    refused: too many runs of this session, too much memory, a full queue), or on a thread here
+    when the pool is off. ``metric``: a picklable factory of the Trainer's metric_fn."""
+    name = runs.new_name(f"{preset} · {dataset}")
+    why = runs.start_problem(1, model.size_bytes())       # this session's limits first: nothing queued if refused
+    if why:
+        raise LimitError(f"Cannot start {name}: {why}")
+    if USE_POOL:
+        ref = None if dataset == "folder" else DataRef(dataset)   # named sets load in the worker; uploads travel
+        spec = RunSpec.new(model, data, config, ref=ref, device=device, metric=metric,
+                           card={"preset": preset, "run_name": name, "page": page})
+        trainer = server_pool().submit(spec, owner=session_id(), name=name, model=model)
+    else:
+        trainer = genlib.Trainer(model, data, config, device=device, metric_fn=metric() if metric else None)
+    try:
+        run = runs.add(Run(name, preset, dataset, trainer, page=page))
+    except LimitError:
+        trainer.stop()                                    # (a queued run leaves the pool's queue)
+        raise
+    run.start()
+    return run
+
+
+def server_pool():
+    """The server's pool of training workers (``genlib.train.pool.shared_pool``).
+
+    Runs at once per session have one source of truth: ``MAX_RUNS_AT_ONCE`` ($GENLIB_DASHBOARD_RUNS),
+    which ``SessionRuns.start_problem`` checks (queued runs count: they are alive) before anything is
+    submitted, and which the pages' messages and disabled buttons follow. The pool's own per-owner limit
+    ($GENLIB_POOL_RUNS_PER_SESSION) is only a server-wide backstop, for any client of the pool and for a
+    session whose state was lost while its runs went on: it is raised here to at least
+    ``MAX_RUNS_AT_ONCE``, so that it never refuses what the session's limit allows (0 leaves it off)."""
+    pool = shared_pool()
+    if pool.max_runs_per_owner and pool.max_runs_per_owner < MAX_RUNS_AT_ONCE:
+        pool.max_runs_per_owner = MAX_RUNS_AT_ONCE
+    return pool
 
 
 def _stop_trainers(trainers: list[genlib.Trainer]) -> None:

@@ -142,6 +142,8 @@ def fmt_eta(seconds: float) -> str:
 
 def progress_text(snap: genlib.Snapshot, key: str = "") -> str:
     """A run's progress line; ``key`` (the run's name) keeps its smoothed ETA (``Eta``)."""
+    if snap.state in ("queued", "starting"):          # waiting in the server's pool: its place and estimate
+        return f"{snap.state} · {snap.message}"
     eta = ""
     if snap.state == "running":
         eta = f" · {fmt_eta(_eta_of('run:' + key).update(snap.step, snap.total_steps, snap.elapsed))} left"

@@ -31,19 +31,19 @@ with st.expander("New run", expanded=not runs.of_page("train")):
     if busy:
         st.warning(f"Start is off: {busy}")
     if st.button("Start training", type="primary", key="tr_start", disabled=bool(busy), help=busy):
-        metric_fn = measure.live_metric_fn(data)
+        metric = measure.live_metric_factory(data)
         try:
             why = train_form.build_problem(preset, data, overrides, train_cfg)      # before anything is allocated
             if why:
                 raise ValueError(why)
             model = genlib.make_model(preset, data, **overrides)
-            cfg = genlib.TrainConfig(**train_cfg, metric_every=train_form.metric_every(train_cfg["steps"]) if metric_fn else 0)
-            trainer = genlib.Trainer(model, data, cfg, device=ctx.device, metric_fn=metric_fn)
+            cfg = genlib.TrainConfig(**train_cfg, metric_every=train_form.metric_every(train_cfg["steps"]) if metric else 0)
+            run = session.start_run(runs, preset, ctx.dataset, model, data, cfg, ctx.device, metric)
         except ValueError as e:
             st.error(f"Cannot build this model: {ui.plain(e, 300)}")
+        except session.PoolLimitError as e:                  # the server's pool refuses (issue 18)
+            st.error(f"Cannot start this run now: {ui.plain(e, 300)}")
         else:
-            run = runs.add(session.Run(runs.new_name(f"{preset} · {ctx.dataset}"), preset, ctx.dataset, trainer))
-            run.start()
             st.session_state["tr_run"] = run.name
 
 train_runs = [r.name for r in runs.of_page("train")]
