@@ -18,12 +18,10 @@ trained critic from the first point instead of rising while the critic learns.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import Check, Lesson, Outcome
@@ -40,23 +38,6 @@ def load_run(source: str):
         return load_checkpoint(Path(source)).recorded_run
     from ..pretrained import recorded_run
     return recorded_run(source)
-
-
-def at_measurements(run, key: str, metric: str = "classifier_fid") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(metric steps, metric values, ``key`` averaged over the steps since the previous measurement)
-    for every measurement that has curve points before it (the step-0 one has none)."""
-    ms, mv = run.series(metric)
-    xs, ys = (np.asarray(a, dtype=float) for a in run.series(key))
-    steps, vals, curve = [], [], []
-    prev = -math.inf
-    for s, v in zip(ms, mv):
-        sel = (xs > prev) & (xs <= s)
-        if sel.any():
-            steps.append(s)
-            vals.append(v)
-            curve.append(float(ys[sel].mean()))
-        prev = s
-    return np.array(steps), np.array(vals), np.array(curve)
 
 
 def record_live(kind: str, seconds: float, seed: int, head_start: int = 0, metric_every: int = 25,
@@ -109,8 +90,8 @@ def run(seed: int = 0, wgan: str = "mnist-wgan-gp", vanilla: str = "mnist-gan", 
             runs[role] = record_live(kind, live_s, seed, ahead, metric_every)
             source[role] = (f"a {live_s:g}-s run recorded live here on the digits (seed {seed}; "
                             f"{Path(wgan if role == 'wgan' else vanilla).stem} has no recorded run)")
-    w_steps, w_fid, w_est = at_measurements(runs["wgan"], "wasserstein")
-    v_steps, v_fid, v_loss = at_measurements(runs["vanilla"], "d_loss")
+    w_steps, w_fid, w_est = runs["wgan"].at_measurements("wasserstein")
+    v_steps, v_fid, v_loss = runs["vanilla"].at_measurements("d_loss")
     if len(w_steps) < 3 or len(v_steps) < 3:
         raise ValueError("a run needs at least 3 quality measurements after its start to rank them")
     rho_w, rho_v = C.spearman(w_est, w_fid), C.spearman(v_loss, v_fid)
