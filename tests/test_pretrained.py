@@ -42,7 +42,7 @@ def test_recipe_table_is_consistent():
     assert {r.preset for r in RECIPES if r.dataset == "digits"} == {"vae", "gan", "dcgan", "cgan", "cflow"}
     for dataset in ("mnist", "fashion-mnist"):
         presets = {r.preset for r in RECIPES if r.dataset == dataset}
-        assert presets == {"vae", "conv-vae", "gan", "dcgan", "wgan-gp", "cgan"}
+        assert presets - {"cflow"} == {"vae", "conv-vae", "gan", "dcgan", "wgan-gp", "cgan"}   # cflow once built
 
 
 @pytest.mark.parametrize("name", SHIPPED)

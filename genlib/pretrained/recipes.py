@@ -144,6 +144,8 @@ FLOW_28 = {ds: Recipe(f"{ds}-cflow", ds, "cflow", 1500, batch_size=128, n_fixed=
                       why="class-conditional flow matching, small U-Net (width 32, 2x2 patches), guidance w = 2, "
                           "20 Euler steps") for ds in ("mnist", "fashion-mnist")}
 
+RECIPES += (FLOW_28["mnist"],)   # built (issue 17)
+
 BY_NAME: dict[str, Recipe] = {r.name: r for r in RECIPES}
 
 
