@@ -144,7 +144,9 @@ FLOW_28 = {ds: Recipe(f"{ds}-cflow", ds, "cflow", 1500, batch_size=128, n_fixed=
                       why="class-conditional flow matching, small U-Net (width 32, 2x2 patches), guidance w = 2, "
                           "20 Euler steps") for ds in ("mnist", "fashion-mnist")}
 
-RECIPES += (FLOW_28["mnist"],)   # built (issue 17)
+# mnist-cflow was built once (1,500 steps, 454 CPU-s: classifier-FID 20.8x the floor, label accuracy
+# 99.8 %) and not shipped: its live metric (two guided U-Net evaluations, ~26 CPU-s each) took 20.9 %
+# of the build against the recorded-run bound of 10 %; a cheaper live metric for flows comes first.
 
 BY_NAME: dict[str, Recipe] = {r.name: r for r in RECIPES}
 
