@@ -84,7 +84,8 @@ def start_run(page, spinbutton: str, steps: str, button: str) -> None:
     box.press("Enter")
     settle(page)
     page.get_by_role("button", name=button).click()
-    page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
+    # a bound, not a speed: the server's first run waits for a pool worker to start (it imports torch)
+    page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=90_000)
 
 
 def progress_step(page) -> int:
