@@ -163,7 +163,9 @@ def checkpoint_bytes_held(ckpt: Checkpoint) -> int:
 # Issue 18: runs of the Train page train in the server's pool of worker processes (genlib.train.pool:
 # bounded, queued, per-session limits), not on threads of this process. GENLIB_DASHBOARD_POOL=0 keeps
 # them on threads (a single user's laptop; the unit tests of the pages).
-USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "1") != "0"
+# Opt-in for now (GENLIB_DASHBOARD_POOL=1): in a full CI run the browser server's first pool worker
+# never reached "running" within 90 s (alone it passes); threads stay the default until that is found.
+USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "0") == "1"
 
 
 def start_run(runs: "SessionRuns", preset: str, dataset: str, model: genlib.GenerativeModel, data: genlib.Dataset,
