@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import genlib
 
@@ -76,3 +77,12 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         f"robustness: {tried} bad inputs tried, {tried - n_failed} handled, {n_failed} failed"
         + ("" if not failed else " (" + "; ".join(failed) + ")"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for a test, as the lessons page and bench run; the previous count restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

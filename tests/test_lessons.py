@@ -95,11 +95,8 @@ def test_slug_must_be_url_safe(slug):
 # --- each lesson's effect, cheaply ----------------------------------------------------------------
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """The lessons run on one torch thread, as the page and bench/lessons.py do (conftest)."""
 
 
 def test_lesson1_gan_sharper_than_vae():

@@ -33,11 +33,8 @@ def state_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """The lessons run on one torch thread, as the page and bench/lessons.py do (conftest)."""
 
 
 # --- tiny recorded runs ----------------------------------------------------------------------------
