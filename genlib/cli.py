@@ -239,6 +239,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         save_checkpoint(out, model, trainer, preset=args.model, command=command, **(dist.card() if dist else {}))
     finally:
         _restore_interrupts(previous)
+        if dist:
+            dist.close()     # each rank leaves the group itself: gloo aborted at exit without it (seen in CI)
     print(f"saved {out}", file=sys.stderr)
     return 1 if trainer.state == "error" else 0
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import gc
 import os
 from typing import Iterator
 
@@ -117,6 +118,10 @@ class Distributed:
         return {"world_size": self.world_size, "images": self.data_size, "batch_size": self.global_batch}
 
     def close(self) -> None:
+        """Leave the process group. The DDP wrappers (dropped by ``finish``) are collected first: a
+        process whose reducer outlived the group at exit aborted ("terminate called without an active
+        exception") in about 1 run in 10, and one that left without destroying the group in 4 in 10."""
+        gc.collect()
         if td.is_initialized():
             td.destroy_process_group()
 
