@@ -74,6 +74,19 @@ def test_same_losses_as_in_process_and_continues(pool, digits, tmp_path):
     assert again.recorded_run.total_steps == 40 and len(again.samples) == len(ckpt.samples)
 
 
+def test_controls_reach_a_run_while_it_is_starting(pool, digits):
+    """Stop and extend given at once, while the worker still builds the run ('starting'): the worker
+    gets them after the run itself (the CI failure this pins: a stop in that window was lost and the
+    run trained on)."""
+    _until(lambda: pool.status()["busy"] == 0, what="an idle pool")
+    run = pool.submit(_spec(digits, LONG), owner="s")
+    assert run.state in ("starting", "queued"), run.state
+    run.extend(5)
+    run.stop()
+    assert run.wait(120) == "stopped", run.message
+    assert run.spec.config.steps == LONG + 5 and run.step < LONG
+
+
 def test_pause_step_resume_stop_across_processes(pool, digits):
     run = pool.submit(_spec(digits, LONG), owner="b")
     _until(lambda: run.state == "running" and run.step > 0, what="the run to start")

@@ -23,6 +23,8 @@ class RunControl:
         """Run ``target`` (the loop) on a background daemon thread."""
         if self.is_alive:
             raise RuntimeError("this trainer is already running")
+        with self._cond:        # here, not in the loop: a stop given before the loop begins holds
+            self._stop = False
         self._thread = threading.Thread(target=target, name="genlib-trainer", daemon=True)
         self._thread.start()
         return self._thread
@@ -67,7 +69,11 @@ class RunControl:
 
     # --- from the loop -----------------------------------------------------------------------------
     def begin(self) -> None:
-        """A run starts: forget an earlier stop."""
+        """A blocking run starts: forget an earlier stop. On ``start``'s thread ``start`` did that
+        already, so a stop given between ``start`` and the loop's first step is not lost (it was, in the
+        worker pool, which starts a run and may be told to stop it at once)."""
+        if threading.current_thread() is self._thread:
+            return
         with self._cond:
             self._stop = False
 

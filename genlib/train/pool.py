@@ -528,50 +528,41 @@ class RemoteRun:
         self._ended.wait(timeout)
 
     # --- controls (any thread) ------------------------------------------------------------------
-    def _active(self) -> bool:
-        return self.state not in STATES_WAITING and self.is_alive
-
+    # A run still in the queue takes a control into its spec (read when it starts); a run handed to a
+    # worker ('starting' included) takes it through that worker's queue, after its "run" message.
     def pause(self) -> None:
-        if self._active():
-            self.pool._command(self, ("pause", self.id))
-        elif self.is_alive:
-            self.spec.start_paused = True
+        self.pool._control(self, ("pause", self.id), queued=lambda: setattr(self.spec, "start_paused", True))
 
     def resume(self) -> None:
-        if self._active():
-            self.pool._command(self, ("resume", self.id))
-        elif self.is_alive:
+        def queued():
             self.spec.start_paused, self.spec.start_steps = False, 0
+        self.pool._control(self, ("resume", self.id), queued=queued)
 
     def step_once(self) -> None:
         """While paused, one more step; on an ended run, one step more than it had (it then stays paused)."""
-        if self._active():
-            self.pool._command(self, ("step", self.id))
-        elif self.is_alive:
-            self.spec.start_paused, self.spec.start_steps = True, self.spec.start_steps + 1
-        else:
+        if not self.is_alive:
             if self.step >= self.spec.config.steps:
                 self.extend(1)
             self.spec.start_paused, self.spec.start_steps = True, 1
             self.start()
+            return
+
+        def queued():
+            self.spec.start_paused, self.spec.start_steps = True, self.spec.start_steps + 1
+        self.pool._control(self, ("step", self.id), queued=queued)
 
     def stop(self) -> None:
-        if self._active():
-            self.pool._command(self, ("stop", self.id))
-        elif self.is_alive:
-            self.pool._cancel(self)
+        self.pool._control(self, ("stop", self.id), queued=lambda: self.pool._cancel(self))
 
     def extend(self, steps: int) -> None:
-        self.spec.config = dataclasses.replace(self.spec.config, steps=self.spec.config.steps + steps)
-        if self._active():
-            self.pool._command(self, ("extend", self.id, steps))
+        def always():
+            self.spec.config = dataclasses.replace(self.spec.config, steps=self.spec.config.steps + steps)
+        self.pool._control(self, ("extend", self.id, steps), always=always)
 
     def set_learning_rates(self, **rates: float) -> None:
         """Validated on the UI's copy first (ValueError); applied in the worker now or at the next start."""
         self.model.set_learning_rates(**rates)
-        self.spec.learning_rates.update(rates)
-        if self._active():
-            self.pool._command(self, ("lr", self.id, rates))
+        self.pool._control(self, ("lr", self.id, rates), always=lambda: self.spec.learning_rates.update(rates))
 
     def start(self) -> None:
         """Continue an ended run (after ``extend``, a stop, an error): it queues again and goes on from
@@ -663,6 +654,7 @@ class _Slot:
                                    args=(index, self.cmd_q, self.evt_q, pool.threads, self.device, pool.publish_s))
         _start_without_main(self.process)
         self.run: RemoteRun | None = None
+        self.send_lock = threading.Lock()   # a run's controls go after its "run" message, never before
         self.served = 0
         self.retired = False
         self.reader = threading.Thread(target=pool._read, args=(self,), name=f"genlib-pool-reader-{index}",
@@ -755,14 +747,26 @@ class Pool:
                 self._queue.remove(run)
                 run._finish("stopped", f"stopped before it started, at step {run.step}")
 
-    def _command(self, run: RemoteRun, cmd: tuple) -> None:
+    def _control(self, run: RemoteRun, cmd: tuple, *, queued: Callable[[], Any] | None = None,
+                 always: Callable[[], Any] | None = None) -> None:
+        """``always()`` (a change to the run's spec), then: a run in the queue gets ``queued()``, a run
+        in a worker gets ``cmd`` through the worker's queue (an ended run nothing more). Decided under
+        the lock that dispatching takes, so a run being handed to a worker gets the control exactly once."""
         with self._lock:
+            if always is not None:
+                always()
+            if run in self._queue:
+                if queued is not None:
+                    queued()
+                return
             slot = next((s for s in self._slots if s.run is run), None)
-        if slot is not None:
-            try:
-                slot.cmd_q.put(cmd)
-            except (OSError, ValueError):   # the worker is going away; its reader reports the run
-                pass
+            if slot is None:
+                return
+            with slot.send_lock:                # after the run's own "run" message
+                try:
+                    slot.cmd_q.put(cmd)
+                except (OSError, ValueError):   # the worker is going away; its reader reports the run
+                    pass
 
     def _dispatch(self) -> None:
         sends = []
@@ -776,12 +780,15 @@ class Pool:
                     run = self._queue.popleft()
                     slot.run = run
                     run.state = "starting"
+                    slot.send_lock.acquire()      # released once "run" is in the worker's queue
                     sends.append((slot, run, dataclasses.replace(run.spec)))
         for slot, run, spec in sends:     # pickling a spec with its data can take a while: not under the lock
             try:
                 slot.cmd_q.put(("run", run.id, pickle.dumps(spec)))
             except (OSError, ValueError):  # the worker is going away; its reader reports the run
                 pass
+            finally:
+                slot.send_lock.release()
 
     # --- the queue ------------------------------------------------------------------------------------
     def place(self, run: RemoteRun) -> int | None:
