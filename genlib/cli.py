@@ -402,6 +402,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# The TrainConfig fields `train` takes as flags; type, default and help come from the fields'
+# metadata (``field_specs(TrainConfig)``), like the dashboard's training form. The CLI prints a line
+# per progress event, so it logs less often than the library's default.
+RUN_FLAGS = ("batch_size", "seed", "threads", "log_every", "sample_every")
+CLI_DEFAULTS = {"log_every": 50}
+
+
+def _run_settings(parser: argparse.ArgumentParser) -> None:
+    specs = {s.name: s for s in field_specs(TrainConfig)}
+    for name in RUN_FLAGS:
+        spec = specs[name]
+        default = CLI_DEFAULTS.get(name, spec.default)
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default,
+                            help=f"{spec.help} (default {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m genlib", description="Train and sample generative image models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -417,12 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     length = t.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None)
     length.add_argument("--epochs", type=float, default=None)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--seed", type=int, default=0)
+    _run_settings(t)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = automatic)")
-    t.add_argument("--log-every", type=int, default=50)
-    t.add_argument("--sample-every", type=int, default=250)
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model setting, e.g. --set latent_dim=2 --set beta=4")
     t.add_argument("--out", default=None, help="checkpoint path (default runs/MODEL-DATASET.pt)")

@@ -137,7 +137,7 @@ def guidance_curve(model, classifier, weights: tuple[float, ...] = GUIDANCE, n: 
 
 # --- lesson 14 ----------------------------------------------------------------------------------
 
-def run_grid(seed: int = 0, toy: str = "grid", seeds: int = 5, flow_steps: int = 1200, gan_steps: int = 1200,
+def run_grid(seed: int = 0, toy: str = "grid", seeds: int = 5, flow_steps: int = 600, gan_steps: int = 600,
              batch_size: int = 256, lr_g: float = 1e-3, lr_d: float = 1e-4, n_eval: int = 2500) -> Outcome:
     if toy not in ("ring", "grid"):
         raise ValueError(f"toy must be 'ring' or 'grid' (a mixture with modes to count), got {toy!r}")
@@ -255,22 +255,21 @@ LESSONS = (
            "batches and steps, covers far fewer.",
            page="flow.py", effect="fewest modes covered by the flow over the seeds", unit="modes", threshold=25,
            direction=">=",
-           settings={"toy": "grid", "seeds": 5, "flow_steps": 1200, "gan_steps": 1200, "batch_size": 256,
+           settings={"toy": "grid", "seeds": 5, "flow_steps": 600, "gan_steps": 600, "batch_size": 256,
                      "lr_g": 1e-3, "lr_d": 1e-4, "n_eval": 2500},
-           runner=run_grid, budget_s=240.0),
+           runner=run_grid),
     Lesson(15, "flow-sampling-steps", "Fewer sampling steps: faster, worse",
            "Sampling one flow with 2 instead of 32 ODE steps is many times faster and puts far fewer points on the data.",
            page="flow.py", effect="share of points near a mode, 32 steps minus 2", unit="", threshold=0.2,
-           direction=">=", settings={"toy": "ring", "train_steps": 1500, "n": 2000}, runner=run_steps,
-           budget_s=120.0),
+           direction=">=", settings={"toy": "ring", "train_steps": 1500, "n": 2000}, runner=run_steps),
     Lesson(16, "flow-guidance", "Guidance: label accuracy for diversity",
            "Raising the guidance weight of a conditional flow from 0.5 to 2 makes more samples read as their label, "
            "and the samples of a class look more alike.",
            page="conditional.py", effect="label accuracy at w = 2 minus at w = 0.5", unit="", threshold=0.0,
-           direction=">=", settings={"n": 500, "low": 0.5, "high": 2.0}, runner=run_guidance, budget_s=90.0),
+           direction=">=", settings={"n": 500, "low": 0.5, "high": 2.0}, runner=run_guidance),
     Lesson(17, "flow-ood-noise", "A flow started from out-of-distribution noise",
            "Started from out-of-distribution noise instead of N(0, I), a flow's ODE can end off the data: from "
            "noise stretched 3x the classifier grows clearly less sure of the digits.",
            page="flow.py", effect="classifier confidence, N(0, I) noise minus the worst other noise", unit="",
-           threshold=0.05, direction=">=", settings={"n": 500}, runner=run_ood, budget_s=90.0),
+           threshold=0.05, direction=">=", settings={"n": 500}, runner=run_ood),
 )
