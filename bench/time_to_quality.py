@@ -47,7 +47,7 @@ def run(preset: str, data, dataset: str, at: list[float], n: int, batch: int, se
     torch.manual_seed(seed)
     model = genlib.make_model(preset, data)
     model.train()
-    batches = data.batches(batch, generator=torch.Generator(device=data.x.device).manual_seed(seed + 1))
+    batches = data.batches(batch, generator=torch.Generator().manual_seed(seed + 1))
     trained, step, wall0 = 0.0, 0, time.perf_counter()
     wall_train = 0.0
     for target in at:

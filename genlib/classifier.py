@@ -33,7 +33,7 @@ from torch import nn
 
 from .files import CLASSIFIER_DIR, PlainDataError, atomic_save, plain_data, read_versioned, state_dict_problem
 from .models.nets import count_parameters
-from .sampling import classify_batched
+from .sampling import classify_batched, seeded_generator
 
 FORMAT = "genlib-classifier"
 VERSION = 1
@@ -128,7 +128,7 @@ def train_classifier(model: Classifier, data, *, epochs: float = 5, batch_size: 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     # One-cycle (Smith & Topin 2019): warm up then anneal; converges in few epochs without tuning.
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    batches = data.batches(batch_size, generator=torch.Generator(device=data.device).manual_seed(seed))
+    batches = data.batches(batch_size, generator=seeded_generator(seed))
     model.train()
     t0, loss = time.perf_counter(), torch.tensor(math.nan)
     for step in range(1, steps + 1):

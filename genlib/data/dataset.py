@@ -86,21 +86,24 @@ class Dataset:
 
     def batches(self, batch_size: int,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless (x, y) batches, reshuffled every epoch on the data's device.
+        """Endless (x, y) batches, reshuffled every epoch.
 
-        Validated here, not inside the generator, so a wrong argument fails at the call.
+        Each epoch's order is drawn on the CPU with ``generator`` (a CPU generator, as
+        ``genlib.sampling.seeded_generator`` makes: genlib's one seeding rule) and moved to the data's
+        device, so a seed gives the same batches on every device. Validated here, not inside the
+        generator, so a wrong argument fails at the call.
         """
         bs = self._batch_size(batch_size)
-        if generator is not None and generator.device.type != self.x.device.type:
-            raise ValueError(f"generator is on {generator.device} but the data is on "
-                             f"{self.x.device}; create it with torch.Generator(device=...)")
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError(f"generator is on {generator.device}: batch orders are drawn on the CPU "
+                             "(genlib.sampling.seeded_generator(seed)), whatever device the data is on")
         return self._batch_stream(bs, generator)
 
     def _batch_stream(self, bs: int, generator: torch.Generator | None
                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, steps = len(self), len(self) // bs
         while True:
-            perm = torch.randperm(n, device=self.x.device, generator=generator)
+            perm = torch.randperm(n, generator=generator).to(self.x.device)
             for i in range(steps):
                 yield self.get(perm[i * bs:(i + 1) * bs])
 

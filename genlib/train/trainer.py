@@ -25,7 +25,7 @@ import torch
 
 from ..device import configure_threads, pick_device
 from ..models.config import check_fields, setting
-from ..sampling import eval_mode, prior_draw, to_uint8
+from ..sampling import eval_mode, prior_draw, seeded_generator, to_uint8
 from .control import RunControl
 from .history import History, RecordedRun, Snapshot
 
@@ -108,7 +108,7 @@ class Trainer:
         self._last_good: dict[str, Any] | None = None
         self.fixed_z = prior_draw(model, self.config.n_fixed, self.config.seed)   # genlib's one seeding rule
         self.fixed_labels = model.default_labels(self.config.n_fixed)
-        self._batch_gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 1)
+        self._batch_gen = seeded_generator(self.config.seed + 1)     # batch order: the same on every device
         self._batches = None
 
     # --- control, from any thread (see control.RunControl) ---------------------------------------
