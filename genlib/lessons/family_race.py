@@ -17,8 +17,8 @@ from ..sampling import prior_draw, sample_batched
 from . import Check, Lesson, Outcome
 from . import _common as C
 
-CARD_FAMILIES = ("vae-2d", "conv-vae", "gan", "dcgan", "wgan-gp", "cgan")
-RACE_PRESETS = ("vae", "gan", "dcgan", "wgan-gp", "cgan")
+CARD_FAMILIES = ("vae-2d", "conv-vae", "gan", "dcgan", "wgan-gp", "cgan", "cflow")
+RACE_PRESETS = ("vae", "gan", "dcgan", "wgan-gp", "cgan", "flow")     # every family: VAE, GANs, flow matching
 
 
 def models_for(dataset: str) -> tuple[str, ...]:
@@ -26,7 +26,7 @@ def models_for(dataset: str) -> tuple[str, ...]:
     return tuple(e.name for e in list_pretrained(dataset))
 
 
-def card_row(name: str, n_sample: int = 500) -> dict:
+def card_row(name: str, n_sample: int = 100) -> dict:
     ckpt = C.pretrained(name)
     m, met = ckpt.model, ckpt.card.get("metrics", {}) or {}
     z = prior_draw(m, n_sample, 0)
