@@ -118,7 +118,7 @@ RECIPES: tuple[Recipe, ...] = (
         # --- 28x28 (MNIST: the 10k test split when that is all there is; Fashion: 60k train) -----
         # EMA decays leave < 1 % of the initial G in the average (decay ** steps).
         # 2-D latent: hidden (512, 256) and 10k steps took the 5-NN accuracy from 0.67 (400 hidden, 3k
-        # steps) to 0.83 on MNIST and from 0.65 to 0.71 on Fashion (its tops and coats overlap in 2-D).
+        # steps) to 0.83 on MNIST and from 0.65 to 0.72 on Fashion (its tops and coats overlap in 2-D).
         Recipe(f"{ds}-vae-2d", ds, "vae", 10000, batch_size=128, overrides=_o(latent_dim=2, hidden=(512, 256)),
                why="MLP VAE (hidden 512-256) with a 2-D latent, for the cluster plots"),
         # conv VAE: Fashion at n = 2,000, 1,500 -> 4,000 -> 8,000 steps: confidence 0.77 -> 0.78 -> 0.80,
