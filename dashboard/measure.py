@@ -8,7 +8,6 @@ or an empty result, so a page can say so with one ``st.info`` instead of failing
 from __future__ import annotations
 
 import functools
-
 import threading
 from typing import Any, Callable
 
@@ -107,17 +106,11 @@ def floor_fid_with_count(data: genlib.Dataset, n: int = LIVE_N) -> tuple[float, 
 
 
 def live_metric_factory(data: genlib.Dataset, n: int = LIVE_N) -> Callable[[], Callable[[Any], dict[str, float]]] | None:
-    """``live_metric_fn``'s metric as a picklable factory (a worker process of the pool builds it), or None."""
+    """``genlib.metrics.live_metric_fn(data.name, n)`` as a picklable factory of the Trainer's ``metric_fn``
+    (a worker process of the pool builds it; a thread here calls it), or None."""
     if not has_quality_metrics(data):
         return None
     return functools.partial(gmetrics.live_metric_fn, data.name, n)
-
-
-def live_metric_fn(data: genlib.Dataset, n: int = LIVE_N) -> Callable[[Any], dict[str, float]] | None:
-    """``genlib.metrics.live_metric_fn(data.name, n)`` for the Trainer's ``metric_fn``, or None."""
-    if not has_quality_metrics(data):
-        return None
-    return gmetrics.live_metric_fn(data.name, n)
 
 
 # --- 2-D toys: mode coverage and the discriminator's map -------------------------------------------

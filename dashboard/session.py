@@ -160,11 +160,10 @@ def checkpoint_bytes_held(ckpt: Checkpoint) -> int:
     return ckpt.model.size_bytes() + _grid_bytes(ckpt.samples)
 
 
-# Issue 18: runs of the Train page train in the server's pool of worker processes (genlib.train.pool:
-# bounded, queued, per-session limits), not on threads of this process. GENLIB_DASHBOARD_POOL=0 keeps
-# them on threads (a single user's laptop; the unit tests of the pages).
-# Opt-in for now (GENLIB_DASHBOARD_POOL=1): in a full CI run the browser server's first pool worker
-# never reached "running" within 90 s (alone it passes); threads stay the default until that is found.
+# Issue 18: with GENLIB_DASHBOARD_POOL=1 the Train page's runs train in the server's pool of worker
+# processes (genlib.train.pool: bounded, queued, per-session limits), not on threads of this process.
+# Threads are the default (a single user's laptop; the unit tests of the pages): in a full CI run a
+# fresh browser server's first pool worker once never reached "running" within 90 s (alone it passes).
 USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "0") == "1"
 
 
