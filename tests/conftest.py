@@ -1,7 +1,9 @@
 """Shared pytest fixtures, and the helpers of the AppTest files (``from conftest import APP, assert_clean``)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -86,3 +88,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def wait_until(cond: Callable[[], object], timeout: float = 20.0, poll: float = 0.05) -> bool:
+    """Poll ``cond`` until it holds or ``timeout`` seconds pass; its last value, as a bool (a bound, not a speed)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(poll)
+    return bool(cond())

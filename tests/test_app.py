@@ -25,7 +25,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import genlib  # noqa: E402
-from conftest import APP, assert_clean  # noqa: E402
+from conftest import APP, assert_clean, wait_until  # noqa: E402
 from dashboard import context, figures, images, measure, resources, session, train_form, ui  # noqa: E402
 from genlib.train import pool as gpool  # noqa: E402
 
@@ -33,13 +33,6 @@ MODEL = context.model_key("digits")        # the sidebar's model box while digit
 PAGES = ["app_pages/overview.py", "app_pages/train.py", "app_pages/conditional.py", "app_pages/mode_collapse.py"]
 
 
-def wait_until(cond, timeout: float = 20.0, poll: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(poll)
-    return cond()
 
 
 def runs_of(at: AppTest) -> session.SessionRuns:

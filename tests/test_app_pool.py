@@ -1,23 +1,12 @@
 """The Train page trains in the server's pool (issue 18)."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, assert_clean
+from conftest import APP, assert_clean, wait_until
 from dashboard import session
 from genlib.train import pool as gpool
-
-
-def wait_until(cond, timeout=120.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 @pytest.fixture
@@ -47,7 +36,7 @@ def test_train_page_runs_go_to_the_pool_and_queue(state_dir, monkeypatch):
     runs = at.session_state["genlib_runs"]
     first = list(runs.runs.values())[-1]
     assert first.remote and isinstance(first.trainer, gpool.RemoteRun)
-    assert wait_until(lambda: first.snapshot().step > 0)
+    assert wait_until(lambda: first.snapshot().step > 0, 120)
     start(at, 30)
     assert_clean(at)
     second = list(runs.runs.values())[-1]
@@ -57,7 +46,7 @@ def test_train_page_runs_go_to_the_pool_and_queue(state_dir, monkeypatch):
     assert at.button(key="tr_start").disabled            # a third: the session's limit (issue 16) counts queued runs
     at.selectbox(key="tr_run").set_value(first.name).run()
     at.button(key="tr_stop").click().run()
-    assert wait_until(lambda: not second.alive) and second.snapshot().state == "done"
+    assert wait_until(lambda: not second.alive, 120) and second.snapshot().state == "done"
     assert first.frozen_model() is not None and second.frozen_model().steps == 30
     runs.persist()                                      # (the watchdog's pass may have saved one already)
     import genlib

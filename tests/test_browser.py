@@ -29,6 +29,7 @@ PAGES = ["Overview / compare", "Train live", "Conditional generation", "Latent s
          "Out-of-distribution", "Mode collapse lab", "Flow matching", "Lessons"]
 
 from bench.common import free_port, start_streamlit, stop_process, wait_healthy  # noqa: E402
+from conftest import wait_until  # noqa: E402
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to run the browser test")
 if not CHROMIUM:
@@ -119,7 +120,7 @@ def test_every_page_in_a_real_browser(server):
         go(page, "Train live")
         page.locator('[data-testid="stProgress"]', has_text="running").wait_for(timeout=30_000)
         # the first step waits for the starting measurement (seconds on a busy CPU): poll, don't guess
-        assert eventually(lambda: progress_step(page) > before, 60), f"stuck at step {progress_step(page)}"
+        assert wait_until(lambda: progress_step(page) > before, 60, poll=0.2), f"stuck at step {progress_step(page)}"
         page.get_by_role("button", name="Stop", exact=True).click()
         page.locator('[data-testid="stProgress"]', has_text="stopped").wait_for(timeout=30_000)
         settle(page)
@@ -203,13 +204,6 @@ def choose(box, option: str, page) -> None:
     settle(page, 90_000)
 
 
-def eventually(cond, timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.2)
-    return cond()
 
 
 def grid_step(page) -> int | None:
@@ -307,7 +301,7 @@ def test_switching_dataset_and_model_updates_every_dependent_box(server, browser
     assert box_value(page, "Model").startswith("digits-")
     choose(sidebar_box(page, "Dataset"), "mnist", page)
     page.get_by_text("Every model available for mnist").wait_for(timeout=60_000)
-    assert eventually(lambda: box_value(page, "Model").startswith("mnist-")), box_value(page, "Model")
+    assert wait_until(lambda: box_value(page, "Model").startswith("mnist-"), 60, poll=0.2), box_value(page, "Model")
     sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
     assert "1, 28, 28" in sidebar and "1, 8, 8" not in sidebar
     assert not re.search(r"/(work|root|home|tmp|usr)\b|\.cache", sidebar), sidebar       # no file-system paths
@@ -318,8 +312,8 @@ def test_switching_dataset_and_model_updates_every_dependent_box(server, browser
     # (digits: a t-SNE of its ~900 test images takes seconds, MNIST's a minute on a busy CPU)
     choose(sidebar_box(page, "Dataset"), "digits", page)
     page.get_by_text("Every model available for digits").wait_for(timeout=60_000)
-    assert eventually(lambda: box_value(page, "Model").startswith("digits-")), box_value(page, "Model")
-    assert eventually(lambda: "dataset=digits" in page.url and "model=digits-" in page.url), page.url
+    assert wait_until(lambda: box_value(page, "Model").startswith("digits-"), 60, poll=0.2), box_value(page, "Model")
+    assert wait_until(lambda: "dataset=digits" in page.url and "model=digits-" in page.url, 60, poll=0.2), page.url
     go(page, "Latent space")
     choose(sidebar_box(page, "Model"), "digits-vae (pretrained)", page)
     main_box(page, "Horizontal: dimension").wait_for(timeout=120_000)
