@@ -75,7 +75,8 @@ def run_headless(start: dict, seconds: float, log: Path, ui_every: float | None 
     torch.manual_seed(0)
     model = genlib.build_model(start["family"], start["model_config"])
     cfg = genlib.TrainConfig(**start["train_config"])
-    metric_fn = measure.live_metric_fn(data) if start["metric_fn"] else None
+    factory = measure.live_metric_factory(data) if start["metric_fn"] else None
+    metric_fn = factory() if factory is not None else None
     trainer = genlib.Trainer(model, data, cfg, device=start["device"], metric_fn=metric_fn)
     trainer.callbacks.append(probe_callback(trainer, str(log)))
     ui = FragmentEmulator(trainer, ui_every) if ui_every else None
@@ -199,7 +200,7 @@ def measure_runs(args, presets: list[str], env: dict[str, str], mode: str) -> li
         data = genlib.load_dataset(args.dataset, download=False)
         for preset in presets:
             model = genlib.make_model(preset, data)
-            cfg = app_train_config(args.steps, 64, measure.live_metric_fn(data) is not None)
+            cfg = app_train_config(args.steps, 64, measure.live_metric_factory(data) is not None)
             start = {"family": model.family, "model_config": model.config.to_dict(), "dataset": data.name,
                      "train_config": dataclasses.asdict(cfg), "metric_fn": cfg.metric_every > 0,
                      "device": str(genlib.pick_device("auto")), "threads": genlib.configure_threads()}

@@ -6,8 +6,10 @@ $GENLIB_BENCH_PROBE.
     GENLIB_BENCH_PROBE=/tmp/probe.jsonl python bench/app_probe.py run dashboard/app.py [streamlit options]
 
 Nothing in genlib or the dashboard changes: the app runs as under `streamlit run`, in this process,
-and the callback costs one short file write per progress event (every 25 steps at most). The
-headless runs in bench/app_overhead.py carry the same callback.
+and the callback costs one short file write per progress event (every 25 steps at most). The Train
+page's runs train in the server's pool of worker processes (unless GENLIB_DASHBOARD_POOL=0): the
+pool's workers start with the probe installed too. The headless runs in bench/app_overhead.py carry
+the same callback.
 """
 from __future__ import annotations
 
@@ -62,10 +64,23 @@ def install(path: str) -> None:
     genlib.train.Trainer.__init__ = __init__
 
 
+def probed_worker(*args) -> None:
+    """The pool's worker process (genlib.train.worker) with the probe installed in it: the app's runs
+    train there, not in the server process."""
+    from genlib.train import worker
+
+    install(os.environ["GENLIB_BENCH_PROBE"])
+    worker._worker_main(*args)
+
+
 if __name__ == "__main__":
     if not os.environ.get("GENLIB_BENCH_PROBE"):
         raise SystemExit("set GENLIB_BENCH_PROBE to the file the probe should write (see this file's docstring)")
     install(os.environ["GENLIB_BENCH_PROBE"])
+    import app_probe                      # by name, so a spawned worker can import it (bench/ is on its sys.path)
+    from genlib.train import pool
+
+    pool._worker_main = app_probe.probed_worker
     from streamlit.web import cli
 
     sys.argv = ["streamlit", *sys.argv[1:]]

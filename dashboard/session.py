@@ -160,11 +160,10 @@ def checkpoint_bytes_held(ckpt: Checkpoint) -> int:
     return ckpt.model.size_bytes() + _grid_bytes(ckpt.samples)
 
 
-# Issue 18: with GENLIB_DASHBOARD_POOL=1 the Train page's runs train in the server's pool of worker
-# processes (genlib.train.pool: bounded, queued, per-session limits), not on threads of this process.
-# Threads are the default (a single user's laptop; the unit tests of the pages): in a full CI run a
-# fresh browser server's first pool worker once never reached "running" within 90 s (alone it passes).
-USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "0") == "1"
+# Issue 18: the Train page's runs train in the server's pool of worker processes (genlib.train.pool:
+# bounded, queued, per-session limits), not on threads of this process, so training and the UI do not
+# share one interpreter. GENLIB_DASHBOARD_POOL=0 keeps them on threads here.
+USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "1") != "0"
 
 
 def start_run(runs: "SessionRuns", preset: str, dataset: str, model: genlib.GenerativeModel, data: genlib.Dataset,

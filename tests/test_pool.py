@@ -107,6 +107,48 @@ def test_pause_step_resume_stop_across_processes(pool, digits):
     assert genlib.load_checkpoint(run.checkpoint_bytes).model.steps == run.step
 
 
+def test_a_paused_run_gives_its_worker_to_a_waiting_run(pool, digits):
+    """One worker: A pauses, B waits; A is parked (ended in its worker with its checkpoint, still
+    'paused' here), B trains; A resumed queues again and goes on from its step, curves and all (the
+    same losses up to the pause; after it, the batches of a restarted run: as a stop and a continue).
+    Stopping a parked run ends it where it was."""
+    a = pool.submit(_spec(digits, 40), owner="p", name="A")
+    _until(lambda: a.state == "running" and a.step > 0, what="A to start")
+    a.pause()
+    _until(lambda: a.snapshot().state == "paused", what="A's pause")
+    at = a.step
+    b = pool.submit(_spec(digits, 20, seed=1), owner="q", name="B")
+    assert b.wait(120) == "done", b.message                       # B did not wait for A's owner
+    snap = a.snapshot()
+    assert a.is_alive and snap.state == "paused" and snap.step == at and "worker went to a waiting run" in snap.message
+    assert pool.status()["parked"] == 1
+    a.resume()
+    assert a.wait(120) == "done", a.message
+    got = a.snapshot()
+    torch.manual_seed(0)
+    local = genlib.Trainer(genlib.make_model("vae", digits), digits,
+                           genlib.TrainConfig(steps=40, seed=0, log_every=5, sample_every=10, threads=1))
+    local.run()
+    want = local.snapshot()
+    steps = got.history["step"]       # one more point where it was parked (a stop logs its step)
+    assert got.step == 40 and steps == sorted(set(steps)) and set(want.history["step"]) <= set(steps), steps
+    before = [s for s in want.history["step"] if s <= at]
+    assert torch.allclose(torch.tensor([got.history["loss"][steps.index(s)] for s in before]),
+                          torch.tensor([want.history["loss"][want.history["step"].index(s)] for s in before]), rtol=1e-5)
+    assert not any(ev.kind == "stopped" for ev in a.events)
+
+    c = pool.submit(_spec(digits, LONG), owner="p", name="C")
+    _until(lambda: c.state == "running" and c.step > 0, what="C to start")
+    c.pause()
+    _until(lambda: c.snapshot().state == "paused", what="C's pause")
+    d = pool.submit(_spec(digits, 10, seed=2), owner="q", name="D")
+    _until(lambda: pool.status()["parked"] == 1, what="C to be parked")
+    c.stop()
+    assert c.wait(10) == "stopped" and genlib.load_checkpoint(c.checkpoint_bytes).model.steps == c.step
+    assert d.wait(120) == "done", d.message
+    assert pool.status()["parked"] == 0
+
+
 def test_killed_worker_is_an_error_and_the_pool_recovers(pool, digits):
     run = pool.submit(_spec(digits, LONG), owner="c")
     _until(lambda: run.state == "running" and run.step > 0, what="the run to start")
@@ -122,8 +164,9 @@ def test_killed_worker_is_an_error_and_the_pool_recovers(pool, digits):
     finally:
         pool.recycle_after = 0
     assert after.worker_pid != pid
-    # Left for the next session: in a full CI run the recycled worker's replacement was not counted
-    # within 120 s (pool.status()["replaced"] >= 2), while the test passes alone.
+    # (recycling is decided before the run's end is announced: resetting recycle_after above once
+    # raced the reader thread under load, and the replacement went uncounted)
+    _until(lambda: pool.status()["replaced"] >= 2, 120, "the recycled worker's replacement")
 
 
 def test_queue_places_estimates_and_order(pool, digits):

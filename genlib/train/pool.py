@@ -147,6 +147,8 @@ class Pool:
         self._lock = threading.RLock()
         self._queue: collections.deque[RemoteRun] = collections.deque()
         self._runs: dict[int, RemoteRun] = {}
+        self._parking: dict[int, str] = {}         # run id -> what its owner asked meanwhile ('', 'go', 'stop')
+        self._parked: dict[int, RemoteRun] = {}    # paused runs off any worker (see _park_paused)
         self._ids = itertools.count(1)
         self._speed: dict[str, float] = {}        # label -> seconds per step, from runs that reported
         self.replaced = 0                          # workers replaced after dying (or recycled)
@@ -200,16 +202,21 @@ class Pool:
                 run._finish("stopped", f"stopped before it started, at step {run.step}")
 
     def _control(self, run: RemoteRun, cmd: tuple, *, queued: Callable[[], Any] | None = None,
-                 always: Callable[[], Any] | None = None) -> None:
-        """``always()`` (a change to the run's spec), then: a run in the queue gets ``queued()``, a run
-        in a worker gets ``cmd`` through the worker's queue (an ended run nothing more). Decided under
-        the lock that dispatching takes, so a run being handed to a worker gets the control exactly once."""
+                 always: Callable[[], Any] | None = None, parked: Callable[[], Any] | None = None) -> None:
+        """``always()`` (a change to the run's spec), then: a run in the queue gets ``queued()``, a paused
+        run off its worker (parked, or being parked) ``parked()``, a run in a worker ``cmd`` through the
+        worker's queue (an ended run nothing more). Decided under the lock that dispatching and parking
+        take, so a run being handed to a worker or parked gets the control exactly once."""
         with self._lock:
             if always is not None:
                 always()
             if run in self._queue:
                 if queued is not None:
                     queued()
+                return
+            if run.id in self._parking or run.id in self._parked:
+                if parked is not None:
+                    parked()
                 return
             slot = next((s for s in self._slots if s.run is run), None)
             if slot is None:
@@ -241,6 +248,65 @@ class Pool:
                 pass
             finally:
                 slot.send_lock.release()
+        self._park_paused()
+
+    # --- paused runs give their worker to waiting ones ------------------------------------------------
+    def _park_paused(self) -> None:
+        """While runs wait and no worker is free, each run its owner paused gives up its worker: the
+        worker ends it with its checkpoint (as a stop does) and the run stays 'paused', on no worker,
+        until resumed or stepped; then it queues again and goes on from where it was, curves and all.
+        A paused run (a student who paused, or left: the dashboard pauses a gone session's runs) must
+        not hold a worker that a class is waiting for."""
+        with self._lock:
+            if self._closed:
+                return
+            free = sum(s.run is None and not s.retired for s in self._slots)
+            need = len(self._queue) - free - len(self._parking)
+            for slot in self._slots:
+                if need <= 0:
+                    return
+                run = slot.run
+                if run is None or not run.held or run.state != "paused" or run.id in self._parking:
+                    continue
+                self._parking[run.id] = ""
+                run.spec.start_paused, run.spec.start_steps = True, 0     # as it was, until its owner says
+                with slot.send_lock:
+                    try:
+                        slot.cmd_q.put(("stop", run.id))
+                    except (OSError, ValueError):
+                        pass
+                need -= 1
+
+    def _unpark(self, run: RemoteRun, wish: str) -> None:
+        """A control of a parked run, under the lock: 'go' (resume or step; the spec says which) queues
+        it again, 'stop' ends it where it was. Of a run being parked: remembered for its end."""
+        if run.id in self._parking:
+            if self._parking[run.id] != "stop":
+                self._parking[run.id] = wish
+            return
+        del self._parked[run.id]
+        if wish == "stop":
+            run._finish("stopped", f"stopped at step {run.step}")
+            return
+        try:
+            self._requeue(run)
+        except PoolLimitError as e:
+            self._parked[run.id] = run
+            with run._lock:
+                run.message = f"paused, and could not queue again: {e}"
+
+    def _parked_end(self, run: RemoteRun, wish: str, data: Any) -> bool:
+        """The end of a run that was being parked: it stays paused off the worker (or goes on, or
+        ends, as its owner asked meanwhile). False when it ended otherwise (an error; a stop asked)."""
+        snap = data["snap"]
+        if wish == "stop" or snap.state != "stopped" or data.get("checkpoint") is None:
+            return False
+        run._park(data)
+        with self._lock:
+            self._parked[run.id] = run
+            if wish == "go":
+                self._unpark(run, "go")
+        return True
 
     # --- the queue ------------------------------------------------------------------------------------
     def place(self, run: RemoteRun) -> int | None:
@@ -304,7 +370,7 @@ class Pool:
         """Workers, what they train, the queue: for a server page or a load test."""
         with self._lock:
             return {"workers": self.size, "busy": sum(s.run is not None for s in self._slots),
-                    "queued": len(self._queue), "replaced": self.replaced,
+                    "queued": len(self._queue), "parked": len(self._parked), "replaced": self.replaced,
                     "pids": [s.process.pid for s in self._slots],
                     "worker_rss_mb": [_rss_mb(s.process.pid) for s in self._slots]}
 
@@ -338,22 +404,31 @@ class Pool:
         if kind == "started":
             run._started(data)
         elif kind == "snap":
-            run._update(data)
+            with self._lock:
+                parking = run.id in self._parking
+            run._update(data, parking=parking)
             self._learn_speed(run, data["snap"])
+            if run.state == "paused" and self._queue:
+                self._park_paused()
         elif kind == "note":
             with run._lock:
                 run.message = data
         elif kind in ("ended", "failed"):
-            if kind == "ended":
+            # The slot is free and its recycling decided before anyone waiting on the run wakes up, so
+            # what they see next (the pool's status, a new run's dispatch) already follows this end.
+            with self._lock:
+                slot.run = None
+                slot.served += 1
+                recycle = self.recycle_after and slot.served >= self.recycle_after
+                wish = self._parking.pop(run.id, None)          # None: not being parked
+            if kind == "ended" and wish is not None and self._parked_end(run, wish, data):
+                pass
+            elif kind == "ended":
                 snap = data["snap"]
                 self._learn_speed(run, snap)
                 run._finish(snap.state, snap.message, data)
             else:
                 run._finish("error", data)
-            with self._lock:
-                slot.run = None
-                slot.served += 1
-                recycle = self.recycle_after and slot.served >= self.recycle_after
             if recycle:
                 self._replace(slot, exit_first=True)
             self._dispatch()
@@ -424,8 +499,12 @@ class Pool:
                 return
             waiting = list(self._queue)
             active = [s.run for s in self._slots if s.run is not None]
+            parked = list(self._parked.values())
+            self._parked.clear()
         for run in waiting:
             self._cancel(run)
+        for run in parked:
+            run._finish("stopped", f"stopped at step {run.step}: the server shut down")
         for run in active:
             run.stop()
         end = time.monotonic() + timeout

@@ -71,6 +71,7 @@ class RemoteRun:
         self._snap: Snapshot | None = None
         self._grids: dict[int, torch.Tensor] = {}
         self._frozen: tuple[int, Any] | None = None
+        self.held = False           # its owner's last word was pause or step (not resume): it may be parked
         self._lock = threading.Lock()
         self._ended = threading.Event()
 
@@ -156,13 +157,22 @@ class RemoteRun:
     # --- controls (any thread) ------------------------------------------------------------------
     # A run still in the queue takes a control into its spec (read when it starts); a run handed to a
     # worker ('starting' included) takes it through that worker's queue, after its "run" message.
+    # A paused run may give its worker to a waiting run (``Pool._park_paused``): it stays 'paused'
+    # with its checkpoint, and a resume or a step queues it again ('parked' below).
     def pause(self) -> None:
+        self.held = True
         self.pool._control(self, ("pause", self.id), queued=lambda: setattr(self.spec, "start_paused", True))
 
     def resume(self) -> None:
+        self.held = False
+
         def queued():
             self.spec.start_paused, self.spec.start_steps = False, 0
-        self.pool._control(self, ("resume", self.id), queued=queued)
+
+        def parked():
+            queued()
+            self.pool._unpark(self, "go")
+        self.pool._control(self, ("resume", self.id), queued=queued, parked=parked)
 
     def step_once(self) -> None:
         """While paused, one more step; on an ended run, one step more than it had (it then stays paused)."""
@@ -173,12 +183,19 @@ class RemoteRun:
             self.start()
             return
 
+        self.held = True
+
         def queued():
             self.spec.start_paused, self.spec.start_steps = True, self.spec.start_steps + 1
-        self.pool._control(self, ("step", self.id), queued=queued)
+
+        def parked():
+            queued()
+            self.pool._unpark(self, "go")
+        self.pool._control(self, ("step", self.id), queued=queued, parked=parked)
 
     def stop(self) -> None:
-        self.pool._control(self, ("stop", self.id), queued=lambda: self.pool._cancel(self))
+        self.pool._control(self, ("stop", self.id), queued=lambda: self.pool._cancel(self),
+                           parked=lambda: self.pool._unpark(self, "stop"))
 
     def extend(self, steps: int) -> None:
         def always():
@@ -218,7 +235,15 @@ class RemoteRun:
             self.worker_pid, self.rss0_mb, self.device = info["pid"], info["rss_mb"], torch.device(info["device"])
             self.started_at = time.monotonic()
 
-    def _update(self, msg: dict[str, Any]) -> None:
+    def _update(self, msg: dict[str, Any], parking: bool = False) -> None:
+        """A worker's snapshot. ``parking``: the worker is ending the run to park it (``_park``), so
+        the stop it makes is not the owner's: the run shows as paused, without a 'stopped' event."""
+        if parking:
+            snap = msg["snap"]
+            if snap.state == "stopped":
+                snap = dataclasses.replace(snap, state="paused", message=(
+                    f"paused at step {snap.step}; its worker went to a waiting run: it queues again when resumed"))
+            msg = {**msg, "snap": snap, "events": [e for e in msg["events"] if e.kind != "stopped"]}
         snap: Snapshot = msg["snap"]
         with self._lock:
             self._grids.update(msg["grids"])
@@ -235,15 +260,24 @@ class RemoteRun:
                 except Exception:   # a UI callback must not take the reader down
                     pass
 
+    def _take_checkpoint(self, msg: dict[str, Any]) -> None:
+        self.checkpoint_bytes = msg["checkpoint"]
+        self.spec.resume = msg["resume"]
+        ckpt = load_checkpoint(self.checkpoint_bytes)
+        self.model, self.fixed_z, self.fixed_labels = ckpt.model, ckpt.fixed_z, ckpt.fixed_labels
+
+    def _park(self, msg: dict[str, Any]) -> None:
+        """Off its worker, still paused: the worker ended it with this checkpoint, which it goes on from."""
+        self._update(msg, parking=True)
+        self._take_checkpoint(msg)
+        self.spec.model = self.checkpoint_bytes
+
     def _finish(self, state: str, message: str, msg: dict[str, Any] | None = None) -> None:
         if msg is not None:
             self._update(msg)
             if msg.get("checkpoint") is not None:
-                self.checkpoint_bytes = msg["checkpoint"]
-                self.spec.resume = msg["resume"]
+                self._take_checkpoint(msg)
                 self.spec.learning_rates = {}
-                ckpt = load_checkpoint(self.checkpoint_bytes)
-                self.model, self.fixed_z, self.fixed_labels = ckpt.model, ckpt.fixed_z, ckpt.fixed_labels
         with self._lock:
             self.state, self.message = state, message
             self.ended_at = time.monotonic()
