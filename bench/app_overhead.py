@@ -34,13 +34,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (APP_POLL_S, CHROMIUM, REPO, FragmentEmulator, running, descendants, free_port, machine,
+from common import (CHROMIUM, REPO, FragmentEmulator, running, descendants, free_port, machine,
                     process_cpu, start_streamlit, stop_process, wait_healthy)
 
 import genlib
 import torch
 from app_probe import probe_callback
 from dashboard import measure, train_form
+from dashboard.ui import LIVE_REFRESH_S as APP_POLL_S     # the Train page's redraw interval
 
 
 SHOTS = REPO / "artifacts" / "bench"      # git-ignored: a screenshot when driving the app fails

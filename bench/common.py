@@ -26,8 +26,6 @@ import torch  # noqa: E402
 import genlib  # noqa: E402
 from genlib.device import default_threads, usable_cores  # noqa: E402
 
-# dashboard/app_pages/train.py: @st.fragment(run_every=1.0) redraws the live run.
-APP_POLL_S = 1.0
 
 
 def cores() -> int:

@@ -21,6 +21,11 @@ from . import context, figures
 
 
 # --- text from files and users, and the error boundary ----------------------------------------------
+# Seconds between redraws of a live run (Train, Lessons, Mode collapse). Each redraw costs the
+# browser a plotly chart and a grid image; at 1 s, on a 2-core laptop the browser's ~0.8 of a core
+# left the training run 82-94 % of its headless speed, at 2 s 85-99 % (bench/app_overhead.py).
+LIVE_REFRESH_S = 2.0
+
 _MD_PUNCT = re.compile(r"([!-,/:-@\[-`{-~])")    # every ASCII punctuation mark but - and . (inline: plain)
 _MD_LEAD = re.compile(r"^(\d*)([-.)])")               # - or 1. or 1) at the start would begin a list
 

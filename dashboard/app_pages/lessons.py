@@ -130,7 +130,7 @@ def live_lesson(x: Lesson, seed: int) -> LessonResult | None:
                 key="lesson_live_step")
     b[3].button("Stop", on_click=run.stop, disabled=phase == "ended", key="lesson_live_stop")
 
-    @st.fragment(run_every=1.0 if phase != "ended" else None)
+    @st.fragment(run_every=ui.LIVE_REFRESH_S if phase != "ended" else None)
     def live(drawn: str) -> None:
         snap = run.snapshot()
         budget = float(s["budget_s"])

@@ -67,7 +67,7 @@ if pair:
 
     # 6 charts every 2 s: each figure is rebuilt only when its data changed (a new grid, heat-map or
     # measurement), and the browser is spared the rest
-    @st.fragment(run_every=2.0 if alive else None)
+    @st.fragment(run_every=ui.LIVE_REFRESH_S if alive else None)
     def live(was_alive: bool) -> None:
         for i, (col, run) in enumerate(zip(st.columns(2), pair)):
             snap, heat = run.snapshot(), run.probe.heat()

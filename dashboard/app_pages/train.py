@@ -85,8 +85,8 @@ if snap.state == "error":
         st.rerun()
 
 
-# Redrawn once a second; each figure and the grid's PNG are rebuilt only when their data changed.
-@st.fragment(run_every=1.0 if phase != "ended" else None)
+# Redrawn every ui.LIVE_REFRESH_S seconds; each figure and the grid's PNG are rebuilt only when their data changed.
+@st.fragment(run_every=ui.LIVE_REFRESH_S if phase != "ended" else None)
 def live(drawn_phase: str) -> None:
     snap = run.snapshot()
     ui.run_progress(snap, run.name)
