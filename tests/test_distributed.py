@@ -45,14 +45,19 @@ def test_torchrun_two_processes_match_one_at_the_same_global_batch(tmp_path):
     assert a.model.sample(4).shape == (4, *a.model.config.data_shape)
 
 
-def test_distribute_wraps_and_unwraps_in_one_process(tmp_path, digits):
+@pytest.mark.parametrize("preset, overrides", [
+    ("dcgan", {}),
+    # AC-GAN: the class head is read through D's forward (classes=True), so DDP sees that pass too
+    ("cgan", {"arch": "conv", "width": 16, "aux_weight": 1.0, "loss": "hinge", "spectral_norm": True}),
+], ids=["dcgan", "ac-gan"])
+def test_distribute_wraps_and_unwraps_in_one_process(tmp_path, digits, preset, overrides):
     """A GAN through DDP (a 1-process group keeps it in this process; torchrun with 2 processes and
-    dcgan was checked by hand, replicas equal): D is frozen during G's update, the step runs unchanged,
-    and the plain networks come back for saving."""
+    dcgan, and the AC-GAN, were checked by hand, replicas equal): D is frozen during G's update, the
+    step runs unchanged, and the plain networks come back for saving."""
     td.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
         d = Distributed(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), backend="gloo")
-        model = genlib.make_model("dcgan", digits)
+        model = genlib.make_model(preset, digits, **overrides)
         keys = list(model.state_dict())
         data, cfg = d.prepare(model, digits, genlib.TrainConfig(steps=4, batch_size=32, threads=1))
         assert type(model.generator).__name__ == "DistributedDataParallel"

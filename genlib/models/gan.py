@@ -83,7 +83,8 @@ class Discriminator(nn.Module):
     Conditional: the MLP reads the one-hot label beside the pixels (Mirza & Osindero 2014); the conv
     net uses a projection (Miyato & Koyama 2018): score = w.h + embed(y).h, so the label interacts
     with the features instead of only shifting the score. With ``aux_weight`` the conv net also has a
-    class head on the same features (AC-GAN, Odena et al. 2017), read by ``scores_and_classes``.
+    class head on the same features (AC-GAN, Odena et al. 2017): ``forward(x, y, classes=True)`` returns
+    both from one pass (through ``forward``, so a DistributedDataParallel wrapper sees it).
     """
 
     def __init__(self, c: GANConfig):
@@ -103,10 +104,13 @@ class Discriminator(nn.Module):
 
     def scores_and_classes(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) projection scores and (B, K) auxiliary class logits from one pass of the conv trunk."""
-        h = self.trunk(x)                                                    # (B, F)
-        return self._project(h, labels), self.aux(h)
+        return self(x, labels, classes=True)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, classes: bool = False):
+        """(B,) logits or scores; with ``classes`` (AC-GAN) also the (B, K) class logits."""
+        if classes:
+            h = self.trunk(x)                                                # (B, F)
+            return self._project(h, labels), self.aux(h)
         if not self.conditional:
             return self.head(self.trunk(x)).squeeze(1)
         if self.arch == "mlp":
@@ -187,7 +191,7 @@ class GAN(GenerativeModel):
     def _d_outputs(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D's (B,) outputs, and with AC-GAN its (B, K) class logits from the same pass (else None)."""
         if self.config.aux_weight:
-            return self.discriminator.scores_and_classes(x, labels)
+            return self.discriminator(x, labels, classes=True)
         return self.discriminator(x, labels), None
 
     # (1) update D: maximise log D(x) + log(1 - D(G(z)))  (or the critic objective)
@@ -245,7 +249,7 @@ class GAN(GenerativeModel):
         with torch.no_grad():
             reported = {"g_loss": self.g_loss(fake_out)}
             if self.config.aux_weight:
-                reported["g_class"] = F.cross_entropy(self.discriminator.scores_and_classes(fake, labels)[1], labels)
+                reported["g_class"] = F.cross_entropy(self.discriminator(fake, labels, classes=True)[1], labels)
         nets = (self.generator, self.discriminator)
         buffers = [b.clone() for net in nets for b in net.buffers()]
         self.discriminator.requires_grad_(False)
