@@ -152,6 +152,8 @@ def progress_text(snap: genlib.Snapshot, key: str = "") -> str:
     eta = ""
     if snap.state == "running":
         eta = f" · {fmt_eta(_eta_of('run:' + key).update(snap.step, snap.total_steps, snap.elapsed))} left"
+    if getattr(snap, "parked", False):                 # a paused run of the pool that gave its worker away
+        eta = " · its worker went to a waiting run: Resume queues it again"
     return (f"{snap.state} · step {snap.step:,} / {snap.total_steps:,} · epoch {snap.epoch:.1f} · "
             f"{snap.images_per_s:,.0f} examples/s{eta}")
 

@@ -360,6 +360,11 @@ class Pool:
         with self._lock:
             return [r for r in self._runs.values() if owner is None or r.owner == owner]
 
+    def is_parked(self, run: RemoteRun) -> bool:
+        """Paused off any worker, or being put there (``_park_paused``)."""
+        with self._lock:
+            return run.id in self._parked or run.id in self._parking
+
     def forget(self, run: RemoteRun) -> None:
         """Drop an ended run from the pool's list (its handle keeps working as a record)."""
         with self._lock:

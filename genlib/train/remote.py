@@ -30,6 +30,7 @@ class RemoteSnapshot(Snapshot):
     queue_place: int | None = None     # 1 = starts next; None when not waiting
     wait_s: float | None = None        # estimated seconds until it starts; None: not waiting, or unknown
     worker_pid: int | None = None      # the process training it
+    parked: bool = False               # paused, off any worker (it gave its worker to a waiting run)
 
 
 def _ordinal(n: int) -> str:
@@ -118,6 +119,7 @@ class RemoteRun:
             snap, state, message = self._snap, self.state, self.message
             grids = dict(self._grids)
         place = self.pool.place(self) if state == "queued" else None
+        parked = state == "paused" and self.pool.is_parked(self)
         wait = self.pool.wait_estimate(self) if place is not None else None
         if place is not None:
             message = (f"waiting for a free worker: {_ordinal(place)} in line, "
@@ -127,11 +129,12 @@ class RemoteRun:
         if snap is None:
             return RemoteSnapshot(state=state, step=0, total_steps=self.spec.config.steps, epoch=0.0, losses={},
                                   history={}, metrics={}, samples=[], images_per_s=0.0, elapsed=0.0, eta=math.nan,
-                                  message=message, queue_place=place, wait_s=wait, worker_pid=self.worker_pid)
+                                  message=message, queue_place=place, wait_s=wait, worker_pid=self.worker_pid,
+                                  parked=parked)
         fields = {f.name: getattr(snap, f.name) for f in dataclasses.fields(Snapshot)}
         fields.update(state=state, message=message, total_steps=max(snap.total_steps, self.spec.config.steps),
                       samples=[(s, grids[s]) for s, _ in snap.samples if s in grids])
-        return RemoteSnapshot(**fields, queue_place=place, wait_s=wait, worker_pid=self.worker_pid)
+        return RemoteSnapshot(**fields, queue_place=place, wait_s=wait, worker_pid=self.worker_pid, parked=parked)
 
     def recorded_run(self, max_points: int | None = None) -> RecordedRun:
         return RecordedRun.from_snapshot(self.snapshot(), max_points)
