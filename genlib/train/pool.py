@@ -296,16 +296,16 @@ class Pool:
                 run.message = f"paused, and could not queue again: {e}"
 
     def _parked_end(self, run: RemoteRun, wish: str, data: Any) -> bool:
-        """The end of a run that was being parked: it stays paused off the worker (or goes on, or
-        ends, as its owner asked meanwhile). False when it ended otherwise (an error; a stop asked)."""
+        """Under the lock (so no control falls between being parked and parked): the end of a run that
+        was being parked. It stays paused off the worker (or goes on, or ends, as its owner asked
+        meanwhile). False when it ended otherwise (an error; a stop asked)."""
         snap = data["snap"]
         if wish == "stop" or snap.state != "stopped" or data.get("checkpoint") is None:
             return False
         run._park(data)
-        with self._lock:
-            self._parked[run.id] = run
-            if wish == "go":
-                self._unpark(run, "go")
+        self._parked[run.id] = run
+        if wish == "go":
+            self._unpark(run, "go")
         return True
 
     # --- the queue ------------------------------------------------------------------------------------
@@ -426,13 +426,12 @@ class Pool:
                 slot.served += 1
                 recycle = self.recycle_after and slot.served >= self.recycle_after
                 wish = self._parking.pop(run.id, None)          # None: not being parked
-            if kind == "ended" and wish is not None and self._parked_end(run, wish, data):
-                pass
-            elif kind == "ended":
+                parked = kind == "ended" and wish is not None and self._parked_end(run, wish, data)
+            if not parked and kind == "ended":
                 snap = data["snap"]
                 self._learn_speed(run, snap)
                 run._finish(snap.state, snap.message, data)
-            else:
+            elif not parked:
                 run._finish("error", data)
             if recycle:
                 self._replace(slot, exit_first=True)
@@ -475,6 +474,8 @@ class Pool:
                                  f"start it again to train {at}.")
         with self._lock:
             slot.run = None
+            if run is not None:
+                self._parking.pop(run.id, None)
         self._replace(slot)
         self._dispatch()
 
