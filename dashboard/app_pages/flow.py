@@ -44,7 +44,7 @@ if entry is None and flows:
     label = st.selectbox("Flow model", [m.label for m in flows], key=ui.wkey("flow_model", ctx.dataset))
     entry = next(m for m in flows if m.label == label)
     if ctx.model is not None:
-        st.caption(f"The sidebar's **{ui.plain(ctx.model.name)}** is a {ctx.model.model.family.upper()}; this page shows a flow.")
+        st.caption(f"The sidebar's **{ui.plain(ctx.model.name)}** is a {ctx.model.model.family_title}; this page shows a flow.")
 
 model, name = (entry.model, entry.name) if entry is not None else (None, "")
 if model is None and toy:

@@ -34,7 +34,7 @@ for i, entry in enumerate(ctx.models):
                                                                                         else 1000, seed))
         if is_image:
             st.image(images.image_grid(x, nrow=5, min_side=ui.grid_px(320, 600)), width="stretch",
-                     caption=f"{entry.model.family.upper()} samples, seed {seed}")
+                     caption=f"{entry.model.family_title} samples, seed {seed}")
         elif data is not None:
             st.plotly_chart(figures.points_figure(data.subset(1000).x, x, entry.name), key=f"ov_pts@{entry.label}")
 

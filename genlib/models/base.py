@@ -83,6 +83,7 @@ def _protocol_methods(protocol: type) -> list[str]:
 
 class GenerativeModel(nn.Module):
     family: ClassVar[str]
+    family_title: ClassVar[str]      # how a page names the family in a sentence: "VAE", "GAN", "flow"
     config_class: ClassVar[type[BaseConfig]]
     capabilities: ClassVar[frozenset[str]] = frozenset()   # keys of CAPABILITIES
     lr_fields: ClassVar[dict[str, str]] = {}   # optimiser name -> config field holding its rate

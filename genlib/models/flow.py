@@ -150,6 +150,7 @@ def integrate(field, x: torch.Tensor, t0: float, t1: float, steps: int, method: 
 
 class Flow(GenerativeModel):
     family = "flow"
+    family_title = "flow"
     config_class = FlowConfig
     # No posterior q(z|x) (ENCODER, which the VAE tools need); encode() runs the ODE backwards instead.
     capabilities = frozenset({ODE_ENCODER})

@@ -136,6 +136,7 @@ class Generator(nn.Module):
 
 class GAN(GenerativeModel):
     family = "gan"
+    family_title = "GAN"
     config_class = GANConfig
     capabilities = frozenset({CRITIC, STANDING_STATS})
     lr_fields = {"opt_g": "lr_g", "opt_d": "lr_d"}

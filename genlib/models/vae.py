@@ -61,6 +61,7 @@ def kl_weight(cfg: VAEConfig, step: int) -> float:
 
 class VAE(GenerativeModel):
     family = "vae"
+    family_title = "VAE"
     config_class = VAEConfig
     capabilities = frozenset({ENCODER})
     lr_fields = {"opt": "lr"}
