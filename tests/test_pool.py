@@ -149,6 +149,15 @@ def test_a_paused_run_gives_its_worker_to_a_waiting_run(pool, digits):
     assert c.wait(10) == "stopped" and genlib.load_checkpoint(c.checkpoint_bytes).model.steps == c.step
     assert d.wait(120) == "done", d.message
     assert pool.status()["parked"] == 0
+    # the owner's Stop of a paused run, with a run arriving right after it, stays a stop (not a park)
+    e = pool.submit(_spec(digits, LONG), owner="p", name="E")
+    _until(lambda: e.state == "running" and e.step > 0, what="E to start")
+    e.pause()
+    _until(lambda: e.snapshot().state == "paused", what="E's pause")
+    e.stop()
+    f = pool.submit(_spec(digits, 10, seed=3), owner="q", name="F")
+    assert e.wait(30) == "stopped" and pool.status()["parked"] == 0
+    assert f.wait(120) == "done", f.message
 
 
 def test_killed_worker_is_an_error_and_the_pool_recovers(pool, digits):

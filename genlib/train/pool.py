@@ -109,6 +109,7 @@ class _Slot:
         self.send_lock = threading.Lock()   # a run's controls go after its "run" message, never before
         self.served = 0
         self.retired = False
+        self.draining = False               # its run ended and it is about to be replaced: take no run
         self.reader = threading.Thread(target=pool._read, args=(self,), name=f"genlib-pool-reader-{index}",
                                        daemon=True)
         self.reader.start()
@@ -235,7 +236,7 @@ class Pool:
             for slot in self._slots:
                 if not self._queue:
                     break
-                if slot.run is None and not slot.retired:
+                if slot.run is None and not slot.retired and not slot.draining:
                     run = self._queue.popleft()
                     slot.run = run
                     run.state = "starting"
@@ -260,7 +261,7 @@ class Pool:
         with self._lock:
             if self._closed:
                 return
-            free = sum(s.run is None and not s.retired for s in self._slots)
+            free = sum(s.run is None and not s.retired and not s.draining for s in self._slots)
             need = len(self._queue) - free - len(self._parking)
             for slot in self._slots:
                 if need <= 0:
@@ -279,10 +280,13 @@ class Pool:
 
     def _unpark(self, run: RemoteRun, wish: str) -> None:
         """A control of a parked run, under the lock: 'go' (resume or step; the spec says which) queues
-        it again, 'stop' ends it where it was. Of a run being parked: remembered for its end."""
+        it again, 'stop' ends it where it was, 'hold' (a pause) leaves it parked. Of a run being
+        parked: remembered for its end (a stop wins; a pause cancels a resume)."""
         if run.id in self._parking:
             if self._parking[run.id] != "stop":
-                self._parking[run.id] = wish
+                self._parking[run.id] = "" if wish == "hold" else wish
+            return
+        if wish == "hold":
             return
         del self._parked[run.id]
         if wish == "stop":
@@ -425,6 +429,7 @@ class Pool:
                 slot.run = None
                 slot.served += 1
                 recycle = self.recycle_after and slot.served >= self.recycle_after
+                slot.draining = bool(recycle)
                 wish = self._parking.pop(run.id, None)          # None: not being parked
                 parked = kind == "ended" and wish is not None and self._parked_end(run, wish, data)
             if not parked and kind == "ended":
@@ -474,6 +479,7 @@ class Pool:
                                  f"start it again to train {at}.")
         with self._lock:
             slot.run = None
+            slot.draining = True
             if run is not None:
                 self._parking.pop(run.id, None)
         self._replace(slot)

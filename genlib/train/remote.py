@@ -162,20 +162,27 @@ class RemoteRun:
     # worker ('starting' included) takes it through that worker's queue, after its "run" message.
     # A paused run may give its worker to a waiting run (``Pool._park_paused``): it stays 'paused'
     # with its checkpoint, and a resume or a step queues it again ('parked' below).
+    # ``held`` (may it be parked) is set under the pool's lock with the control (``always``).
+    def _hold(self, held: bool) -> Callable[[], None]:
+        return lambda: setattr(self, "held", held)
+
     def pause(self) -> None:
-        self.held = True
-        self.pool._control(self, ("pause", self.id), queued=lambda: setattr(self.spec, "start_paused", True))
+        def queued():
+            self.spec.start_paused = True
+
+        def parked():
+            queued()
+            self.pool._unpark(self, "hold")
+        self.pool._control(self, ("pause", self.id), queued=queued, parked=parked, always=self._hold(True))
 
     def resume(self) -> None:
-        self.held = False
-
         def queued():
             self.spec.start_paused, self.spec.start_steps = False, 0
 
         def parked():
             queued()
             self.pool._unpark(self, "go")
-        self.pool._control(self, ("resume", self.id), queued=queued, parked=parked)
+        self.pool._control(self, ("resume", self.id), queued=queued, parked=parked, always=self._hold(False))
 
     def step_once(self) -> None:
         """While paused, one more step; on an ended run, one step more than it had (it then stays paused)."""
@@ -183,10 +190,9 @@ class RemoteRun:
             if self.step >= self.spec.config.steps:
                 self.extend(1)
             self.spec.start_paused, self.spec.start_steps = True, 1
+            self.held = True                  # (not in the pool yet: no lock needed)
             self.start()
             return
-
-        self.held = True
 
         def queued():
             self.spec.start_paused, self.spec.start_steps = True, self.spec.start_steps + 1
@@ -194,11 +200,11 @@ class RemoteRun:
         def parked():
             queued()
             self.pool._unpark(self, "go")
-        self.pool._control(self, ("step", self.id), queued=queued, parked=parked)
+        self.pool._control(self, ("step", self.id), queued=queued, parked=parked, always=self._hold(True))
 
     def stop(self) -> None:
         self.pool._control(self, ("stop", self.id), queued=lambda: self.pool._cancel(self),
-                           parked=lambda: self.pool._unpark(self, "stop"))
+                           parked=lambda: self.pool._unpark(self, "stop"), always=self._hold(False))
 
     def extend(self, steps: int) -> None:
         def always():
