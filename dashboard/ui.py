@@ -23,7 +23,8 @@ from . import context, figures
 # --- text from files and users, and the error boundary ----------------------------------------------
 # Seconds between redraws of a live run (Train, Lessons, Mode collapse). Each redraw costs the
 # browser a plotly chart and a grid image; at 1 s, on a 2-core laptop the browser's ~0.8 of a core
-# left the training run 82-94 % of its headless speed, at 2 s 85-99 % (bench/app_overhead.py).
+# left the training run 82-94 % of its headless speed, at 2 s 82-99 % over two runs, the browser
+# 0.3-0.6 of a core (bench/app_overhead.py; the fast MLP models lose the most).
 LIVE_REFRESH_S = 2.0
 
 _MD_PUNCT = re.compile(r"([!-,/:-@\[-`{-~])")    # every ASCII punctuation mark but - and . (inline: plain)
