@@ -204,8 +204,6 @@ def choose(box, option: str, page) -> None:
     settle(page, 90_000)
 
 
-
-
 def grid_step(page) -> int | None:
     caps = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
     for c in caps:

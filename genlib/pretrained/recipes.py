@@ -75,7 +75,7 @@ ISSUE13 = {
     # 16.0x / - / 11.1x / - (13.7x at 15k, 27.2x at 20k). DiffAugment-style translation of D's inputs
     # (11.5x at 10k) and PacGAN's packs of 2 (25.1x at 10k, classes balanced better) did not help.
     # Fashion-MNIST: 12k steps, EMA 0.999 too (with the preset's 0.995 the live classifier-FID was flat
-    # from 8k to 12k steps, 26-28).
+    # from 8k to 12k steps, 25-28). The old builds' recorded runs: bench/gan-recipes-2core-cpu.txt.
     "gan": lambda ds: Recipe(f"{ds}-gan", ds, "gan", 10000 if ds == "mnist" else 12000, overrides=_o(ema=0.999),
                              why="vanilla MLP GAN, non-saturating loss, Adam 1e-3, EMA of G 0.999"
                                  + (" (10k steps: its live classifier-FID was best there)" if ds == "mnist" else "")),
@@ -86,7 +86,7 @@ ISSUE13 = {
     # WGAN-GP: MLP nets, 2 critic steps, lr 5e-4, betas (0.5, 0.9), EMA 0.995: 12k steps (6k G
     # updates) in ~4.5 CPU-minutes; Fashion-MNIST 5k (~2 CPU-minutes), what fit the session's time.
     # Then 20k (MNIST) and 15k (Fashion) steps with EMA 0.999: the 12k / 5k-step builds' live
-    # classifier-FID still fell at their ends (MNIST 34.0 at 9.2k, 30.7 at 12k; Fashion 43.1 at 4.5k, 39.4 at 5k).
+    # classifier-FID still fell at their ends (MNIST 34.0 at 9.2k, 30.7 at 12k; Fashion 42.6 at 4.55k, 39.4 at 5k).
     "wgan-gp": lambda ds: Recipe(f"{ds}-wgan-gp", ds, "wgan-gp", 20000 if ds == "mnist" else 15000,
                                  overrides=_o(ema=0.999)),
 }
