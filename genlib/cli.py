@@ -40,10 +40,6 @@ class NonFiniteOutput(ValueError):
     """A model whose outputs hold NaN or Inf: nothing is written (an all-black grid would be silent)."""
 
 
-class _Terminated(Exception):
-    """SIGTERM during training: handled like Ctrl-C (stop, save what was trained)."""
-
-
 # Bounds on every count the command line takes: (low, high) inclusive.
 LIMITS: dict[str, tuple[float, float]] = {
     "steps": (1, 10_000_000), "epochs": (1e-6, 10_000), "batch_size": (1, 8192), "seed": (0, 2**63 - 1),
@@ -213,21 +209,26 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{f' per process, {dist.world_size} processes' if dist else ''}) for {steps} steps "
               f"on {trainer.device}; parameters: {sizes}", file=sys.stderr)
 
-    def on_term(signum, frame):
-        raise _Terminated()
+    # Ctrl-C and SIGTERM stop the run and save what was trained. The handlers only ask the loop to stop:
+    # an exception raised inside Thread.join (as KeyboardInterrupt is) can mark a running thread as
+    # ended (CPython 3.11's _wait_for_tstate_lock), and the save then raced the still-training loop
+    # and the process could abort at exit (seen in CI: "terminate called without an active exception").
+    stopped_by: list[str] = []
 
-    previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    def on_interrupt(signum, frame):
+        _ignore_interrupts()                 # a second Ctrl-C / SIGTERM must not abort the save
+        stopped_by.append("terminated" if signum == signal.SIGTERM else "interrupted")
+        trainer.stop()
+
+    previous = _handle_interrupts(on_interrupt)
     try:
         trainer.start()
-        try:
-            while trainer.is_alive:
-                trainer.join(0.2)
-        except (KeyboardInterrupt, _Terminated) as e:
-            _ignore_interrupts()             # a second Ctrl-C / SIGTERM must not abort the save
-            trainer.stop()
-            trainer.join()
-            why = "terminated" if isinstance(e, _Terminated) else "interrupted"
-            print(f"{why}: saving what was trained (further interrupts are ignored until it is saved)",
+        while trainer.is_alive:
+            if stopped_by:
+                trainer.stop()               # again: a stop asked before the loop began is not lost
+            trainer.join(0.2)
+        if stopped_by:
+            print(f"{stopped_by[0]}: saving what was trained (further interrupts are ignored until it is saved)",
                   file=sys.stderr)
         _ignore_interrupts()
         clean_stale(out)
@@ -250,26 +251,22 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-_SAVED_HANDLERS: dict[int, Any] = {}
+def _handle_interrupts(handler) -> dict[int, Any]:
+    """Install ``handler`` for SIGINT and SIGTERM (main thread only); the handlers it replaced."""
+    if not _main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _ignore_interrupts() -> None:
-    if not _main_thread():
-        return
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        old = signal.signal(sig, signal.SIG_IGN)
-        _SAVED_HANDLERS.setdefault(sig, old)
+    if _main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
-def _restore_interrupts(term_before: Any) -> None:
-    if not _main_thread():
-        return
-    sigint = _SAVED_HANDLERS.pop(signal.SIGINT, None)
-    if sigint is not None:
-        signal.signal(signal.SIGINT, sigint)
-    _SAVED_HANDLERS.pop(signal.SIGTERM, None)
-    if term_before is not None:
-        signal.signal(signal.SIGTERM, term_before)
+def _restore_interrupts(before: dict[int, Any]) -> None:
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
 
 
 def _parse_labels(text: str | None, n: int) -> torch.Tensor | None:
