@@ -5,12 +5,18 @@ confidence and the class shares of the samples, at checkpoints along one run per
     OMP_NUM_THREADS=1 python bench/gan_recipes.py [--recipes base,ema999,...] [--at 5000,10000,20000]
                                                   [--dataset mnist] [--n 2000] [--jsonl FILE]
 
-Recipes (each the `gan` preset with one change):
+Recipes (each the `gan` preset, or where named `wgan-gp`, with one change):
   base      the preset (Adam 1e-3, EMA of G 0.995)
   ema999    EMA 0.999
   translate D sees its inputs, real and fake, shifted by up to 1/8 of the side (DiffAugment's
             translation, Zhao et al. 2020; differentiable, so G learns through it)
   pack2     PacGAN (Lin et al. 2018): D scores packs of 2 samples, an MLP of the same hidden sizes
+  mbstd     EMA 0.999 and minibatch_std: D's last hidden features get one more, their standard deviation
+            over the batch, averaged (ProGAN's minibatch standard deviation, Karras et al. 2018): D can
+            see a batch without variety
+  lr5e-4    Adam 5e-4 (the preset's 1e-3 won at 60 s; a build runs 10x longer), EMA 0.999 (not run to the end)
+  wgan-gp   the `wgan-gp` preset with EMA 0.999 (mnist-wgan-gp's build recipe); wgan-gp-mbstd: and
+            minibatch_std
 Any recipe takes a batch size and EMA from `--batch` / the recipe; the clock is the training
 thread's CPU seconds (time.thread_time), evaluation excluded. classifier-FID is in genlib's
 classifier features, NOT the Inception FID; 'tv' is the total-variation distance of the samples'
@@ -76,12 +82,15 @@ class Packed(nn.Module):
         return self.net(x.reshape(x.shape[0] // self.m, -1)).squeeze(1)
 
 
-RECIPES = {"base": {}, "ema999": {"ema": 0.999}, "translate": {}, "pack2": {}}
+RECIPES = {"base": {}, "ema999": {"ema": 0.999}, "translate": {}, "pack2": {},
+           "mbstd": {"ema": 0.999, "minibatch_std": True}, "lr5e-4": {"ema": 0.999, "lr_g": 5e-4, "lr_d": 5e-4},
+           "wgan-gp": {"ema": 0.999}, "wgan-gp-mbstd": {"ema": 0.999, "minibatch_std": True}}
 
 
 def build(recipe: str, data) -> genlib.GenerativeModel:
     torch.manual_seed(0)
-    model = genlib.make_model("gan", data, **RECIPES[recipe])
+    preset = "wgan-gp" if recipe.startswith("wgan-gp") else "gan"
+    model = genlib.make_model(preset, data, **RECIPES[recipe])
     c = model.config
     if recipe == "translate":
         model.discriminator = Translated(model.discriminator)

@@ -52,6 +52,7 @@ LAYOUT: dict[str, tuple[tuple[Widget, ...], tuple[Widget, ...]]] = {
             (Widget("loss", "Loss", "loss"),
              Widget("n_critic", "D steps per G step (n_critic)", "ncritic"),
              Widget("spectral_norm", "Spectral norm in D", "sn"),
+             Widget("minibatch_std", "Minibatch std-dev in D", "mbstd"),
              Widget("label_smoothing", "One-sided label smoothing", "ls", _objective_reads("label_smoothing")),
              Widget("ema", "EMA of G (decay)", "ema"),
              Widget("gp_weight", "Gradient-penalty weight λ", "gp", _objective_reads("gp_weight")))),

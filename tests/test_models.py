@@ -196,6 +196,34 @@ def test_ac_gan_class_losses(digits):
     assert strong > weak + 0.05, (strong, weak)
 
 
+@pytest.mark.parametrize("extra", [{}, {"arch": "conv"}, {"conditional": True},
+                                   {"conditional": True, "arch": "conv", "aux_weight": 1.0}])
+def test_minibatch_std_lets_d_see_a_batch_without_variety(digits, extra):
+    """With ``minibatch_std`` D's score of an image depends on the batch it comes in: the same image
+    scores differently beside varied images than beside copies of itself (the feature ProGAN adds
+    against mode collapse); without it, D scores each image alone. A batch of one, or of copies, keeps
+    gradients finite (the spread's square root is at its epsilon). Off, D's weights are the same
+    tensors as before the option existed (old checkpoints load)."""
+    x, y = batch(digits, 16)
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = build("cgan" if extra.get("conditional") else "gan", digits, minibatch_std=on,
+                      **{k: v for k, v in extra.items() if k != "conditional"})
+        d = model.discriminator.eval()
+        real = model.to_net_range(x)
+        varied = d(real, y)[:1]
+        copies = d(real[:1].expand(16, -1, -1, -1), y[:1].expand(16))[:1]
+        assert torch.allclose(varied, copies, atol=1e-6) != on, (on, float(varied), float(copies))
+        if on:
+            one = real[:1].clone().requires_grad_(True)
+            d(one, y[:1]).sum().backward()
+            assert torch.isfinite(one.grad).all()
+        else:
+            assert "spread" not in "".join(model.discriminator.state_dict())
+        out = model.training_step(x, y)
+        assert_finite_scalars(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # sampling
 
@@ -577,7 +605,7 @@ def test_from_dict_rejects_unknown_and_foreign_fields():
 def test_checkpoint_configs_may_lack_only_later_fields():
     """A GAN saved before aux_weight existed loads as the model it was; other gaps still fail."""
     old = GANConfig().to_dict()
-    del old["aux_weight"]
+    del old["aux_weight"], old["minibatch_std"]
     assert GANConfig.from_dict(old, require_all=True) == GANConfig()
     del old["ema"]
     with pytest.raises(ValueError, match="missing: ema"):

@@ -21,7 +21,7 @@ from ..sampling import eval_mode, seeded_generator
 from .base import CRITIC, STANDING_STATS, GenerativeModel
 from .config import BaseConfig, check, inherit, setting
 from .gan_objectives import OBJECTIVES, GANObjective, objective
-from .nets import Decoder, Trunk, apply_spectral_norm, count_parameters, one_hot
+from .nets import Decoder, MinibatchStd, Trunk, apply_spectral_norm, count_parameters, one_hot
 
 LOSSES = tuple(OBJECTIVES)   # the GANConfig.loss names
 
@@ -38,7 +38,7 @@ def grad_norm(module: nn.Module) -> torch.Tensor:
 
 @dataclasses.dataclass
 class GANConfig(BaseConfig):
-    later_fields = ("aux_weight",)
+    later_fields = ("aux_weight", "minibatch_std")
 
     latent_dim: int = inherit(BaseConfig, "latent_dim", 64)   # 64 is plenty for 28x28; DCGAN used 100
     loss: str = setting("nonsaturating", "the GAN objective (genlib.models.gan_objectives)", choices=LOSSES)
@@ -55,6 +55,8 @@ class GANConfig(BaseConfig):
     optimizer: str = setting("adam", "'adam' or 'rmsprop' (WGAN with clipping: momentum hurts)",
                              choices=("adam", "rmsprop"))
     spectral_norm: bool = setting(False, "spectral normalisation of D (Miyato et al. 2018)")
+    minibatch_std: bool = setting(False, "D's head also reads the features' spread over the batch (Karras "
+                                         "et al. 2018): a batch without variety looks fake")
     label_smoothing: float = setting(0.0, "one-sided: real target 1 - s (Salimans et al. 2016), e.g. 0.1",
                                      ge=0, lt=0.5)
     ema: float = setting(0.0, "decay of a moving average of G used for sampling; 0 = off, 0.999 typical",
@@ -92,7 +94,8 @@ class Discriminator(nn.Module):
         self.conditional, self.arch = c.conditional, c.arch
         k = c.num_classes if c.conditional and c.arch == "mlp" else 0
         self.trunk = Trunk(c.arch, c.data_shape, c.hidden, c.width, in_extra=k)
-        self.head = nn.Linear(self.trunk.out_dim, 1)
+        self.spread = MinibatchStd() if c.minibatch_std else nn.Identity()
+        self.head = nn.Linear(self.trunk.out_dim + bool(c.minibatch_std), 1)
         self.num_classes = c.num_classes
         if c.conditional and c.arch == "conv":
             self.embed = nn.Embedding(c.num_classes, self.trunk.out_dim)
@@ -100,7 +103,10 @@ class Discriminator(nn.Module):
         self.aux = nn.Linear(self.trunk.out_dim, c.num_classes) if c.aux_weight else None
 
     def _project(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)      # (B,)
+        return self._score(h) + (self.embed(labels) * h).sum(1)              # (B,)
+
+    def _score(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(self.spread(h)).squeeze(1)                          # (B,)
 
     def scores_and_classes(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) projection scores and (B, K) auxiliary class logits from one pass of the conv trunk."""
@@ -112,9 +118,9 @@ class Discriminator(nn.Module):
             h = self.trunk(x)                                                # (B, F)
             return self._project(h, labels), self.aux(h)
         if not self.conditional:
-            return self.head(self.trunk(x)).squeeze(1)
+            return self._score(self.trunk(x))
         if self.arch == "mlp":
-            return self.head(self.trunk(x, one_hot(labels, self.num_classes))).squeeze(1)
+            return self._score(self.trunk(x, one_hot(labels, self.num_classes)))
         return self._project(self.trunk(x), labels)
 
 

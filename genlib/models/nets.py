@@ -123,6 +123,18 @@ def one_hot(labels: torch.Tensor | None, num_classes: int) -> torch.Tensor | Non
     return F.one_hot(labels, num_classes).float()
 
 
+class MinibatchStd(nn.Module):
+    """Features (B, F) -> (B, F + 1): one more feature, the standard deviation of each feature over the
+    batch, averaged (Karras et al. 2018, "Progressive Growing of GANs", section 3). A discriminator
+    that sees it can tell a batch without variety from a real one, so a generator that collapses onto
+    a few modes is penalised. Over the whole batch (their group size = the batch); a batch of one
+    gets 0."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        spread = (h.var(0, unbiased=False) + 1e-8).sqrt().mean()            # scalar
+        return torch.cat([h, spread.expand(h.shape[0], 1)], 1)
+
+
 def apply_spectral_norm(module: nn.Module) -> None:
     """Spectral normalisation (Miyato et al., 2018) on every Linear/Conv layer of ``module``."""
     for name, child in module.named_children():
