@@ -213,7 +213,7 @@ def _critic(r: LessonResult) -> None:
     c = st.columns(2)
     chart(twin_figure(w["step"], w["estimate"], w["fid"], "Wasserstein estimate", "classifier-FID",
                       f"WGAN-GP: rank correlation {r.figures['rho_wgan']:.2f}"), "lesson_critic_w", c[0])
-    chart(twin_figure(v["step"], v["d_loss"], v["fid"], "D loss", "classifier-FID",
+    chart(twin_figure(v["step"], v["js"], v["fid"], "JS estimate, (log 4 − D loss) / 2 (nats)", "classifier-FID",
                       f"Vanilla GAN: rank correlation {r.figures['rho_vanilla']:.2f}"), "lesson_critic_v", c[1])
 
 
