@@ -70,3 +70,20 @@ def test_runs_at_once_have_one_source_of_truth(monkeypatch):
     assert session.server_pool().max_runs_per_owner == 5        # a higher backstop stays
     fake.max_runs_per_owner = 0
     assert session.server_pool().max_runs_per_owner == 0        # off stays off
+
+
+def test_a_parked_run_says_resume_queues_it_again():
+    """The progress line of a paused run whose worker went to a waiting run (``RemoteSnapshot.parked``,
+    set by the pool: tests/test_pool.py) tells its owner what Resume does."""
+    import genlib
+    from dashboard import ui
+    from genlib.train.remote import RemoteSnapshot
+    data = genlib.load_dataset("digits")
+    snap = genlib.Trainer(genlib.make_model("vae", data), data, genlib.TrainConfig(steps=100_000)).snapshot()
+    fields = {k: getattr(snap, k) for k in snap.__dataclass_fields__}
+    paused = RemoteSnapshot(**{**fields, "state": "paused", "step": 696})
+    assert "worker" not in ui.progress_text(paused, "A")
+    parked = RemoteSnapshot(**{**fields, "state": "paused", "step": 696, "parked": True})
+    assert ui.progress_text(parked, "A") == (
+        "paused · step 696 / 100,000 · epoch 0.0 · 0 examples/s · its worker went to a waiting run: "
+        "Resume queues it again")

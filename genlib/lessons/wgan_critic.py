@@ -15,13 +15,14 @@ Measured on a whole training run: the estimate (the run's 'wasserstein' curve, a
 steps between two quality measurements) against classifier-FID (the run's live metric) at each
 measurement after the start; Spearman's rank correlation (scipy.stats.spearmanr) of the two. Beside
 it the same for a vanilla GAN's JS estimate; the check asks the WGAN's to track quality by at least
-0.2 more (a distance estimate that tracks quality correlates positively with classifier-FID). The runs come from the shipped models' recorded runs
-(``genlib.pretrained.recorded_run``: ``mnist-wgan-gp`` and ``mnist-gan``) when their files hold one;
-a file built before recorded runs has none, and then that run is recorded here, live, on the
-bundled 8x8 digits (MLP networks, ``live_s`` seconds, one thread, seeded), the note saying which.
-The live WGAN-GP critic first trains alone for ``head_start`` steps against the untrained G, as in
-Arjovsky et al.'s own schedule (100 critic steps per G step at first), so the estimate measures a
-trained critic from the first point instead of rising while the critic learns.
+0.2 more (a distance estimate that tracks quality correlates positively with classifier-FID). The
+runs come from the shipped models' recorded runs (``genlib.pretrained.recorded_run``:
+``mnist-wgan-gp`` and ``mnist-gan``) when their files hold one; a file built before recorded runs
+has none, and then that run is recorded here, live, on the bundled 8x8 digits (MLP networks,
+``live_s`` seconds, one thread, seeded), the note saying which. The live WGAN-GP critic first
+trains alone for ``head_start`` steps against the untrained G, as in Arjovsky et al.'s own schedule
+(100 critic steps per G step at first), so the estimate measures a trained critic from the first
+point instead of rising while the critic learns.
 """
 from __future__ import annotations
 
