@@ -159,21 +159,31 @@ def test_a_paused_run_gives_its_worker_to_a_waiting_run(pool, digits):
 
 
 def test_a_step_asked_just_before_a_park_is_still_taken(pool, digits):
-    """A paused run's owner clicks Step as another run arrives: the worker's stop (the park) may
-    overtake the step (here forced: the worker never gets the step). The step is owed, not lost: the
-    run queues again for it, takes exactly that step and stays paused."""
+    """A paused run's owner clicks Step as another run arrives: the park's stop may reach the worker
+    before its loop takes the step (here the two commands arrive back to back). The stop reports the
+    step it dropped (``RunControl.stop``) and the run queues again for it; either way the run takes
+    exactly that step and stays paused."""
     a = pool.submit(_spec(digits, LONG), owner="p", name="A")
     _until(lambda: a.state == "running" and a.step > 0, what="A to start")
     a.pause()
     _until(lambda: a.snapshot().state == "paused", what="A's pause")
     at = a.step
     slot = next(s for s in pool._slots if s.run is a)
-    put = slot.cmd_q.put
-    slot.cmd_q.put = lambda cmd, *args, **kw: None if cmd[0] == "step" else put(cmd, *args, **kw)
+    put, held = slot.cmd_q.put, []
+
+    def step_with_the_stop(cmd, *args, **kw):
+        if cmd[0] == "step":
+            held.append(cmd)
+            return None
+        for c in held if cmd[0] == "stop" else ():
+            put(c)
+        return put(cmd, *args, **kw)
+    slot.cmd_q.put = step_with_the_stop
     a.step_once()
     b = pool.submit(_spec(digits, 10, seed=1), owner="q", name="B")
     assert b.wait(120) == "done", b.message       # on the one worker: so A was parked
     slot.cmd_q.put = put
+    assert held, "the step never reached the worker's queue"
     _until(lambda: a.step == at + 1 and a.snapshot().state == "paused", what=f"A's step (at {a.step}, was {at})")
     time.sleep(0.5)
     assert a.step == at + 1 and a.snapshot().state == "paused"

@@ -199,6 +199,17 @@ def test_stop_while_paused_then_start_again_runs(digits):
     assert tr.state == "done" and tr.step == 60 > s
 
 
+def test_a_stop_reports_the_steps_it_dropped():
+    """Step clicks a paused loop has not taken yet are dropped by a stop, which says how many (the pool
+    queues a parked run again for them); a stop with none pending says 0."""
+    from genlib.train.control import RunControl
+    c = RunControl()
+    c.pause()
+    c.step_once()
+    c.step_once()
+    assert c.stop() == 2 and c.stop() == 0
+
+
 def test_a_stop_given_right_after_start_holds(digits):
     """Stop at once after start(), before the loop's thread has begun (the pool's workers do this when a
     run is stopped while it starts): the run stops within a few steps (the new thread may run a few

@@ -46,13 +46,15 @@ class RunControl:
             self._budget += 1
             self._cond.notify_all()
 
-    def stop(self) -> None:
-        """Stop after the current step. It also ends a pause, so a later run trains."""
+    def stop(self) -> int:
+        """Stop after the current step. It also ends a pause, so a later run trains. Returns the steps
+        a paused loop had been allowed (``step_once``) and not taken yet: dropped here."""
         with self._cond:
+            dropped, self._budget = self._budget, 0
             self._stop = True
             self._paused = False
-            self._budget = 0
             self._cond.notify_all()
+        return dropped
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:

@@ -308,9 +308,9 @@ class Pool:
             return False
         run._park(data)
         self._parked[run.id] = run
-        owed = run.step_target - snap.step        # Step clicks the worker's stop overtook: still owed
-        if owed > 0 and run.spec.start_paused:    # (not after a resume asked meanwhile: it trains on)
-            run.spec.start_steps, wish = max(run.spec.start_steps, owed), "go"
+        owed = data.get("steps_owed", 0)           # Step clicks the park's stop overtook in the worker
+        if owed and run.spec.start_paused:         # (not after a resume asked meanwhile: it trains on)
+            run.spec.start_steps, wish = run.spec.start_steps + owed, "go"
         if wish == "go":
             self._unpark(run, "go")
         return True

@@ -73,7 +73,6 @@ class RemoteRun:
         self._grids: dict[int, torch.Tensor] = {}
         self._frozen: tuple[int, Any] | None = None
         self.held = False           # its owner's last word was pause or step (not resume): it may be parked
-        self.step_target = 0        # the step its owner's Step clicks asked for: owed if it is parked first
         self._lock = threading.Lock()
         self._ended = threading.Event()
 
@@ -201,10 +200,7 @@ class RemoteRun:
         def parked():
             queued()
             self.pool._unpark(self, "go")
-
-        def always():                         # a park that ends it before the step is taken owes the step
-            self.held, self.step_target = True, max(self.step_target, self.step) + 1
-        self.pool._control(self, ("step", self.id), queued=queued, parked=parked, always=always)
+        self.pool._control(self, ("step", self.id), queued=queued, parked=parked, always=self._hold(True))
 
     def stop(self) -> None:
         self.pool._control(self, ("stop", self.id), queued=lambda: self.pool._cancel(self),

@@ -125,9 +125,10 @@ class Trainer:
         """While paused, run exactly one more step."""
         self.control.step_once()
 
-    def stop(self) -> None:
-        """Stop after the current step. It also ends a pause, so a later run() or start() trains."""
-        self.control.stop()
+    def stop(self) -> int:
+        """Stop after the current step. It also ends a pause, so a later run() or start() trains.
+        Returns the steps allowed by ``step_once`` and not taken yet (dropped)."""
+        return self.control.stop()
 
     def join(self, timeout: float | None = None) -> None:
         self.control.join(timeout)

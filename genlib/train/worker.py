@@ -83,7 +83,8 @@ def _build(spec: RunSpec, cache: _DataCache, threads: int, device: str) -> Train
     return trainer
 
 
-def _apply(trainer: Trainer, cmd: tuple) -> None:
+def _apply(trainer: Trainer, cmd: tuple) -> int:
+    """Apply a control; returns the Step clicks a stop dropped (see ``RunControl.stop``), else 0."""
     kind = cmd[0]
     if kind == "pause":
         trainer.pause()
@@ -92,11 +93,12 @@ def _apply(trainer: Trainer, cmd: tuple) -> None:
     elif kind == "step":
         trainer.step_once()
     elif kind == "stop":
-        trainer.stop()
+        return trainer.stop()
     elif kind == "extend":
         trainer.extend(int(cmd[2]))
     elif kind == "lr":
         trainer.model.set_learning_rates(**cmd[2])
+    return 0
 
 
 class _Publisher:
@@ -151,6 +153,7 @@ def _serve(run_id: int, payload: bytes, cmd_q, evt_q, cache: _DataCache, threads
         trainer.step_once()
     trainer.start()
     keep_going, last, last_key = True, 0.0, None
+    steps_owed = 0          # Step clicks a stop overtook (a park's): the parent queues the run for them
     while True:
         alive = trainer.is_alive
         try:
@@ -163,7 +166,7 @@ def _serve(run_id: int, payload: bytes, cmd_q, evt_q, cache: _DataCache, threads
                 trainer.stop()
             elif cmd[1] == run_id:
                 try:
-                    _apply(trainer, cmd)
+                    steps_owed += _apply(trainer, cmd)
                 except Exception as e:   # a bad learning rate: say so, keep training
                     _put(evt_q, ("note", run_id, pickle.dumps(f"{type(e).__name__}: {e}")))
         if not alive:
@@ -187,7 +190,7 @@ def _serve(run_id: int, payload: bytes, cmd_q, evt_q, cache: _DataCache, threads
     except Exception as e:
         ckpt, resume = None, None
         trainer.message = f"{trainer.message} (the model could not be saved: {type(e).__name__}: {e})"
-    pub.publish(trainer, "ended", block=True, checkpoint=ckpt, resume=resume)
+    pub.publish(trainer, "ended", block=True, checkpoint=ckpt, resume=resume, steps_owed=steps_owed)
     return keep_going
 
 
