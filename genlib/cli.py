@@ -266,7 +266,8 @@ def _ignore_interrupts() -> None:
 
 def _restore_interrupts(before: dict[int, Any]) -> None:
     for sig, handler in before.items():
-        signal.signal(sig, handler)
+        if handler is not None:              # None: installed outside Python; cannot be put back
+            signal.signal(sig, handler)
 
 
 def _parse_labels(text: str | None, n: int) -> torch.Tensor | None:

@@ -128,7 +128,8 @@ class MinibatchStd(nn.Module):
     batch, averaged (Karras et al. 2018, "Progressive Growing of GANs", section 3). A discriminator
     that sees it can tell a batch without variety from a real one, so a generator that collapses onto
     a few modes is penalised. Over the whole batch (their group size = the batch); a batch of one
-    gets ~0 (1e-8 under the square root keeps its gradient finite)."""
+    gets ~0 (1e-8 under the square root keeps its gradient finite). So D's score of an image depends
+    on the batch it is scored in: compare scores made in batches like the training ones."""
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         spread = (h.var(0, unbiased=False) + 1e-8).sqrt().mean()            # scalar
