@@ -6,6 +6,7 @@ and every further check below it), seed, seconds.
     python -m bench.lessons --seeds 3          # each seeded lesson at seeds 0, 1, 2 (one row per run)
     python -m bench.lessons --only all-eights --only ood-latents
     python -m bench.lessons --notes            # each run's note under its row
+    python -m bench.lessons --only ood-latents --set 'params={"rate": 1.0}'   # a setting changed (JSON)
 
 One torch thread (``--threads``), as on a 2-core laptop. Lessons without a runner yet are listed as
 "not yet". A run over its 60 s budget is flagged "OVER 60 s". Exit status 1 when any effect that ran
@@ -14,6 +15,7 @@ does not hold, or a lesson failed with an error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
@@ -38,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", default=[], metavar="SLUG", help="run only this lesson (repeatable)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--notes", action="store_true", help="print each run's note under its row")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="a setting of the chosen lessons, its value as JSON (repeatable)")
     args = ap.parse_args(argv)
+    try:
+        settings = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    except ValueError as e:
+        ap.error(f"--set takes KEY=JSON: {e}")
     if args.seeds < 1:
         ap.error("--seeds must be >= 1")
     for slug in args.only:
@@ -48,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(str(e.args[0]))
     torch.set_num_threads(args.threads)
     chosen = [x for x in LESSONS if not args.only or x.slug in args.only]
-    print(machine("cpu", f"bench/lessons.py --seeds {args.seeds}"))
+    print(machine("cpu", f"bench/lessons.py --seeds {args.seeds}" + "".join(f" --set {s}" for s in args.set)))
     widths = [30, 72, 8, 5, 6, 4, 7]
     print(row(["lesson", "effect measured", "bar", "holds", "lesson", "seed", "seconds"], widths))
     print("-+-".join("-" * w for w in widths))
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for seed in range(args.seeds if x.seeded else 1):
             try:
-                r = x.run(seed=seed)
+                r = x.run(seed=seed, **settings)
             except Exception as e:        # a failed lesson is a row, not the end of the table
                 bad += 1
                 print(row([label, f"ERROR {type(e).__name__}: {e}"[:200], "", "no", "NO", str(seed), ""], widths),

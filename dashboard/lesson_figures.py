@@ -107,14 +107,15 @@ def curves(runs: Mapping[str, Mapping[str, Any]], key: str, x: str = "step") -> 
 
 
 def twin_figure(x, left, right, left_name: str, right_name: str, title: str) -> go.Figure:
-    """Two series over one x axis, each on its own y axis (left blue, right red)."""
+    """Two series over one x axis, each on its own y axis (left blue, right red; the right one is
+    non-negative, e.g. classifier-FID, and its axis says so: no tick below 0)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=list(x), y=list(left), name=left_name, mode="lines+markers",
                              line=dict(color=PALETTE[0])), secondary_y=False)
     fig.add_trace(go.Scatter(x=list(x), y=list(right), name=right_name, mode="lines+markers",
                              line=dict(color=PALETTE[1], dash="dot")), secondary_y=True)
     fig.update_yaxes(title_text=left_name, secondary_y=False, title_font_color=PALETTE[0])
-    fig.update_yaxes(title_text=right_name, secondary_y=True, title_font_color=PALETTE[1])
+    fig.update_yaxes(title_text=right_name, secondary_y=True, title_font_color=PALETTE[1], rangemode="nonnegative")
     fig.update_xaxes(title_text="training step")
     fig.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=50, b=10),
                       legend=dict(orientation="h", y=-0.25))

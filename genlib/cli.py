@@ -209,23 +209,23 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{f' per process, {dist.world_size} processes' if dist else ''}) for {steps} steps "
               f"on {trainer.device}; parameters: {sizes}", file=sys.stderr)
 
-    # Ctrl-C and SIGTERM stop the run and save what was trained. The handlers only ask the loop to stop:
-    # an exception raised inside Thread.join (as KeyboardInterrupt is) can mark a running thread as
-    # ended (CPython 3.11's _wait_for_tstate_lock), and the save then raced the still-training loop
-    # and the process could abort at exit (seen in CI: "terminate called without an active exception").
+    # Ctrl-C and SIGTERM stop the run and save what was trained. The handlers only note the signal and
+    # the loop below stops the run: an exception raised inside Thread.join (as KeyboardInterrupt is) can
+    # mark a running thread as ended (CPython 3.11's _wait_for_tstate_lock), and the save then raced the
+    # still-training loop and the process could abort at exit (seen in CI: "terminate called without an
+    # active exception").
     stopped_by: list[str] = []
 
     def on_interrupt(signum, frame):
         _ignore_interrupts()                 # a second Ctrl-C / SIGTERM must not abort the save
         stopped_by.append("terminated" if signum == signal.SIGTERM else "interrupted")
-        trainer.stop()
 
     previous = _handle_interrupts(on_interrupt)
     try:
         trainer.start()
         while trainer.is_alive:
             if stopped_by:
-                trainer.stop()               # again: a stop asked before the loop began is not lost
+                trainer.stop()               # each time round: a stop before the loop began is not lost
             trainer.join(0.2)
         if stopped_by:
             print(f"{stopped_by[0]}: saving what was trained (further interrupts are ignored until it is saved)",

@@ -602,7 +602,8 @@ def test_from_dict_rejects_unknown_and_foreign_fields():
 
 
 def test_checkpoint_configs_may_lack_only_later_fields():
-    """A GAN saved before aux_weight existed loads as the model it was; other gaps still fail."""
+    """A GAN saved before aux_weight and minibatch_std existed loads as the model it was; other gaps
+    still fail."""
     old = GANConfig().to_dict()
     del old["aux_weight"], old["minibatch_std"]
     assert GANConfig.from_dict(old, require_all=True) == GANConfig()

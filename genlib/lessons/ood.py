@@ -23,9 +23,10 @@ from . import _common as C
 CONFIDENCE_DROP = 0.05
 # Exponential(rate 0.5) (mean 2) as the far end: measured on mnist-gan (the 20k-step build with
 # minibatch standard deviation), seeds 0-4, n = 500, the nearest-real distance at full strength is
-# 1.23-1.29x the N(0, I) samples', and the 10 % line is crossed at strength 0.2. At the OOD page's
+# 1.23-1.29x the N(0, I) samples', and the 10 % line is crossed at strength 0.2-0.3. At the OOD page's
 # default rate 1 the same runs gave only 1.03-1.05x (the classifier's confidence unchanged):
-# positive-only noise at rate 1 is barely out of distribution for this GAN, which is what the class saw.
+# positive-only noise at rate 1 is barely out of distribution for this GAN, which is what the class saw
+# (bench/results-2core-cpu.txt).
 STRENGTHS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
