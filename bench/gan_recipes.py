@@ -17,6 +17,10 @@ Recipes (each the `gan` preset, or where named `wgan-gp`, with one change):
   lr5e-4    Adam 5e-4 (the preset's 1e-3 won at 60 s; a build runs 10x longer), EMA 0.999 (not run to the end)
   wgan-gp   the `wgan-gp` preset with EMA 0.999 (mnist-wgan-gp's build recipe); wgan-gp-mbstd: and
             minibatch_std
+  dcgan     the `dcgan` preset with EMA 0.999 (mnist-dcgan's build recipe); dcgan-mbstd: and minibatch_std
+  dcgan-sngan  the `dcgan` preset as SNGAN trains (Miyato et al. 2018): hinge loss, spectral norm on every
+            D layer, Adam betas (0, 0.9), EMA 0.999 (the recipe of the Fashion cGAN, unconditional);
+            dcgan-sngan-mbstd: and minibatch_std
 Any recipe takes a batch size and EMA from `--batch` / the recipe; the clock is the training
 thread's CPU seconds (time.thread_time), evaluation excluded. classifier-FID is in genlib's
 classifier features, NOT the Inception FID; 'tv' is the total-variation distance of the samples'
@@ -82,14 +86,17 @@ class Packed(nn.Module):
         return self.net(x.reshape(x.shape[0] // self.m, -1)).squeeze(1)
 
 
+SNGAN = {"loss": "hinge", "spectral_norm": True, "beta1": 0.0, "beta2": 0.9, "ema": 0.999}
 RECIPES = {"base": {}, "ema999": {"ema": 0.999}, "translate": {}, "pack2": {},
            "mbstd": {"ema": 0.999, "minibatch_std": True}, "lr5e-4": {"ema": 0.999, "lr_g": 5e-4, "lr_d": 5e-4},
-           "wgan-gp": {"ema": 0.999}, "wgan-gp-mbstd": {"ema": 0.999, "minibatch_std": True}}
+           "wgan-gp": {"ema": 0.999}, "wgan-gp-mbstd": {"ema": 0.999, "minibatch_std": True},
+           "dcgan": {"ema": 0.999}, "dcgan-mbstd": {"ema": 0.999, "minibatch_std": True},
+           "dcgan-sngan": SNGAN, "dcgan-sngan-mbstd": {**SNGAN, "minibatch_std": True}}
 
 
 def build(recipe: str, data) -> genlib.GenerativeModel:
     torch.manual_seed(0)
-    preset = "wgan-gp" if recipe.startswith("wgan-gp") else "gan"
+    preset = next((p for p in ("wgan-gp", "dcgan") if recipe.startswith(p)), "gan")
     model = genlib.make_model(preset, data, **RECIPES[recipe])
     c = model.config
     if recipe == "translate":
@@ -115,7 +122,7 @@ def main() -> None:
     print(machine("cpu", f"one torch thread, batch {args.batch}, metrics of n={args.n}"), flush=True)
     print(f"# {args.dataset}: {data.split} split ({len(data):,} images); {metrics.FID_LABEL}; floor {floor:.3f}",
           flush=True)
-    print(f"{'recipe':<10} {'steps':>6} {'CPU s':>6} {'cls-FID':>8} {'x floor':>7} {'prec':>5} {'rec':>5} "
+    print(f"{'recipe':<17} {'steps':>6} {'CPU s':>6} {'cls-FID':>8} {'x floor':>7} {'prec':>5} {'rec':>5} "
           f"{'conf':>5} {'tv':>5}  class shares 0-9", flush=True)
     for recipe in args.recipes.split(","):
         model = build(recipe, data)
@@ -133,7 +140,7 @@ def main() -> None:
             model.train()
             shares = torch.tensor(m["class_histogram"])
             tv = 0.5 * (shares - 1 / len(shares)).abs().sum().item()
-            print(f"{recipe:<10} {step:>6} {cpu:>6.0f} {m['classifier_fid']:>8.2f} {m['classifier_fid'] / floor:>7.1f} "
+            print(f"{recipe:<17} {step:>6} {cpu:>6.0f} {m['classifier_fid']:>8.2f} {m['classifier_fid'] / floor:>7.1f} "
                   f"{m['precision']:>5.2f} {m['recall']:>5.2f} {m['mean_confidence']:>5.3f} {tv:>5.3f}  "
                   + " ".join(f"{v:.3f}" for v in shares.tolist()), flush=True)
             if args.jsonl:

@@ -107,11 +107,19 @@ def test_pause_step_resume_stop_across_processes(pool, digits):
     assert genlib.load_checkpoint(run.checkpoint_bytes).model.steps == run.step
 
 
-def test_a_paused_run_gives_its_worker_to_a_waiting_run(pool, digits):
+def test_a_paused_run_gives_its_worker_to_a_waiting_run(pool, digits, monkeypatch):
     """One worker: A pauses, B waits; A is parked (ended in its worker with its checkpoint, still
     'paused' here), B trains; A resumed queues again and goes on from its step, curves and all (the
     same losses up to the pause; after it, the batches of a restarted run: as a stop and a continue).
-    Stopping a parked run ends it where it was."""
+    Stopping a parked run ends it where it was. No checkpoint is decoded under the pool's lock (that
+    would hold up every page asking for the pool's status)."""
+    decoded = []
+
+    def load_checkpoint(*args, **kw):
+        decoded.append(pool._lock._is_owned())
+        return genlib.load_checkpoint(*args, **kw)
+    monkeypatch.setattr("genlib.train.pool.load_checkpoint", load_checkpoint)
+    monkeypatch.setattr("genlib.train.remote.load_checkpoint", load_checkpoint)
     a = pool.submit(_spec(digits, 40), owner="p", name="A")
     _until(lambda: a.state == "running" and a.step > 0, what="A to start")
     a.pause()
@@ -156,6 +164,7 @@ def test_a_paused_run_gives_its_worker_to_a_waiting_run(pool, digits):
     f = pool.submit(_spec(digits, 10, seed=3), owner="q", name="F")
     assert e.wait(30) == "stopped" and pool.status()["parked"] == 0
     assert f.wait(120) == "done", f.message
+    assert decoded and not any(decoded), decoded
 
 
 def test_a_step_asked_just_before_a_park_is_still_taken(pool, digits):

@@ -426,6 +426,9 @@ class Pool:
             with run._lock:
                 run.message = data
         elif kind in ("ended", "failed"):
+            if kind == "ended" and data.get("checkpoint") is not None:
+                # decoded here, not under the lock: building a model from bytes takes a while
+                data = {**data, "loaded": load_checkpoint(data["checkpoint"])}
             # The slot is free and its recycling decided before anyone waiting on the run wakes up, so
             # what they see next (the pool's status, a new run's dispatch) already follows this end.
             with self._lock:

@@ -272,7 +272,7 @@ class RemoteRun:
     def _take_checkpoint(self, msg: dict[str, Any]) -> None:
         self.checkpoint_bytes = msg["checkpoint"]
         self.spec.resume = msg["resume"]
-        ckpt = load_checkpoint(self.checkpoint_bytes)
+        ckpt = msg.get("loaded") or load_checkpoint(self.checkpoint_bytes)   # the pool decodes it first
         self.model, self.fixed_z, self.fixed_labels = ckpt.model, ckpt.fixed_z, ckpt.fixed_labels
 
     def _park(self, msg: dict[str, Any]) -> None:
