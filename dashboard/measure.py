@@ -1,5 +1,5 @@
 """Measurements the pages show: thin adapters over ``genlib.metrics`` and ``genlib.classifier`` for
-the dashboard's datasets, and the 2-D toy probe of the mode-collapse lab. Nothing is computed here
+the dashboard's datasets. Nothing is computed here
 that genlib does not compute; what is added is the "not available" answer.
 
 A measurement a dataset does not support (no shipped classifier, a toy without modes) returns None
@@ -8,7 +8,6 @@ or an empty result, so a page can say so with one ``st.info`` instead of failing
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -18,7 +17,6 @@ import genlib
 from genlib import classifier as gclassifier
 from genlib import metrics as gmetrics
 from genlib.metrics import LIVE_N   # samples per live measurement, and the floor it is compared with
-from genlib.models import CRITIC
 from genlib.sampling import classify_batched
 
 
@@ -113,7 +111,7 @@ def live_metric_factory(data: genlib.Dataset, n: int = LIVE_N) -> Callable[[], C
     return functools.partial(gmetrics.live_metric_fn, data.name, n)
 
 
-# --- 2-D toys: mode coverage and the discriminator's map -------------------------------------------
+# --- 2-D toys: mode coverage (the live probe: genlib.metrics.ToyProbe) --------------------------------
 def toy_mode_stats(points: torch.Tensor, modes: torch.Tensor, std: float) -> tuple[int, float]:
     """(modes covered, high-quality share) of generated 2-D ``points`` on a Gaussian mixture, by
     ``genlib.metrics.toy_mode_metrics`` (VEEGAN's 3-std quality rule, PacGAN's 20-per-2,500 coverage)."""
@@ -124,53 +122,3 @@ def toy_mode_stats(points: torch.Tensor, modes: torch.Tensor, std: float) -> tup
 def toy_metrics_source() -> str:
     """What measures the toys' coverage, for the page's caption."""
     return "genlib.metrics.toy_mode_metrics"
-
-
-def toy_metrics(points: torch.Tensor, data: genlib.Dataset) -> dict[str, float]:
-    """Modes covered and high-quality share (``genlib.metrics.toy_mode_metrics``), as floats."""
-    m = gmetrics.toy_mode_metrics(points, data.modes, float(data.mode_std))
-    return {"toy_modes_covered": float(m["toy_modes_covered"]), "toy_high_quality": float(m["toy_high_quality"])}
-
-
-class ToyProbe:
-    """A Trainer ``metric_fn`` for 2-D mixtures. It runs on the trainer thread (the only thread
-    allowed to touch the model while it trains) and also keeps the discriminator's values on a
-    grid over the plane for the page to draw. Its samples are ``genlib.metrics.draw_samples``'s:
-    the same seeded z (``genlib.sampling.prior_draw``) as every other seeded draw.
-    """
-
-    def __init__(self, data: genlib.Dataset, n: int = 1000, grid: int = 60, lim: float = 1.6, seed: int = 0):
-        if data.modes is None:
-            raise ValueError(f"{data.name} has no modes to cover (use ring or grid)")
-        self.data, self.n, self.seed = data.to("cpu"), n, seed
-        ticks = torch.linspace(-lim, lim, grid)
-        gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
-        self.ticks = ticks
-        self.plane = torch.stack([gx.flatten(), gy.flatten()], 1)     # (grid*grid, 2), row-major in y
-        self._lock = threading.Lock()
-        self._heat: tuple[int, torch.Tensor] | None = None
-        self._mode_share: torch.Tensor | None = None
-
-    def __call__(self, model) -> dict[str, float]:
-        points, _ = gmetrics.draw_samples(model, self.n, seed=self.seed)
-        points = points.cpu()                                              # (n, 2)
-        out = toy_metrics(points, self.data)
-        _, nearest = gmetrics.nearest_mode(points, self.data.modes)        # (n,)
-        share = torch.from_numpy(gmetrics.class_shares(nearest, len(self.data.modes))).float()
-        with self._lock:
-            self._mode_share = share
-        if model.supports(CRITIC):
-            d = model.discriminate(self.plane.to(model.device)).cpu()      # (grid*grid,)
-            with self._lock:
-                self._heat = (model.steps, d.view(len(self.ticks), len(self.ticks)))
-        return out
-
-    def mode_share(self) -> torch.Tensor | None:
-        """(K,) share of the last measurement's samples whose nearest mode is each mode, or None."""
-        with self._lock:
-            return self._mode_share
-
-    def heat(self) -> tuple[int, torch.Tensor] | None:
-        """(model step, (grid, grid) D values, rows = y) from the last measurement, or None."""
-        with self._lock:
-            return self._heat

@@ -7,9 +7,10 @@ reload (F5) or a reconnect after a network drop finds the same runs, still runni
 ``SessionStore`` maps the id to its ``SessionRuns``. Runs that ended are saved as checkpoints in a
 folder per id (``state_root()``, bounded in size and age, ``SessionStore.cleanup``), so the models
 come back even after the store let the session go or the server restarted. Two ids never share a
-trainer; whoever has the URL with the id has the runs (the id is random, 96 bits). A run trains on its own
-``genlib.Trainer`` thread, which never calls ``st.*``; pages poll ``run.snapshot()`` and sample
-from a frozen CPU copy of its model (``Run.frozen_model``), never from a model a thread is training.
+trainer; whoever has the URL with the id has the runs (the id is random, 96 bits). A run trains in the
+server's pool of worker processes (``start_run``), or on its own ``genlib.Trainer`` thread with the
+pool off, which never calls ``st.*``; pages poll ``run.snapshot()`` (and ``run.panel()``) and sample
+from a frozen CPU copy of its model (``Run.frozen_model``), never from a model that is training.
 
 When the tab closes, Streamlit disconnects the session, keeps it for a reconnect window and then
 drops it. A per-process ``SessionWatchdog`` asks Streamlit's runtime every second whether any
@@ -81,7 +82,6 @@ class Run:
     dataset: str
     trainer: genlib.Trainer
     page: str = "train"                 # which page started it ('train', 'toy')
-    probe: Any = None                   # an optional object the metric_fn fills (toy heat-maps)
     _frozen: tuple[int, genlib.GenerativeModel] | None = None
 
     @property
@@ -94,6 +94,10 @@ class Run:
 
     def snapshot(self) -> genlib.Snapshot:
         return self.trainer.snapshot()
+
+    def panel(self) -> Any:
+        """The metric_fn's panel (the toy lab's discriminator map and mode shares), or None."""
+        return self.trainer.panel()
 
     @property
     def remote(self) -> bool:
@@ -168,11 +172,12 @@ USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "1") != "0"
 
 def start_run(runs: "SessionRuns", preset: str, dataset: str, model: genlib.GenerativeModel, data: genlib.Dataset,
               config: genlib.TrainConfig, device: str, metric: Callable[[], Any] | None = None,
-              page: str = "train") -> Run:
+              page: str = "train", label: str = "") -> Run:
     """Start a run of this session: queued in the server's pool (``PoolLimitError`` says why it is
     refused: too many runs of this session, too much memory, a full queue), or on a thread here
-    when the pool is off. ``metric``: a picklable factory of the Trainer's metric_fn."""
-    name = runs.new_name(f"{preset} · {dataset}")
+    when the pool is off. ``metric``: a picklable factory of the Trainer's metric_fn; ``label``: the
+    run's name before its number (default 'preset · dataset')."""
+    name = runs.new_name(label or f"{preset} · {dataset}")
     why = runs.start_problem(1, model.size_bytes())       # this session's limits first: nothing queued if refused
     if why:
         raise LimitError(f"Cannot start {name}: {why}")

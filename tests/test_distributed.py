@@ -73,6 +73,8 @@ def test_bad_splits_are_refused(digits):
     d = Distributed(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"), backend="gloo")
     with pytest.raises(ValueError, match="must split evenly across the 2 processes: use a multiple of 2"):
         d.prepare(genlib.make_model("vae", digits), digits, genlib.TrainConfig(batch_size=63))
+    with pytest.raises(ValueError, match="processes would stop at different steps"):   # each rank's own clock
+        d.prepare(genlib.make_model("vae", digits), digits, genlib.TrainConfig(batch_size=64, max_seconds=60))
     with pytest.raises(ValueError, match="fewer than the 2 processes"):
         d.shard(digits.subset(1))
 

@@ -133,6 +133,25 @@ def test_toy_mode_metrics_on_known_points():
     assert M.toy_mode_metrics(every, modes, std, labels=labels)["label_accuracy"] == 1.0
 
 
+def test_toy_probe_measures_and_maps_the_discriminator():
+    """The Toy lab's metric_fn: coverage numbers, and a panel (D's map over the plane, where the points
+    go) that agrees with them; a model without a critic has no map."""
+    gan = make_model("gan", load_dataset("ring"))
+    probe = M.ToyProbe("ring", n=200, grid=10)                 # by name, as a pool worker builds it
+    assert probe.panel() is None
+    out = probe(gan)
+    assert set(out) == {"toy_modes_covered", "toy_high_quality"} and 0 <= out["toy_high_quality"] <= 1
+    panel = probe.panel()
+    assert panel["step"] == gan.steps and panel["ticks"].shape == (10,)
+    assert panel["heat"].shape == (10, 10) and ((0 <= panel["heat"]) & (panel["heat"] <= 1)).all()   # P(real)
+    share = panel["mode_share"]
+    assert share.shape == (8,) and float(share.sum()) == pytest.approx(1.0)
+    assert out["toy_modes_covered"] <= int((share * 200 >= 20 * 200 / 2500).sum())  # covered modes get points
+    vae = make_model("vae", load_dataset("ring"))
+    probe(vae)
+    assert probe.panel()["heat"] is None
+
+
 # ------------------------------------------------------------------------------------------------
 # VAE metrics
 

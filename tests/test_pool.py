@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import genlib
+from genlib.metrics import ToyProbe
 from genlib.train.pool import DataRef, Pool, PoolLimitError, RunSpec
 
 LONG = 1_000_000          # steps of a run that is stopped by the test
@@ -72,6 +73,27 @@ def test_same_losses_as_in_process_and_continues(pool, digits, tmp_path):
     assert again.card["dataset"] == "digits" and again.card["images"] == len(digits) and again.card["steps"] == 40
     assert again.history == ckpt.history and torch.equal(again.fixed_z, ckpt.fixed_z)
     assert again.recorded_run.total_steps == 40 and len(again.samples) == len(ckpt.samples)
+
+
+def test_a_metric_panel_comes_back_from_the_worker(pool):
+    """The Toy lab's probe runs in the worker beside the Trainer; its panel (D's map, mode shares)
+    comes with the snapshots, from the latest measurement, as on a thread (``Trainer.panel``)."""
+    from functools import partial
+
+    ring = genlib.load_dataset("ring")
+    torch.manual_seed(0)
+    cfg = genlib.TrainConfig(steps=60, batch_size=64, log_every=10, sample_every=20, metric_every=20, threads=1)
+    spec = RunSpec.new(genlib.make_model("gan", ring), ring, cfg, ref=DataRef("ring"),
+                       metric=partial(ToyProbe, "ring", n=200, grid=12))
+    run = pool.submit(spec, owner="toy")
+    assert run.panel() is None
+    assert run.wait(120) == "done", run.message
+    snap, panel = run.snapshot(), run.panel()
+    assert snap.metrics["step"][-1] == panel["step"] == 60 and "toy_modes_covered" in snap.metrics
+    assert panel["heat"].shape == (12, 12) and panel["mode_share"].shape == (8,)
+    local = ToyProbe("ring", n=200, grid=12)       # the same measurement of the trained model
+    local(genlib.load_checkpoint(run.checkpoint_bytes).model)
+    assert torch.allclose(local.panel()["heat"], panel["heat"], atol=1e-5)
 
 
 def test_controls_reach_a_run_while_it_is_starting(pool, digits):

@@ -260,6 +260,31 @@ def test_extend_continues_a_finished_run(digits):
     assert [e.step for e in rec.of("done")] == [10, 17]
 
 
+def test_a_time_budget_ends_the_run_as_done_with_its_last_grid(digits):
+    """``max_seconds``: done once that much training time passed (the lesson's 55-s run), with the
+    last step's progress point and grid, as at the last of ``steps``; a stop before the budget, then
+    a continue, trains on until the budget (pauses are not training time)."""
+    rec = Recorder()
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=10**7, max_seconds=0.4, sample_every=10**6), callbacks=[rec])
+    assert tr.run() == "done"
+    assert 0.4 <= tr.elapsed < 5 and 0 < tr.step < 10**7 and "0.4 s of training" in tr.message
+    assert rec.of("progress")[-1].step == tr.step and tr.sample_history[-1][0] == tr.step
+    assert [e.step for e in rec.of("done")] == [tr.step]
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=10**7, max_seconds=0.6))
+    tr.start()
+    time.sleep(0.1)
+    tr.stop()
+    tr.join(TIMEOUT)
+    assert tr.state == "stopped" and tr.elapsed < 0.6
+    tr.pause()
+    tr.start()
+    time.sleep(0.7)                                           # paused: no training time passes
+    assert tr.state == "paused" and tr.elapsed < 0.6
+    tr.resume()
+    tr.join(TIMEOUT)
+    assert tr.state == "done" and 0.6 <= tr.elapsed < 5
+
+
 # ---------------------------------------------------------------------------------------------
 # Divergence
 

@@ -107,12 +107,14 @@ def live_lesson(x: Lesson, seed: int) -> LessonResult | None:
             data = context.dataset(name)
             torch.manual_seed(seed)
             model = genlib.make_model(live_training.PRESET, data)
-            cfg = genlib.TrainConfig(**live_training.train_config(seed, int(s["batch_size"]), threads=0))
-            trainer = genlib.Trainer(model, data, cfg, device=ctx.device)
-            trainer.callbacks.append(live_training.stop_after(trainer, float(s["budget_s"])))
-            run = runs.add(session.Run(runs.new_name(f"{live_training.PRESET} · {name} · lesson 13"),
-                                       live_training.PRESET, name, trainer))
-            run.start()
+            cfg = genlib.TrainConfig(**live_training.train_config(seed, int(s["batch_size"]), float(s["budget_s"]),
+                                                                  threads=0))
+            try:                               # in the server's pool, as the Train page's runs
+                run = session.start_run(runs, live_training.PRESET, name, model, data, cfg, ctx.device,
+                                        label=f"{live_training.PRESET} · {name} · lesson 13")
+            except (session.LimitError, session.PoolLimitError) as e:
+                st.error(str(e))
+                return None
             st.session_state["lesson_live_run"] = run.name
             st.rerun()                         # draw the controls of a running run
     if run is None:
@@ -135,8 +137,9 @@ def live_lesson(x: Lesson, seed: int) -> LessonResult | None:
         snap = run.snapshot()
         budget = float(s["budget_s"])
         st.progress(min(1.0, snap.elapsed / budget),
-                    text=f"{snap.state} · step {snap.step:,} · {snap.elapsed:.0f} s of {budget:g} s trained · "
-                         f"{snap.images_per_s:,.0f} examples/s")
+                    text=ui.progress_text(snap) if snap.state in ("queued", "starting") else  # its place, its wait
+                    f"{snap.state} · step {snap.step:,} · {snap.elapsed:.0f} s of {budget:g} s trained · "
+                    f"{snap.images_per_s:,.0f} examples/s")
         left, right = st.columns([3, 2])
         left.plotly_chart(ui.memo("lesson_live_loss", (run.name, len(snap.history.get("step", [])),
                                                        (snap.history.get("step") or [None])[-1]),

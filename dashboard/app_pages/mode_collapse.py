@@ -1,9 +1,12 @@
 """Mode collapse lab: a vanilla GAN and a WGAN-GP on a 2-D mixture, side by side, live."""
+import functools
+
 import streamlit as st
 import torch
 
 import genlib
 from genlib.models import GANConfig
+from genlib.metrics import ToyProbe
 from genlib.models.gan_objectives import OBJECTIVES
 from dashboard import context, figures, measure, resources, session, train_form, ui
 
@@ -47,46 +50,51 @@ if busy:
 go_col, stop_col = st.columns([1, 8])
 if go_col.button("Start both", type="primary", key="mc_start", disabled=bool(busy), help=busy):
     pair = []
-    for preset, extra in (("gan", {"loss": vanilla_loss}), ("wgan-gp", {"arch": "mlp"})):
-        model = genlib.make_model(preset, data, lr_g=lr, lr_d=lr, **extra)
-        probe = measure.ToyProbe(data, grid=48)
-        every = max(25, steps // 40)             # a measurement costs ~10 steps: keep it to a few %
-        cfg = genlib.TrainConfig(steps=steps, batch_size=128, log_every=10, sample_every=every,
-                                 n_fixed=400, metric_every=every)
-        trainer = genlib.Trainer(model, data, cfg, device="cpu", metric_fn=probe)
-        run = runs.add(session.Run(runs.new_name(f"{preset} · {toy}"), preset, toy, trainer, page="toy", probe=probe))
-        run.start()
-        pair.append(run.name)
-    runs.state["mc_pair"] = pair            # with the session id: a reload shows the same pair
+    every = max(25, steps // 40)                 # a measurement costs ~10 steps: keep it to a few %
+    cfg = genlib.TrainConfig(steps=steps, batch_size=128, log_every=10, sample_every=every,
+                             n_fixed=400, metric_every=every)
+    try:
+        for preset, extra in (("gan", {"loss": vanilla_loss}), ("wgan-gp", {"arch": "mlp"})):
+            model = genlib.make_model(preset, data, lr_g=lr, lr_d=lr, **extra)
+            pair.append(session.start_run(runs, preset, toy, model, data, cfg, device="cpu", page="toy",
+                                          metric=functools.partial(ToyProbe, toy, grid=48)).name)
+    except (session.LimitError, session.PoolLimitError) as e:
+        for name in pair:
+            runs.runs[name].stop()
+        st.error(str(e))
+        pair = []
+    if pair:
+        runs.state["mc_pair"] = pair        # with the session id: a reload shows the same pair
 
 pair = [runs.runs[n] for n in runs.state.get("mc_pair", []) if n in runs.runs]
 if pair:
     alive = any(r.alive for r in pair)
     stop_col.button("Stop both", disabled=not alive, key="mc_stop", on_click=lambda: [r.stop() for r in pair])
-    real = resources.load_data(pair[0].dataset).subset(500).x
+    pair_data = resources.load_data(pair[0].dataset)
+    real, real_modes = pair_data.subset(500).x, pair_data.modes
 
     # 6 charts every 2 s: each figure is rebuilt only when its data changed (a new grid, heat-map or
     # measurement), and the browser is spared the rest
     @st.fragment(run_every=ui.LIVE_REFRESH_S if alive else None)
     def live(was_alive: bool) -> None:
         for i, (col, run) in enumerate(zip(st.columns(2), pair)):
-            snap, heat = run.snapshot(), run.probe.heat()
+            snap, panel = run.snapshot(), run.panel() or {}
+            heat, share = panel.get("heat"), panel.get("mode_share")
             with col:
                 st.markdown(f"**{ui.plain(run.name)}** — {snap.state}, step {snap.step:,} / {snap.total_steps:,}")
                 ui.run_progress(snap, run.name)
                 fake = snap.samples[-1][1] if snap.samples else None
-                drawn = (run.name, snap.samples[-1][0] if snap.samples else None, None if heat is None else heat[0])
+                drawn = (run.name, snap.samples[-1][0] if snap.samples else None, panel.get("step"))
                 # Vega-Lite (figures.points_chart, ...): the chart element stays, only its data change
                 st.vega_lite_chart(ui.memo(f"mc_pts_{i}", drawn, lambda: figures.points_chart(
                     real, fake, "Real (grey) vs generated (red) points",
-                    None if heat is None else (run.probe.ticks, heat[1]), run.model.config.probabilistic)),
+                    None if heat is None else (panel["ticks"], heat), run.model.config.probabilistic)),
                     key=f"mc_pts@{run.name}", width="stretch")
                 # every chart is drawn on every pass (empty until the first measurement): an element
                 # that is sometimes absent is removed and re-created by the browser, i.e. it blinks
                 measured = (run.name, len(snap.metrics.get("step", [])), (snap.metrics.get("step") or [None])[-1])
-                share = run.probe.mode_share()       # set by the measurement that appends to snap.metrics
                 st.vega_lite_chart(ui.memo(f"mc_share_{i}", (measured, share is None), lambda: figures.mode_share_chart(
-                    share if share is not None else torch.zeros(len(run.probe.data.modes)))),
+                    share if share is not None else torch.zeros(len(real_modes)))),
                     key=f"mc_share@{run.name}", width="stretch")
                 st.vega_lite_chart(ui.memo(f"mc_met_{i}", measured,
                                            lambda: figures.metric_chart(snap.metrics, "Coverage over training")),

@@ -21,8 +21,8 @@ cost. Real reference images are a fixed half of the dataset's test split (see ``
 ``floor_fid`` measures the other half against it the same way, the value a perfect model would get.
 
 The package: ``scores`` (the formulas), ``sources`` (drawing samples), ``reference`` (reference
-images and their cached statistics), ``vae``, ``cost``, ``table`` (writing results); this file
-composes them.
+images and their cached statistics), ``vae``, ``cost``, ``table`` (writing results), ``toy`` (the
+2-D mixtures' live probe); this file composes them.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ from .scores import (ACTIVE_KL, ACTIVITY_THRESHOLD, COVERED_SHARE, activity, bur
                      class_shares, frechet_distance, gaussian_stats, inception_score, kernel_distance, kl_active,
                      kl_per_dim, label_accuracy, nearest_mode, polynomial_mmd2, prdc, spearman, toy_mode_metrics)
 from .sources import device_of, draw_samples, is_conditional
+from .toy import ToyProbe
 from .table import write_table
 from .vae import VAE_KEYS, has_posterior, vae_metrics
 
@@ -228,6 +229,6 @@ __all__ = [
     "class_shares", "frechet_distance", "gaussian_stats", "inception_score", "kernel_distance", "kl_active",
     "kl_per_dim", "label_accuracy", "nearest_mode", "polynomial_mmd2", "prdc", "spearman", "toy_mode_metrics",
     # sources, reference data, VAE, cost, tables
-    "draw_samples", "is_conditional", "reference_dataset", "reference_stats", "split_halves",
+    "draw_samples", "is_conditional", "ToyProbe", "reference_dataset", "reference_stats", "split_halves",
     "default_cache_dir", "vae_metrics", "has_posterior", "cost_metrics", "PeakMemory", "write_table",
 ]

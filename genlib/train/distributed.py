@@ -85,6 +85,8 @@ class Distributed:
         if config.batch_size % k:
             raise ValueError(f"--batch-size {config.batch_size} is the global batch and must split evenly across "
                              f"the {k} processes: use a multiple of {k}")
+        if config.max_seconds:           # each rank's own clock would end it at another step: a hang
+            raise ValueError("max_seconds cannot end a data-parallel run: its processes would stop at different steps")
         self.global_batch, self.data_size = config.batch_size, len(data)
         model.to(self.device)
         model.distribute(self.wrap)

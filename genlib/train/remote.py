@@ -71,6 +71,7 @@ class RemoteRun:
         self.device = torch.device("cpu")               # the worker's, once started
         self._snap: Snapshot | None = None
         self._grids: dict[int, torch.Tensor] = {}
+        self._panel: Any = None
         self._frozen: tuple[int, Any] | None = None
         self.held = False           # its owner's last word was pause or step (not resume): it may be parked
         self._lock = threading.Lock()
@@ -113,6 +114,11 @@ class RemoteRun:
     @property
     def batch_size(self) -> int:
         return self._snap.batch_size if self._snap is not None else self.spec.config.batch_size
+
+    def panel(self) -> Any:
+        """The run's ``Trainer.panel()`` as its worker last sent it (with a new measurement), or None."""
+        with self._lock:
+            return self._panel
 
     def snapshot(self) -> RemoteSnapshot:
         with self._lock:
@@ -259,6 +265,8 @@ class RemoteRun:
             keep = {s for s, _ in snap.samples}
             self._grids = {s: g for s, g in self._grids.items() if s in keep}
             self._snap = snap
+            if msg.get("panel") is not None:    # (a run that goes on in another worker keeps its last)
+                self._panel = msg["panel"]
             if self.state not in ("error",) or snap.state == "error":
                 self.state, self.message = snap.state, snap.message
         for ev in msg["events"]:

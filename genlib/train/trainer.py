@@ -52,6 +52,8 @@ class TrainConfig:
                                   "share of the training seconds so far (room is kept for the last step's, always made)",
                                   ge=0, lt=1)
     threads: int = setting(0, "CPU threads; 0 = genlib.device.default_threads()", ge=0)
+    max_seconds: float = setting(0.0, "> 0: also done once it has trained this many seconds (pauses and "
+                                 "measurements excluded), with the last step's grid and measurement", ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -141,6 +143,12 @@ class Trainer:
     def is_alive(self) -> bool:
         return self.control.is_alive
 
+    def panel(self) -> Any:
+        """What the ``metric_fn`` keeps beside its numbers for a page to draw (its ``panel()``, e.g.
+        ``genlib.metrics.ToyProbe``'s discriminator map), or None. A pool's worker sends it along."""
+        panel = getattr(self.metric_fn, "panel", None)
+        return panel() if callable(panel) else None
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             history, metrics = self.history.to_dict(seconds=True), self.metric_history.to_dict(seconds=True)
@@ -228,7 +236,8 @@ class Trainer:
 
         acc: dict[str, list[torch.Tensor]] = {}
         self._t_last, step_last = time.perf_counter(), self.step
-        while self.step < self.config.steps:
+        last = self.step >= self.config.steps
+        while not last:
             waited = self.control.wait_turn(self._on_pause, self._on_resume)
             if waited is None:
                 break
@@ -240,7 +249,7 @@ class Trainer:
             self.step += 1
 
             step = self.step
-            last = step == self.config.steps
+            last = step == self.config.steps or bool(cfg.max_seconds) and self._training_seconds() >= cfg.max_seconds
             if step % cfg.log_every == 0 or last or self.control.interrupted:
                 now = time.perf_counter()
                 keys = list(acc)
@@ -268,8 +277,9 @@ class Trainer:
                 self._set(elapsed=self._training_seconds(now))
                 self._t_last = now
 
-        final = "done" if self.step >= self.config.steps else "stopped"
-        self._set(state=final, message=f"{final} at step {self.step}")
+        final = "done" if last else "stopped"
+        budget = f" ({cfg.max_seconds:g} s of training)" if last and self.step < self.config.steps else ""
+        self._set(state=final, message=f"{final} at step {self.step}{budget}")
         self._emit(final, losses=self.losses, message=self.message)
         return final
 

@@ -110,6 +110,7 @@ class _Publisher:
         self.sent: set[int] = set()
         self.events: collections.deque[Event] = collections.deque(maxlen=256)
         self.wake = threading.Event()
+        self.panel_of = -1           # the metric count when the metric_fn's panel was last sent
 
     def on_event(self, ev: Event) -> None:       # on the trainer's thread
         self.events.append(dataclasses.replace(ev, samples=None))
@@ -120,13 +121,18 @@ class _Publisher:
         snap = trainer.snapshot()
         grids = {s: x for s, x in snap.samples if s not in self.sent}
         events = list(self.events)
-        return {"snap": dataclasses.replace(snap, samples=[(s, None) for s, _ in snap.samples]),
-                "grids": grids, "events": events}
+        msg = {"snap": dataclasses.replace(snap, samples=[(s, None) for s, _ in snap.samples]),
+               "grids": grids, "events": events}
+        measured = len(snap.metrics.get("step", []))
+        if measured != self.panel_of:          # a new measurement: its panel too (Trainer.panel)
+            msg["panel"], msg["panel_of"] = trainer.panel(), measured
+        return msg
 
     def publish(self, trainer: Trainer, kind: str = "snap", block: bool = False, **extra: Any) -> bool:
         msg = {**self.message(trainer), **extra}
         if _put(self.evt_q, (kind, self.run_id, pickle.dumps(msg)), block=block):
             self.sent.update(msg["grids"])
+            self.panel_of = msg.get("panel_of", self.panel_of)
             for _ in msg["events"]:
                 self.events.popleft()
             return True
