@@ -106,6 +106,21 @@ def test_lesson4_records_live_what_a_file_has_no_recorded_run_of(tmp_path, recor
 
 
 @pytest.mark.hostile
+def test_lesson4_refuses_a_vanilla_run_whose_d_loss_is_no_cross_entropy(tmp_path, recorded):
+    """(log 4 - D loss) / 2 is a Jensen-Shannon estimate only for the plain BCE D loss: a critic's
+    (e.g. the WGAN-GP's, or a hinge DCGAN's) or a label-smoothed one is refused with the reason."""
+    with pytest.raises(ValueError, match="trained with the wgan-gp loss: its D loss is not the plain binary"):
+        lesson("critic-tracks-quality").run(seed=0, wgan=str(recorded["wgan"]), vanilla=str(recorded["wgan"]))
+    data = genlib.load_dataset("digits")
+    smooth = genlib.make_model("gan", data, hidden=(16,), label_smoothing=0.1)
+    trainer = genlib.Trainer(smooth, data, genlib.TrainConfig(steps=3, batch_size=16, threads=1))
+    trainer.run()
+    genlib.save_checkpoint(tmp_path / "smooth.pt", smooth, trainer)
+    with pytest.raises(ValueError, match="nonsaturating loss with label smoothing 0.1"):
+        lesson("critic-tracks-quality").run(seed=0, wgan=str(recorded["wgan"]), vanilla=str(tmp_path / "smooth.pt"))
+
+
+@pytest.mark.hostile
 @pytest.mark.parametrize("bad", [dict(live_s=0.0), dict(head_start=-1), dict(metric_every=0)])
 def test_lesson4_bad_settings_refused(bad):
     with pytest.raises(ValueError):

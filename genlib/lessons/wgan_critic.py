@@ -49,6 +49,25 @@ def load_run(source: str):
     return recorded_run(source)
 
 
+def bce_problem(source: str) -> str:
+    """Why ``source``'s D loss gives no Jensen-Shannon estimate ('' when it does): only a D trained on
+    the plain binary cross-entropy (the non-saturating or minimax objective, no label smoothing) does."""
+    if source.endswith(".pt") or os.sep in source:
+        from ..checkpoint import load_checkpoint
+        config = load_checkpoint(Path(source)).model.config
+    else:
+        from ..pretrained import load_pretrained
+        config = load_pretrained(source).model.config
+    if getattr(config, "loss", None) is None:
+        return f"{Path(source).stem} is not a GAN"
+    if not config.probabilistic or config.label_smoothing:
+        how = f"the {config.loss} loss" + (f" with label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
+        return (f"{Path(source).stem} is trained with {how}: its D loss is not the plain binary cross-entropy, so "
+                "(log 4 - D loss) / 2 estimates no Jensen-Shannon divergence; pick a vanilla GAN (non-saturating "
+                "or minimax loss)")
+    return ""
+
+
 def record_live(kind: str, seconds: float, seed: int, head_start: int = 0, metric_every: int = 25,
                 n_metric: int = 500, **overrides: Any):
     """A short seeded run on the digits with classifier-FID measured every ``metric_every`` steps:
@@ -63,10 +82,10 @@ def record_live(kind: str, seconds: float, seed: int, head_start: int = 0, metri
     if head_start:
         _critic_head_start(model, data, head_start, seed)
     metric = live_metric_fn(LIVE_DATASET, n=n_metric)
-    trainer = Trainer(model, data, TrainConfig(steps=10 ** 7, batch_size=64, seed=seed, threads=1, log_every=5,
-                                               sample_every=10 ** 7, metric_every=metric_every, metric_at_start=True),
+    trainer = Trainer(model, data, TrainConfig(steps=10 ** 7, max_seconds=seconds, batch_size=64, seed=seed, threads=1,
+                                               log_every=5, sample_every=10 ** 7, metric_every=metric_every,
+                                               metric_at_start=True),
                       metric_fn=lambda m: {"classifier_fid": metric(m)["classifier_fid"]})
-    trainer.callbacks.append(lambda ev: trainer.stop() if ev.kind == "progress" and ev.elapsed >= seconds else None)
     trainer.run()
     return trainer.recorded_run()
 
@@ -91,6 +110,9 @@ def run(seed: int = 0, wgan: str = "mnist-wgan-gp", vanilla: str = "mnist-gan", 
             rec = load_run(name)
         except FileNotFoundError:
             rec = None
+        why = bce_problem(name) if role == "vanilla" and rec is not None else ""
+        if why:
+            raise ValueError(why)
         if rec is not None and "classifier_fid" in rec.metrics and (
                 "wasserstein" in rec.curves if role == "wgan" else "d_loss" in rec.curves):
             runs[role], source[role] = rec, f"the run recorded when {Path(name).stem} was built"

@@ -33,8 +33,9 @@ class Preset:
 
 
 # The GAN presets are the recipes that won a search by quality per CPU-second (issue 13; MNIST, one
-# torch thread, batch 64, classifier-FID at n = 2,000 as a multiple of the real-data floor, from
-# bench/recipe_search.py, whose rows are in bench/recipe_runs.jsonl). Where one departs from its paper,
+# torch thread, batch 64, classifier-FID at n = 2,000 as a multiple of the real-data floor; the search's
+# script and rows were not kept: its figures below are those of commit 0ddbc7b's message, and
+# bench/time_to_quality.py measures the presets as they are). Where one departs from its paper,
 # its description says how and why; the paper's settings stay reachable (``wgan-gp-paper``, or
 # ``--set`` / ``make_model(..., lr_g=2e-4, lr_d=2e-4, ema=0)`` for DCGAN's).
 # - gan, 60 CPU-s: Adam 2e-4 (DCGAN's, the old preset) with EMA 0.995: 72x the floor (without EMA:
