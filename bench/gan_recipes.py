@@ -5,7 +5,7 @@ confidence and the class shares of the samples, at checkpoints along one run per
     OMP_NUM_THREADS=1 python bench/gan_recipes.py [--recipes base,ema999,...] [--at 5000,10000,20000]
                                                   [--dataset mnist] [--n 2000] [--jsonl FILE]
 
-Recipes (each the `gan` preset, or where named `wgan-gp`, with one change):
+Recipes (each the `gan` preset, or where named `wgan-gp`, `dcgan` or `conv-vae`, with one change):
   base      the preset (Adam 1e-3, EMA of G 0.995)
   ema999    EMA 0.999
   translate D sees its inputs, real and fake, shifted by up to 1/8 of the side (DiffAugment's
@@ -17,10 +17,14 @@ Recipes (each the `gan` preset, or where named `wgan-gp`, with one change):
   lr5e-4    Adam 5e-4 (the preset's 1e-3 won at 60 s; a build runs 10x longer), EMA 0.999 (not run to the end)
   wgan-gp   the `wgan-gp` preset with EMA 0.999 (mnist-wgan-gp's build recipe); wgan-gp-mbstd: and
             minibatch_std
-  dcgan     the `dcgan` preset with EMA 0.999 (mnist-dcgan's build recipe); dcgan-mbstd: and minibatch_std
+  dcgan     the `dcgan` preset with EMA 0.999 (mnist-dcgan's first 16k-step build); dcgan-mbstd: and
+            minibatch_std
   dcgan-sngan  the `dcgan` preset as SNGAN trains (Miyato et al. 2018): hinge loss, spectral norm on every
-            D layer, Adam betas (0, 0.9), EMA 0.999 (the recipe of the Fashion cGAN, unconditional);
-            dcgan-sngan-mbstd: and minibatch_std
+            D layer, Adam betas (0, 0.9), EMA 0.999 (the recipe of the Fashion cGAN, unconditional; then
+            mnist-dcgan's build recipe, SNGAN_D); dcgan-sngan-mbstd: and minibatch_std
+  conv-vae  the `conv-vae` preset (the shipped conv VAEs' recipe, 8k steps); conv-vae-w64: width 64 (32);
+            conv-vae-z32: a 32-D latent (16); conv-vae-b05, conv-vae-b02: KL weighted 0.5, 0.2 (a beta-VAE
+            below 1: sharper reconstructions, a latent further from the prior the samples are drawn from)
 Any recipe takes a batch size and EMA from `--batch` / the recipe; the clock is the training
 thread's CPU seconds (time.thread_time), evaluation excluded. classifier-FID is in genlib's
 classifier features, NOT the Inception FID; 'tv' is the total-variation distance of the samples'
@@ -43,6 +47,7 @@ from torch import nn  # noqa: E402
 
 import genlib  # noqa: E402
 from genlib import metrics  # noqa: E402
+from genlib.pretrained.recipes import SNGAN_D  # noqa: E402
 from genlib.sampling import eval_mode  # noqa: E402
 
 WHICH = ("classifier_fid", "classes_covered", "mean_confidence", "class_histogram", "precision", "recall")
@@ -86,17 +91,19 @@ class Packed(nn.Module):
         return self.net(x.reshape(x.shape[0] // self.m, -1)).squeeze(1)
 
 
-SNGAN = {"loss": "hinge", "spectral_norm": True, "beta1": 0.0, "beta2": 0.9, "ema": 0.999}
+SNGAN = dict(SNGAN_D)     # hinge loss, spectral norm in D, Adam betas (0, 0.9), EMA 0.999
 RECIPES = {"base": {}, "ema999": {"ema": 0.999}, "translate": {}, "pack2": {},
            "mbstd": {"ema": 0.999, "minibatch_std": True}, "lr5e-4": {"ema": 0.999, "lr_g": 5e-4, "lr_d": 5e-4},
            "wgan-gp": {"ema": 0.999}, "wgan-gp-mbstd": {"ema": 0.999, "minibatch_std": True},
            "dcgan": {"ema": 0.999}, "dcgan-mbstd": {"ema": 0.999, "minibatch_std": True},
-           "dcgan-sngan": SNGAN, "dcgan-sngan-mbstd": {**SNGAN, "minibatch_std": True}}
+           "dcgan-sngan": SNGAN, "dcgan-sngan-mbstd": {**SNGAN, "minibatch_std": True},
+           "conv-vae": {}, "conv-vae-w64": {"width": 64}, "conv-vae-z32": {"latent_dim": 32},
+           "conv-vae-b05": {"beta": 0.5}, "conv-vae-b02": {"beta": 0.2}}
 
 
 def build(recipe: str, data) -> genlib.GenerativeModel:
     torch.manual_seed(0)
-    preset = next((p for p in ("wgan-gp", "dcgan") if recipe.startswith(p)), "gan")
+    preset = next((p for p in ("wgan-gp", "dcgan", "conv-vae") if recipe.startswith(p)), "gan")
     model = genlib.make_model(preset, data, **RECIPES[recipe])
     c = model.config
     if recipe == "translate":

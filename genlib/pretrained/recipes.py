@@ -63,6 +63,9 @@ CGAN = {
                                              "hinge loss, spectral norm"),
 }
 
+SNGAN_D = _o(loss="hinge", spectral_norm=True, beta1=0.0, beta2=0.9, ema=0.999)
+SNGAN_DCGAN = ("mnist",)        # the datasets whose DCGAN is built with SNGAN_D so far
+
 # Issue 13's recipes for the 28x28 unconditional GANs: the presets, which won a search by quality per
 # CPU-second (see genlib.models.presets), trained for at most ~10 CPU-minutes each on one thread.
 # Throughputs on this CPU, one thread: MLP GAN ~70 steps per CPU-second, MLP WGAN-GP ~45, DCGAN
@@ -85,9 +88,16 @@ ISSUE13 = {
                                  "batch's spread (minibatch standard deviation, Karras et al. 2018), which "
                                  "stopped the classes drifting late in training"),
     # DCGAN: width 32, lr 5e-4, EMA 0.995: 8k steps in ~7 CPU-minutes. MNIST: 16k steps, EMA 0.999 (the
-    # 8k-step build's live classifier-FID still fell at its end: 36.6 at 6.6k, 33.1 at 8k).
-    "dcgan": lambda ds: (Recipe(f"{ds}-dcgan", ds, "dcgan", 16000, overrides=_o(ema=0.999))
-                         if ds == "mnist" else Recipe(f"{ds}-dcgan", ds, "dcgan", 8000)),
+    # 8k-step build's live classifier-FID still fell at its end: 36.6 at 6.6k, 33.1 at 8k): 59.0x the
+    # floor on its card, precision 0.68 (strokes off the data), recall 0.96.
+    # Then D trained as SNGAN's (Miyato et al. 2018): hinge loss, spectral norm on every D layer, Adam
+    # betas (0, 0.9), EMA 0.999 (the Fashion cGAN's recipe, unconditional; lr 5e-4 and the nets kept);
+    # ~13 steps per CPU-second against ~15. MNIST, n = 2,000 (floor 1.17): 39.0x / 24.3x / 15.2x the
+    # floor at 2.5k / 5k / 10k steps, precision 0.60-0.63, recall 0.95-0.97 (bench/gan-recipes-2core-cpu.txt).
+    "dcgan": lambda ds: (Recipe(f"{ds}-dcgan", ds, "dcgan", 16000, overrides=SNGAN_D,
+                                why="DCGAN with an SNGAN-style D: hinge loss, spectral norm on every D layer, "
+                                    "Adam betas (0, 0.9), EMA of G 0.999")
+                         if ds in SNGAN_DCGAN else Recipe(f"{ds}-dcgan", ds, "dcgan", 8000)),
     # WGAN-GP: MLP nets, 2 critic steps, lr 5e-4, betas (0.5, 0.9), EMA 0.995: 12k steps (6k G
     # updates) in ~4.5 CPU-minutes; Fashion-MNIST 5k (~2 CPU-minutes), what fit the session's time.
     # Then 20k (MNIST) and 15k (Fashion) steps with EMA 0.999: the 12k / 5k-step builds' live
