@@ -15,6 +15,8 @@ Recipes (each the `gan` preset, or where named `wgan-gp`, `dcgan` or `conv-vae`,
             over the batch, averaged (ProGAN's minibatch standard deviation, Karras et al. 2018): D can
             see a batch without variety
   lr5e-4    Adam 5e-4 (the preset's 1e-3 won at 60 s; a build runs 10x longer), EMA 0.999 (not run to the end)
+  sngan     the `gan` preset with D trained as SNGAN's (SNGAN_D below: hinge, spectral norm, betas
+            (0, 0.9), EMA 0.999); sngan-mbstd: and minibatch_std
   wgan-gp   the `wgan-gp` preset with EMA 0.999 (mnist-wgan-gp's build recipe); wgan-gp-mbstd: and
             minibatch_std
   dcgan     the `dcgan` preset with EMA 0.999 (mnist-dcgan's first 16k-step build); dcgan-mbstd: and
@@ -23,8 +25,8 @@ Recipes (each the `gan` preset, or where named `wgan-gp`, `dcgan` or `conv-vae`,
             D layer, Adam betas (0, 0.9), EMA 0.999 (the recipe of the Fashion cGAN, unconditional; then
             mnist-dcgan's build recipe, SNGAN_D); dcgan-sngan-mbstd: and minibatch_std
   conv-vae  the `conv-vae` preset (the shipped conv VAEs' recipe, 8k steps); conv-vae-w64: width 64 (32);
-            conv-vae-z32: a 32-D latent (16); conv-vae-b05, conv-vae-b02: KL weighted 0.5, 0.2 (a beta-VAE
-            below 1: sharper reconstructions, a latent further from the prior the samples are drawn from)
+            conv-vae-z32: a 32-D latent (16); conv-vae-b05: the KL weighted 0.5 (a beta-VAE below 1:
+            sharper reconstructions, a latent further from the prior the samples are drawn from)
 Any recipe takes a batch size and EMA from `--batch` / the recipe; the clock is the training
 thread's CPU seconds (time.thread_time), evaluation excluded. classifier-FID is in genlib's
 classifier features, NOT the Inception FID; 'tv' is the total-variation distance of the samples'
@@ -96,9 +98,10 @@ RECIPES = {"base": {}, "ema999": {"ema": 0.999}, "translate": {}, "pack2": {},
            "mbstd": {"ema": 0.999, "minibatch_std": True}, "lr5e-4": {"ema": 0.999, "lr_g": 5e-4, "lr_d": 5e-4},
            "wgan-gp": {"ema": 0.999}, "wgan-gp-mbstd": {"ema": 0.999, "minibatch_std": True},
            "dcgan": {"ema": 0.999}, "dcgan-mbstd": {"ema": 0.999, "minibatch_std": True},
+           "sngan": SNGAN, "sngan-mbstd": {**SNGAN, "minibatch_std": True},
            "dcgan-sngan": SNGAN, "dcgan-sngan-mbstd": {**SNGAN, "minibatch_std": True},
            "conv-vae": {}, "conv-vae-w64": {"width": 64}, "conv-vae-z32": {"latent_dim": 32},
-           "conv-vae-b05": {"beta": 0.5}, "conv-vae-b02": {"beta": 0.2}}
+           "conv-vae-b05": {"beta": 0.5}}
 
 
 def build(recipe: str, data) -> genlib.GenerativeModel:
