@@ -112,13 +112,6 @@ def live_metric_factory(data: genlib.Dataset, n: int = LIVE_N) -> Callable[[], C
 
 
 # --- 2-D toys: mode coverage (the live probe: genlib.metrics.ToyProbe) --------------------------------
-def toy_mode_stats(points: torch.Tensor, modes: torch.Tensor, std: float) -> tuple[int, float]:
-    """(modes covered, high-quality share) of generated 2-D ``points`` on a Gaussian mixture, by
-    ``genlib.metrics.toy_mode_metrics`` (VEEGAN's 3-std quality rule, PacGAN's 20-per-2,500 coverage)."""
-    m = gmetrics.toy_mode_metrics(points, modes, std)
-    return int(m["toy_modes_covered"]), float(m["toy_high_quality"])
-
-
 def toy_metrics_source() -> str:
     """What measures the toys' coverage, for the page's caption."""
     return "genlib.metrics.toy_mode_metrics"

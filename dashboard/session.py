@@ -75,7 +75,8 @@ gc.freeze()
 # --- runs --------------------------------------------------------------------------------------
 @dataclasses.dataclass(eq=False)
 class Run:
-    """One training run of this session: a model, its data and the Trainer thread that trains it."""
+    """One training run of this session: a model, its data and what trains it (a run in the server's
+    pool, or with the pool off a Trainer thread here)."""
 
     name: str
     preset: str
@@ -133,7 +134,7 @@ class Run:
         self._settle(("running", "ended"))
 
     def step_once(self) -> None:
-        if self.trainer.step >= self.trainer.config.steps:
+        if self.trainer.step >= self.trainer.config.steps or (not self.alive and self.trainer.config.max_seconds):
             self.trainer.extend(1)
         self.trainer.step_once()
         if not self.alive:
@@ -164,7 +165,7 @@ def checkpoint_bytes_held(ckpt: Checkpoint) -> int:
     return ckpt.model.size_bytes() + _grid_bytes(ckpt.samples)
 
 
-# Issue 18: the Train page's runs train in the server's pool of worker processes (genlib.train.pool:
+# Issue 18: the app's runs (the Train page's, the Mode collapse lab's, lesson 13's) train in the server's pool of worker processes (genlib.train.pool:
 # bounded, queued, per-session limits), not on threads of this process, so training and the UI do not
 # share one interpreter. GENLIB_DASHBOARD_POOL=0 keeps them on threads here.
 USE_POOL = os.environ.get("GENLIB_DASHBOARD_POOL", "1") != "0"

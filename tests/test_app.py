@@ -371,12 +371,6 @@ def test_the_server_loads_torch_with_a_passive_openmp_wait_policy():
     assert "import torch" not in before_dashboard and "import genlib" not in before_dashboard
 
 
-def test_toy_mode_stats_counts_covered_modes_and_quality():
-    modes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    on_two = torch.cat([modes[0].expand(50, 2), modes[1].expand(50, 2)])                 # 2 of 3 modes
-    far = torch.full((100, 2), 5.0)                                                        # nowhere
-    assert measure.toy_mode_stats(torch.cat([on_two, far]), modes, 0.05) == (2, 0.5)
-
 
 
 

@@ -146,10 +146,23 @@ def test_toy_probe_measures_and_maps_the_discriminator():
     assert panel["heat"].shape == (10, 10) and ((0 <= panel["heat"]) & (panel["heat"] <= 1)).all()   # P(real)
     share = panel["mode_share"]
     assert share.shape == (8,) and float(share.sum()) == pytest.approx(1.0)
-    assert out["toy_modes_covered"] <= int((share * 200 >= 20 * 200 / 2500).sum())  # covered modes get points
     vae = make_model("vae", load_dataset("ring"))
     probe(vae)
     assert probe.panel()["heat"] is None
+
+    class ThreeModes:                  # draws exactly modes 0, 1, 2 of the ring, in turn; no critic
+        steps = 7
+
+        def sample(self, n, labels=None):
+            return load_dataset("ring").modes[torch.arange(n) % 3]
+
+        def supports(self, capability):
+            return False
+    out = probe(ThreeModes())
+    assert out == {"toy_modes_covered": 3.0, "toy_high_quality": 1.0}
+    panel = probe.panel()
+    assert panel["step"] == 7 and panel["heat"] is None
+    assert panel["mode_share"].tolist() == pytest.approx([67 / 200, 67 / 200, 66 / 200, 0, 0, 0, 0, 0])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -257,6 +257,24 @@ def test_queue_places_estimates_and_order(pool, digits):
     assert second.snapshot().queue_place is None
 
 
+def test_a_timed_run_is_estimated_by_its_budget_and_steps_on_after_it(pool, digits):
+    """A run with a time budget (lesson 13's: ``max_seconds``, its steps only a ceiling) tells the run
+    queued behind it the budget's time left, not the ceiling's hours; ended on its budget, Step trains
+    one step more and ends there (it does not train on towards the ceiling)."""
+    torch.manual_seed(0)
+    cfg = genlib.TrainConfig(steps=LONG, seed=0, log_every=5, sample_every=10, threads=1, max_seconds=2.0)
+    first = pool.submit(RunSpec.new(genlib.make_model("vae", digits), digits, cfg, ref=DataRef("digits")), owner="t")
+    second = pool.submit(_spec(digits, 10, seed=1), owner="u")
+    _until(lambda: first.state == "running" and first.step >= 10, what="a speed to estimate from")
+    wait = second.snapshot().wait_s
+    assert wait is not None and wait < 10
+    assert first.wait(120) == "done" and second.wait(120) == "done"
+    at = first.step
+    assert 10 < at < LONG
+    first.step_once()
+    assert first.wait(120) == "done" and first.step == at + 1
+
+
 def _ballast():
     """A metric_fn factory whose metric holds 400 MB (for the memory limit test)."""
     held = []

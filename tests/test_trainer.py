@@ -262,14 +262,22 @@ def test_extend_continues_a_finished_run(digits):
 
 def test_a_time_budget_ends_the_run_as_done_with_its_last_grid(digits):
     """``max_seconds``: done once that much training time passed (the lesson's 55-s run), with the
-    last step's progress point and grid, as at the last of ``steps``; a stop before the budget, then
-    a continue, trains on until the budget (pauses are not training time)."""
+    last step's progress point, grid and measurement, as at the last of ``steps``; its time left
+    bounds the estimate. A stop before the budget, then a continue, trains on until the budget, and
+    pauses are not training time. ``extend`` drops a spent budget: "N more" trains N more steps."""
     rec = Recorder()
-    tr = Trainer(tiny("vae", digits), digits, cfg(steps=10**7, max_seconds=0.4, sample_every=10**6), callbacks=[rec])
+    tr = Trainer(tiny("vae", digits), digits, cfg(steps=10**7, max_seconds=0.4, sample_every=10**6, metric_every=10**6),
+                 callbacks=[rec], metric_fn=lambda m: {"steps_seen": float(m.steps)})
     assert tr.run() == "done"
     assert 0.4 <= tr.elapsed < 5 and 0 < tr.step < 10**7 and "0.4 s of training" in tr.message
     assert rec.of("progress")[-1].step == tr.step and tr.sample_history[-1][0] == tr.step
+    assert tr.snapshot().metrics["steps_seen"][-1] == tr.step
     assert [e.step for e in rec.of("done")] == [tr.step]
+    assert max(e.eta for e in rec.of("progress")) <= 0.4          # not the 10**7 steps' hours
+    done_at = tr.step
+    tr.extend(30)
+    assert tr.run() == "done" and tr.step == done_at + 30
+
     tr = Trainer(tiny("vae", digits), digits, cfg(steps=10**7, max_seconds=0.6))
     tr.start()
     time.sleep(0.1)
@@ -280,9 +288,12 @@ def test_a_time_budget_ends_the_run_as_done_with_its_last_grid(digits):
     tr.start()
     time.sleep(0.7)                                           # paused: no training time passes
     assert tr.state == "paused" and tr.elapsed < 0.6
+    left, step = 0.6 - tr.elapsed, tr.step
+    t0 = time.perf_counter()
     tr.resume()
     tr.join(TIMEOUT)
     assert tr.state == "done" and 0.6 <= tr.elapsed < 5
+    assert time.perf_counter() - t0 >= left - 0.05 and tr.step > step + 1    # it trained the rest
 
 
 # ---------------------------------------------------------------------------------------------

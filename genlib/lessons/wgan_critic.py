@@ -16,7 +16,7 @@ steps between two quality measurements) against classifier-FID (the run's live m
 measurement after the start; Spearman's rank correlation (scipy.stats.spearmanr) of the two. Beside
 it the same for a vanilla GAN's JS estimate; the check asks the WGAN's to track quality by at least
 0.2 more (a distance estimate that tracks quality correlates positively with classifier-FID). The
-runs come from the shipped models' recorded runs (``genlib.pretrained.recorded_run``:
+runs come from the shipped models' recorded runs (read with ``load_source``:
 ``mnist-wgan-gp`` and ``mnist-gan``) when their files hold one; a file built before recorded runs
 has none, and then that run is recorded here, live, on the bundled 8x8 digits (MLP networks,
 ``live_s`` seconds, one thread, seeded), the note saying which. The live WGAN-GP critic first
@@ -39,30 +39,27 @@ from . import _common as C
 LIVE_DATASET = "digits"
 
 
-def load_run(source: str):
-    """The recorded run of ``source``: a shipped model's name, or a checkpoint file's path. None when
-    the file was saved before recorded runs (or has no curves to compare)."""
+def load_source(source: str):
+    """(``source``'s model config, its recorded run): a shipped model's name, or a checkpoint file's
+    path, read once. The run is None when the file was saved before recorded runs."""
     if source.endswith(".pt") or os.sep in source:
         from ..checkpoint import load_checkpoint
-        return load_checkpoint(Path(source)).recorded_run
-    from ..pretrained import recorded_run
-    return recorded_run(source)
-
-
-def bce_problem(source: str) -> str:
-    """Why ``source``'s D loss gives no Jensen-Shannon estimate ('' when it does): only a D trained on
-    the plain binary cross-entropy (the non-saturating or minimax objective, no label smoothing) does."""
-    if source.endswith(".pt") or os.sep in source:
-        from ..checkpoint import load_checkpoint
-        config = load_checkpoint(Path(source)).model.config
+        ckpt = load_checkpoint(Path(source))
     else:
         from ..pretrained import load_pretrained
-        config = load_pretrained(source).model.config
+        ckpt = load_pretrained(source)
+    return ckpt.model.config, ckpt.recorded_run
+
+
+def bce_problem(config, name: str) -> str:
+    """Why the D loss of a model of ``config`` (named ``name``) gives no Jensen-Shannon estimate (''
+    when it does): only a D trained on the plain binary cross-entropy (the non-saturating or minimax
+    objective, no label smoothing) does."""
     if getattr(config, "loss", None) is None:
-        return f"{Path(source).stem} is not a GAN"
+        return f"{name} is not a GAN"
     if not config.probabilistic or config.label_smoothing:
         how = f"the {config.loss} loss" + (f" with label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
-        return (f"{Path(source).stem} is trained with {how}: its D loss is not the plain binary cross-entropy, so "
+        return (f"{name} is trained with {how}: its D loss is not the plain binary cross-entropy, so "
                 "(log 4 - D loss) / 2 estimates no Jensen-Shannon divergence; pick a vanilla GAN (non-saturating "
                 "or minimax loss)")
     return ""
@@ -107,10 +104,10 @@ def run(seed: int = 0, wgan: str = "mnist-wgan-gp", vanilla: str = "mnist-gan", 
     runs, source = {}, {}
     for role, name in (("wgan", wgan), ("vanilla", vanilla)):
         try:
-            rec = load_run(name)
+            config, rec = load_source(name)
         except FileNotFoundError:
-            rec = None
-        why = bce_problem(name) if role == "vanilla" and rec is not None else ""
+            config, rec = None, None
+        why = bce_problem(config, Path(name).stem) if role == "vanilla" and rec is not None else ""
         if why:
             raise ValueError(why)
         if rec is not None and "classifier_fid" in rec.metrics and (

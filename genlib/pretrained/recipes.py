@@ -66,9 +66,9 @@ CGAN = {
 SNGAN_D = _o(loss="hinge", spectral_norm=True, beta1=0.0, beta2=0.9, ema=0.999)
 
 # Issue 13's recipes for the 28x28 unconditional GANs: the presets, which won a search by quality per
-# CPU-second (see genlib.models.presets), trained for at most ~10 CPU-minutes each on one thread.
-# Throughputs on this CPU, one thread: MLP GAN ~70 steps per CPU-second, MLP WGAN-GP ~45, DCGAN
-# (width 32) ~20.
+# CPU-second (see genlib.models.presets), trained for ~5-20 CPU-minutes each on one thread (the cards
+# record each). Throughputs on the first VM, one thread: MLP GAN ~70 steps per CPU-second, MLP WGAN-GP
+# ~45, DCGAN (width 32) ~20; on the later, slower VM the DCGAN ~15 (~13 with SNGAN_D).
 ISSUE13 = {
     # MLP GAN: lr 1e-3. MNIST: the 20k-step build's recorded live classifier-FID (n = 1,000) was best
     # at 11.8k (10.2), then rose to 26 at 20k (the 10k images overfit, the classes drifted: 20 % 1s).

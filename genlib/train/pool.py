@@ -341,7 +341,10 @@ class Pool:
             per_step = sum(self._speed.values()) / len(self._speed)
         if per_step is None:
             return None
-        return per_step * max(0, run.spec.config.steps - run.step) + 2.0   # + starting in a worker
+        left = per_step * max(0, run.spec.config.steps - run.step)
+        if run.spec.config.max_seconds:                     # a timed run (lesson 13) ends on its budget
+            left = min(left, max(0.0, run.spec.config.max_seconds - run.elapsed))
+        return left + 2.0                                   # + starting in a worker
 
     def wait_estimate(self, run: RemoteRun) -> float | None:
         """Seconds until a waiting run starts: the workers' runs' time left, then the runs ahead of it,
@@ -428,7 +431,10 @@ class Pool:
         elif kind in ("ended", "failed"):
             if kind == "ended" and data.get("checkpoint") is not None:
                 # decoded here, not under the lock: building a model from bytes takes a while
-                data = {**data, "loaded": load_checkpoint(data["checkpoint"])}
+                try:
+                    data = {**data, "loaded": load_checkpoint(data["checkpoint"])}
+                except Exception as e:    # the run ends as an error; its slot is freed all the same
+                    kind, data = "failed", f"its checkpoint could not be read back: {type(e).__name__}: {e}"
             # The slot is free and its recycling decided before anyone waiting on the run wakes up, so
             # what they see next (the pool's status, a new run's dispatch) already follows this end.
             with self._lock:

@@ -191,9 +191,10 @@ class RemoteRun:
         self.pool._control(self, ("resume", self.id), queued=queued, parked=parked, always=self._hold(False))
 
     def step_once(self) -> None:
-        """While paused, one more step; on an ended run, one step more than it had (it then stays paused)."""
+        """While paused, one more step; on an ended run, one step more than it had, where it ends again
+        (a run that ended on its time budget drops the budget: ``TrainConfig.extended``)."""
         if not self.is_alive:
-            if self.step >= self.spec.config.steps:
+            if self.step >= self.spec.config.steps or self.spec.config.max_seconds:
                 self.extend(1)
             self.spec.start_paused, self.spec.start_steps = True, 1
             self.held = True                  # (not in the pool yet: no lock needed)
@@ -214,7 +215,7 @@ class RemoteRun:
 
     def extend(self, steps: int) -> None:
         def always():
-            self.spec.config = dataclasses.replace(self.spec.config, steps=self.spec.config.steps + steps)
+            self.spec.config = self.spec.config.extended(self.step, steps)     # as Trainer.extend
         self.pool._control(self, ("extend", self.id, steps), always=always)
 
     def set_learning_rates(self, **rates: float) -> None:

@@ -58,6 +58,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_fields(self)
 
+    def extended(self, step: int, more: int) -> "TrainConfig":
+        """The config for ``more`` steps after an ended run's ``step``: ``steps`` grows by ``more``; a
+        timed run (``max_seconds``, whose ``steps`` is only a ceiling) trains ``more`` from ``step``
+        and drops its budget (spent, or the caller now asks for steps, not seconds)."""
+        if self.max_seconds:
+            return dataclasses.replace(self, steps=step + more, max_seconds=0.0)
+        return dataclasses.replace(self, steps=self.steps + more)
+
 
 @dataclasses.dataclass
 class Event:
@@ -136,8 +144,8 @@ class Trainer:
         self.control.join(timeout)
 
     def extend(self, steps: int) -> None:
-        """Allow ``steps`` more steps (for continuing a finished run)."""
-        self.config = dataclasses.replace(self.config, steps=self.config.steps + steps)
+        """Allow ``steps`` more steps (for continuing a finished run; ``TrainConfig.extended``)."""
+        self.config = self.config.extended(self.step, steps)
 
     @property
     def is_alive(self) -> bool:
@@ -179,7 +187,10 @@ class Trainer:
     def _eta(self) -> float:
         if self.images_per_s <= 0:
             return math.nan
-        return (self.config.steps - self.step) * self.batch_size / self.images_per_s
+        eta = (self.config.steps - self.step) * self.batch_size / self.images_per_s
+        if self.config.max_seconds:
+            eta = min(eta, max(0.0, self.config.max_seconds - self.elapsed))
+        return eta
 
     def _emit(self, kind: str, **kw: Any) -> Event:
         ev = Event(kind=kind, step=self.step, epoch=self.epoch, images_per_s=self.images_per_s,
