@@ -206,12 +206,33 @@ def test_model_samples_a_constant_field_exactly(sampler, ring):
 
 
 def test_images_map_to_unit_range_and_back(digits_small):
-    model = build("flow", digits_small, **SMALL_MLP)
+    model = build("flow", digits_small, **SMALL_MLP, clip_x1=False)
     set_constant_velocity(model, 0.0)        # the sample is the noise itself, mapped and clamped
     z = model.prior(4, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(model.sample(4, z=z), ((z + 1) / 2).clamp(0, 1).view(4, 1, 8, 8))
     x = torch.rand(4, 1, 8, 8)
     assert torch.allclose(model.encode(x), (x * 2 - 1).flatten(1), atol=1e-6)   # v = 0: the ODE leaves x where it is
+
+
+def test_clip_x1_keeps_a_runaway_field_in_the_pixel_range(digits_small):
+    """A field that runs away (v = 50 x: what the MLP's did for a few MNIST samples) ends far outside
+    the pixel range, or at inf; with ``clip_x1`` each step heads at most for the clipped image, so the
+    ODE ends in [-1, 1]; a field whose targets are in range is unchanged, and t = 1 (where encode
+    starts) gives no 0 / 0."""
+    z = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 3
+    for clip in (False, True):
+        model = build("flow", digits_small, **SMALL_MLP, clip_x1=clip)
+        model._field = lambda labels, guidance: (lambda x, t: 50 * x)
+        x = integrate(model.field(None), z, 0.0, 1.0, 20)
+        assert torch.isfinite(x).all()
+        assert (x.abs().max() <= 1 + 1e-6) if clip else (x.abs().max() > 1e6)
+    model = build("flow", digits_small, **SMALL_MLP, clip_x1=True)
+    set_constant_velocity(model, 0.0)
+    inside = torch.rand(4, 1, 8, 8) * 2 - 1
+    assert torch.equal(model.field(None)(inside, torch.full((4,), 0.3)), torch.zeros_like(inside))
+    v = model.field(None)(z[:4], torch.ones(4))
+    assert torch.isfinite(v).all() and torch.equal(v, torch.zeros_like(v))
+    assert build("flow", digits_small).config.clip_x1 and not FlowConfig().clip_x1   # the preset's, not the default
 
 
 def test_encode_round_trip_on_a_trained_toy(ring):

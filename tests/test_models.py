@@ -542,6 +542,14 @@ def test_validation_follows_the_metadata_at_each_bound(cls):
     assert checked >= (8 if cls is VAEConfig else 12)
 
 
+def test_a_whole_number_in_a_float_field_becomes_a_float(digits):
+    """beta1=0 (as JSON or Python writes it) is 0.0: torch's Adam refuses betas mixing int and float."""
+    model = make_model("gan", digits, beta1=0, beta2=0.9, lr_d=1)
+    assert model.config.beta1 == 0.0 and type(model.config.beta1) is float and type(model.config.lr_d) is float
+    assert type(genlib.TrainConfig(max_seconds=3).max_seconds) is float
+    model.training_step(*digits.get(torch.arange(8)))
+
+
 def test_field_rules_read_as_before():
     rules = {s.name: s.rule for s in field_specs(GANConfig)}
     assert rules["lr_g"] == "> 0" and rules["gp_weight"] == ">= 0" and rules["beta1"] == "in [0, 1)"

@@ -144,6 +144,9 @@ def check_fields(config: Any) -> None:
     declaration order: the first one that breaks its rule raises as ``check`` does."""
     for spec in field_specs(type(config)):
         value = getattr(config, spec.name)
+        if spec.kind == "float" and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = float(value)                 # beta1=0 means 0.0 (torch's Adam refuses betas (0, 0.9))
+            object.__setattr__(config, spec.name, value)
         rule = spec.problem(value)
         check(rule is None, spec.name, value, rule or "")
 

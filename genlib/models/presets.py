@@ -70,7 +70,8 @@ PRESETS: dict[str, Preset] = {
                             "WGAN-GP with the paper's settings: conv critic, 5 critic steps, Adam 1e-4, betas (0, 0.9)"),
     "cgan": Preset("gan", {"conditional": True}, "conditional MLP GAN: label fed to G and D"),
     # Lipman et al. 2023 / Liu et al. 2022: straight-path flow matching, Euler ODE sampler.
-    "flow": Preset("flow", {}, "flow matching (rectified, straight path): MLP velocity net, 20 Euler steps"),
+    "flow": Preset("flow", {"clip_x1": True}, "flow matching (rectified, straight path): MLP velocity net, "
+                   "20 Euler steps; on images each step's target image clipped to the pixel range"),
     # Ho & Salimans 2022: label dropped 10 % of the time, guidance w = 2 at sampling.
     "cflow": Preset("flow", {"conditional": True},
                     "class-conditional flow matching, classifier-free guidance (w = 2), 20 Euler steps"),
