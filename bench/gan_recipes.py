@@ -19,8 +19,8 @@ Recipes (each the `gan` preset, or where named `wgan-gp`, `dcgan` or `conv-vae`,
             (0, 0.9), EMA 0.999); sngan-mbstd: and minibatch_std
   wgan-gp   the `wgan-gp` preset with EMA 0.999 (mnist-wgan-gp's build recipe); wgan-gp-mbstd: and
             minibatch_std
-  dcgan     the `dcgan` preset with EMA 0.999 (mnist-dcgan's first 16k-step build); dcgan-mbstd: and
-            minibatch_std
+  dcgan     the `dcgan` preset as it was, with a cross-entropy D, and EMA 0.999 (mnist-dcgan's first
+            16k-step build); dcgan-mbstd: and minibatch_std
   dcgan-sngan  the `dcgan` preset as SNGAN trains (Miyato et al. 2018): hinge loss, spectral norm on every
             D layer, Adam betas (0, 0.9), EMA 0.999 (the recipe of the Fashion cGAN, unconditional; then
             mnist-dcgan's build recipe, SNGAN_D); dcgan-sngan-mbstd: and minibatch_std
@@ -49,7 +49,7 @@ from torch import nn  # noqa: E402
 
 import genlib  # noqa: E402
 from genlib import metrics  # noqa: E402
-from genlib.pretrained.recipes import SNGAN_D  # noqa: E402
+from genlib.pretrained.recipes import BCE_D, SNGAN_D  # noqa: E402
 from genlib.sampling import eval_mode  # noqa: E402
 
 WHICH = ("classifier_fid", "classes_covered", "mean_confidence", "class_histogram", "precision", "recall")
@@ -97,7 +97,8 @@ SNGAN = dict(SNGAN_D)     # hinge loss, spectral norm in D, Adam betas (0, 0.9),
 RECIPES = {"base": {}, "ema999": {"ema": 0.999}, "translate": {}, "pack2": {},
            "mbstd": {"ema": 0.999, "minibatch_std": True}, "lr5e-4": {"ema": 0.999, "lr_g": 5e-4, "lr_d": 5e-4},
            "wgan-gp": {"ema": 0.999}, "wgan-gp-mbstd": {"ema": 0.999, "minibatch_std": True},
-           "dcgan": {"ema": 0.999}, "dcgan-mbstd": {"ema": 0.999, "minibatch_std": True},
+           # dcgan: the preset as it was before it took SNGAN's D (the cross-entropy D pinned)
+           "dcgan": {"ema": 0.999, **dict(BCE_D)}, "dcgan-mbstd": {"ema": 0.999, "minibatch_std": True, **dict(BCE_D)},
            "sngan": SNGAN, "sngan-mbstd": {**SNGAN, "minibatch_std": True},
            "dcgan-sngan": SNGAN, "dcgan-sngan-mbstd": {**SNGAN, "minibatch_std": True},
            "conv-vae": {}, "conv-vae-w64": {"width": 64}, "conv-vae-z32": {"latent_dim": 32},

@@ -3,7 +3,9 @@
 precision and recall.
 
     OMP_NUM_THREADS=1 python bench/time_to_quality.py [--presets gan,dcgan,...] \
-        [--datasets mnist,fashion-mnist] [--at 15,30,60] [--n 2000] [--jsonl FILE]
+        [--datasets mnist,fashion-mnist] [--at 15,30,60] [--n 2000] [--jsonl FILE] \
+        [--set KEY=JSON ...]   # a preset with one change, e.g. --set loss='"hinge"' --set spectral_norm=true
+    python bench/time_to_quality.py --table bench/time-to-quality-2core-cpu.jsonl   # the README's table
 
 The clock is CPU seconds of the training thread (time.thread_time) with torch.set_num_threads(1),
 not wall time: on a shared machine wall time measures the other processes' load (the bench prints
@@ -42,10 +44,11 @@ WHICH = tuple(metrics.LIVE_METRICS) + ("precision", "recall")
 clock = time.thread_time      # CPU seconds of this thread (one torch thread: all training runs here)
 
 
-def run(preset: str, data, dataset: str, at: list[float], n: int, batch: int, seed: int = 0):
+def run(preset: str, data, dataset: str, at: list[float], n: int, batch: int, seed: int = 0,
+        overrides: dict | None = None):
     """Yield one row per checkpoint."""
     torch.manual_seed(seed)
-    model = genlib.make_model(preset, data)
+    model = genlib.make_model(preset, data, **(overrides or {}))
     model.train()
     batches = data.batches(batch, generator=torch.Generator().manual_seed(seed + 1))
     trained, step, wall0 = 0.0, 0, time.perf_counter()
@@ -83,6 +86,33 @@ HEADER = (f"{'preset':<13} {'at':>4} {'CPU s':>6} {'wall s':>6} {'steps':>6} {'i
           f"{'x floor':>7} {'prec':>5} {'rec':>5} {'classes':>7} {'conf':>6} {'label':>6}")
 
 
+def cell(r: dict) -> str:
+    """One time-to-quality cell: classifier-FID / floor, precision / recall, classes, confidence, label."""
+    x = r["classifier_fid"] / r["floor"]
+    lab = f", label {r['label_accuracy'] * 100:.0f}%" if r.get("label_accuracy") is not None else ""
+    return (f"{x:.1f}×" if x < 10 else f"{x:.0f}×") + (f", {r['precision']:.2f}/{r['recall']:.2f}, "
+                                                        f"{r['classes_covered']:.0f}/10, {r['mean_confidence']:.2f}{lab}")
+
+
+def table(rows: list[dict]) -> str:
+    """The README's markdown table from --jsonl rows: one line per (dataset, preset, overrides), a
+    column per checkpoint; a later row for the same cell replaces an earlier one."""
+    runs: dict[tuple, dict[float, dict]] = {}
+    for r in rows:
+        key = (r["dataset"], r["preset"], json.dumps(r.get("overrides") or {}))
+        runs.setdefault(key, {})[r["at"]] = r
+    ats = sorted({a for d in runs.values() for a in d})
+    out = ["| data, preset | img/s (CPU) | " + " | ".join(f"{a:g} CPU-s" for a in ats) + f" | training wall s ({ats[-1]:g} CPU-s) |",
+           "|---|---:|" + "---|" * len(ats) + "---:|"]
+    for (dataset, preset, ov), d in runs.items():
+        name = {"mnist": "MNIST", "fashion-mnist": "Fashion"}.get(dataset, dataset) + " " + preset
+        name += "".join(f" `{k}={json.dumps(v)}`" for k, v in json.loads(ov).items())
+        last = d[max(d)]
+        cells = [(f"**{cell(d[a])}**" if a == ats[-1] else cell(d[a])) if a in d else "–" for a in ats]
+        out.append(f"| {name} | {last['img_per_s']:,.0f} | " + " | ".join(cells) + f" | {last['wall_train_s']:.0f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default=",".join(PRESETS), help="default: every preset in genlib.models.PRESETS")
@@ -91,12 +121,22 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="samples per measurement (and real images for the floor)")
     ap.add_argument("--batch", type=int, default=genlib.TrainConfig().batch_size)
     ap.add_argument("--jsonl", default="", help="also append one JSON line per checkpoint here")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="a config field of every preset run, its value as JSON (repeatable), e.g. "
+                         "--set loss='\"hinge\"' --set spectral_norm=true")
+    ap.add_argument("--table", nargs="+", metavar="JSONL", help="print the markdown table of these --jsonl files "
+                    "(nothing is trained)")
     args = ap.parse_args()
+    if args.table:
+        print(table([json.loads(line) for f in args.table for line in open(f) if line.strip()]))
+        return
+    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     torch.set_num_threads(1)
     at = sorted(float(s) for s in args.at.split(","))
     t_start = time.perf_counter()
     print(machine("cpu", f"clock = CPU seconds of the training thread (time.thread_time), one torch thread; "
-                         f"batch {args.batch}; metrics of n={args.n} samples"), flush=True)
+                         f"batch {args.batch}; metrics of n={args.n} samples"
+                         + (f"; every preset with {overrides}" if overrides else "")), flush=True)
     for dataset in args.datasets.split(","):
         data = genlib.load_dataset(dataset, download=False)
         floor = metrics.floor_fid(dataset, n=args.n)
@@ -105,8 +145,8 @@ def main() -> None:
         print(HEADER, flush=True)
         for preset in args.presets.split(","):
             try:
-                for r in run(preset, data, dataset, at, args.n, args.batch):
-                    r["floor"] = round(floor, 4)
+                for r in run(preset, data, dataset, at, args.n, args.batch, overrides=overrides):
+                    r["floor"], r["overrides"] = round(floor, 4), overrides
                     print(fmt(r, floor), flush=True)
                     if args.jsonl:
                         with open(args.jsonl, "a") as f:

@@ -36,16 +36,24 @@ class Preset:
 # torch thread, batch 64, classifier-FID at n = 2,000 as a multiple of the real-data floor; the search's
 # script and rows were not kept: its figures below are those of commit 0ddbc7b's message, and
 # bench/time_to_quality.py measures the presets as they are). Where one departs from its paper,
-# its description says how and why; the paper's settings stay reachable (``wgan-gp-paper``, or
-# ``--set`` / ``make_model(..., lr_g=2e-4, lr_d=2e-4, ema=0)`` for DCGAN's).
+# its description says how and why; the paper's settings stay reachable (``dcgan-paper``,
+# ``wgan-gp-paper``).
 # - gan, 60 CPU-s: Adam 2e-4 (DCGAN's, the old preset) with EMA 0.995: 72x the floor (without EMA:
 #   84x in the README's live test); EMA 0.99: 64x; lr 5e-4 + EMA 0.995: 30x; lr 1e-3 + EMA 0.995:
 #   18x, precision / recall 0.82 / 0.90, confidence 0.95, 10/10 classes (lr 2e-3: 19x; batch 32:
 #   20x; batch 128: 26x; EMA 0.998: 25x; hinge + spectral norm, lr 1e-3 / 4e-4: 63x).
-# - dcgan: width 32, EMA 0.995: lr 2e-4 108x at 60 s; lr 5e-4 84x at 60 s, 44x at 120 s.
+# - dcgan: width 32, EMA 0.995: lr 2e-4 108x at 60 s; lr 5e-4 84x at 60 s, 44x at 120 s. Then D as
+#   SNGAN's (SNGAN_D; bench/time_to_quality.py, n = 2,000): 99x / 60x / 23x the floor at 30 / 60 / 300 s
+#   against 120x / 95x / 32x with the cross-entropy D, recall 0.90 against 0.72 at 60 s.
 # - wgan-gp: conv critic, width 32, 2 critic steps, lr 2e-4, beta1 0.5, EMA: 133x at 60 s, 99x at
 #   120 s; the MLP nets of ``gan`` with 2 critic steps, lr 5e-4, betas (0.5, 0.9), EMA 0.995: 37x
 #   at 30 s (n = 1,000; the conv critic 78x at 60 s): MLPs train ~3x the images per CPU-second.
+# Miyato et al. 2018 (SNGAN): hinge loss, spectral norm on every D layer, Adam betas (0, 0.9).
+SNGAN_D = {"loss": "hinge", "spectral_norm": True, "beta1": 0.0, "beta2": 0.9}
+# Radford et al. 2016 (DCGAN), as far as these nets go: cross-entropy (non-saturating G loss), Adam
+# 2e-4 with betas (0.5, 0.999), no spectral norm, no EMA.
+PAPER_DCGAN = {"arch": "conv", "loss": "nonsaturating", "spectral_norm": False, "lr_g": 2e-4, "lr_d": 2e-4,
+               "beta1": 0.5, "beta2": 0.999, "ema": 0.0}
 PAPER_WGAN_GP = {"arch": "conv", "loss": "wgan-gp", "n_critic": 5, "lr_g": 1e-4, "lr_d": 1e-4,
                  "beta1": 0.0, "beta2": 0.9}
 PRESETS: dict[str, Preset] = {
@@ -55,9 +63,13 @@ PRESETS: dict[str, Preset] = {
     "gan": Preset("gan", {"lr_g": 1e-3, "lr_d": 1e-3, "ema": 0.995},
                   "vanilla MLP GAN, non-saturating loss; Adam lr 1e-3 (DCGAN's 2e-4 is 4x slower to "
                   "good digits on a CPU) and samples from an EMA of G (0.995)"),
-    "dcgan": Preset("gan", {"arch": "conv", "width": 32, "lr_g": 5e-4, "lr_d": 5e-4, "ema": 0.995},
-                    "DCGAN: strided convolutions, batch norm in G; width 32 and lr 5e-4 (paper: 2e-4) "
-                    "for a CPU budget, samples from an EMA of G (0.995)"),
+    "dcgan": Preset("gan", {"arch": "conv", "width": 32, "lr_g": 5e-4, "lr_d": 5e-4, "ema": 0.995, **SNGAN_D},
+                    "DCGAN's strided-conv nets (batch norm in G) with an SNGAN-style D: hinge loss, spectral "
+                    "norm on every D layer, Adam betas (0, 0.9) (paper: cross-entropy, batch norm in D, "
+                    "betas (0.5, 0.999)); width 32 and lr 5e-4 (paper: 2e-4) for a CPU budget; samples "
+                    "from an EMA of G (0.995)"),
+    "dcgan-paper": Preset("gan", PAPER_DCGAN, "DCGAN with the paper's settings: cross-entropy, batch norm in "
+                          "G, Adam 2e-4, betas (0.5, 0.999), no EMA"),
     # Arjovsky et al. 2017: RMSprop, lr 5e-5, clip 0.01, 5 critic steps per G step.
     "wgan": Preset("gan", {"arch": "conv", "loss": "wgan", "n_critic": 5, "optimizer": "rmsprop",
                            "lr_g": 5e-5, "lr_d": 5e-5}, "WGAN with weight clipping (conv critic)"),

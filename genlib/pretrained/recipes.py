@@ -10,6 +10,7 @@ import torch
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..files import PRETRAINED_DIR
+from ..models import presets
 from ..models.presets import PAPER_WGAN_GP
 
 BUILD_COMMAND = "python -m genlib.pretrained build"
@@ -63,7 +64,9 @@ CGAN = {
                                              "hinge loss, spectral norm"),
 }
 
-SNGAN_D = _o(loss="hinge", spectral_norm=True, beta1=0.0, beta2=0.9, ema=0.999)
+SNGAN_D = _o(**presets.SNGAN_D, ema=0.999)
+# The cross-entropy D the dcgan preset had before it took SNGAN_D, pinned for the files built with it.
+BCE_D = _o(loss="nonsaturating", spectral_norm=False, beta1=0.5, beta2=0.999)
 
 # Issue 13's recipes for the 28x28 unconditional GANs: the presets, which won a search by quality per
 # CPU-second (see genlib.models.presets), trained for ~5-20 CPU-minutes each on one thread (the cards
@@ -117,7 +120,7 @@ FIRST_SET = {
     # DCGAN learned slowly (blotchy strokes at 2.5k steps; spectral norm or TTUR did not change that
     # in 2.5k-step tests): 5k steps.
     "dcgan": lambda ds: Recipe(f"{ds}-dcgan", ds, "dcgan", 5000,
-                               overrides=_o(width=32, lr_g=2e-4, lr_d=2e-4, ema=0.999)),
+                               overrides=_o(width=32, lr_g=2e-4, lr_d=2e-4, ema=0.999) + BCE_D),
     "wgan-gp": lambda ds: Recipe(f"{ds}-wgan-gp", ds, "wgan-gp", 2000,
                                  overrides=_o(**PAPER_WGAN_GP, width=32, ema=0.0),
                                  why="WGAN-GP (conv critic), the paper's settings; 400 generator updates"),
@@ -144,7 +147,7 @@ RECIPES: tuple[Recipe, ...] = (
     # Built with the presets of the first set (lr 2e-4; DCGAN width 64), pinned here.
     Recipe("digits-gan", "digits", "gan", 6000, batch_size=128, overrides=_o(lr_g=2e-4, lr_d=2e-4, ema=0.999)),
     Recipe("digits-dcgan", "digits", "dcgan", 3000, batch_size=128,
-           overrides=_o(width=64, lr_g=2e-4, lr_d=2e-4, ema=0.999)),
+           overrides=_o(width=64, lr_g=2e-4, lr_d=2e-4, ema=0.999) + BCE_D),
     Recipe("digits-cgan", "digits", "cgan", 6000, batch_size=128, overrides=_o(ema=0.999), n_fixed=100),
     *(r for ds in ("mnist", "fashion-mnist") for r in (
         # --- 28x28 (MNIST: the 10k test split when that is all there is; Fashion: 60k train) -----
