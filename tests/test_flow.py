@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import genlib
 from genlib.cli import main
@@ -68,8 +69,9 @@ def test_path_and_target_by_hand():
 
 def test_training_step_loss_is_the_hand_computed_mse(digits_small):
     """Replay the step's random draws (same seed, same order) and compute the loss by hand with the
-    network before its update: mean over batch and pixels of (v(x_t, t, y) - (x1 - x0))^2."""
-    model = build("cflow", digits_small, **SMALL_MLP, p_uncond=0.3)
+    network before its update: mean over batch and pixels of (v(x_t, t, y) - (x1 - x0))^2 (a net
+    that predicts v, t uniform: x prediction has its own test)."""
+    model = build("cflow", digits_small, **SMALL_MLP, p_uncond=0.3, predict="v", time_sampling="uniform")
     x, y = digits_small.get(torch.arange(16))
     torch.manual_seed(5)
     x1 = x * 2 - 1                                            # images in [0, 1] -> [-1, 1]
@@ -206,7 +208,7 @@ def test_model_samples_a_constant_field_exactly(sampler, ring):
 
 
 def test_images_map_to_unit_range_and_back(digits_small):
-    model = build("flow", digits_small, **SMALL_MLP, clip_x1=False)
+    model = build("flow", digits_small, **SMALL_MLP, clip_x1=False, predict="v")
     set_constant_velocity(model, 0.0)        # the sample is the noise itself, mapped and clamped
     z = model.prior(4, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(model.sample(4, z=z), ((z + 1) / 2).clamp(0, 1).view(4, 1, 8, 8))
@@ -226,13 +228,32 @@ def test_clip_x1_keeps_a_runaway_field_in_the_pixel_range(digits_small):
         x = integrate(model.field(None), z, 0.0, 1.0, 20)
         assert torch.isfinite(x).all()
         assert (x.abs().max() <= 1 + 1e-6) if clip else (x.abs().max() > 1e6)
-    model = build("flow", digits_small, **SMALL_MLP, clip_x1=True)
+    model = build("flow", digits_small, **SMALL_MLP, clip_x1=True, predict="v")
     set_constant_velocity(model, 0.0)
     inside = torch.rand(4, 1, 8, 8) * 2 - 1
     assert torch.equal(model.field(None)(inside, torch.full((4,), 0.3)), torch.zeros_like(inside))
     v = model.field(None)(z[:4], torch.ones(4))
     assert torch.isfinite(v).all() and torch.equal(v, torch.zeros_like(v))
     assert build("flow", digits_small).config.clip_x1 and not FlowConfig().clip_x1   # the preset's, not the default
+
+
+def test_an_x_predicting_net_gives_the_velocity_to_its_image(digits_small):
+    """predict='x': the net's output is the clean image c, and the field is the velocity that reaches
+    it by t = 1 on a straight line, (c - x) / (1 - t), with 1 - t held at 0.05 or more (no 0 / 0 at
+    t = 1); so the ODE from any start ends at c, and the loss is still the velocity's."""
+    model = build("flow", digits_small, **SMALL_MLP, predict="x", ema=0.0)
+    set_constant_velocity(model, 0.5)                       # the net outputs the image 0.5 everywhere
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    for t, gap in ((0.0, 1.0), (0.6, 0.4), (1.0, 0.05)):
+        v = model.field(None)(x, torch.full((4,), t))
+        torch.testing.assert_close(v, (0.5 - x) / gap)
+    end = integrate(model.field(None), x, 0.0, 1.0, 20)
+    torch.testing.assert_close(end, torch.full_like(end, 0.5))
+    x1 = torch.rand(4, 1, 8, 8) * 2 - 1
+    t = torch.full((4,), 0.5)
+    xt, target = path_and_target(x1, x, t)
+    torch.testing.assert_close(model.loss_terms(x1, x, t, None), F.mse_loss((0.5 - xt) / 0.5, target))
+    assert FlowConfig().predict == "v"                      # checkpoints saved before 'predict' load as v
 
 
 def test_encode_round_trip_on_a_trained_toy(ring):

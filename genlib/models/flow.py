@@ -41,6 +41,8 @@ from .nets import count_parameters
 
 SAMPLERS = ("euler", "heun")
 TIME_SAMPLING = ("uniform", "logit-normal")
+PREDICTS = ("v", "x")
+X_PRED_MIN_GAP = 0.05     # JiT's clamp of 1 - t in v = (x_hat - x_t) / (1 - t)
 
 
 @dataclasses.dataclass
@@ -74,7 +76,13 @@ class FlowConfig(BaseConfig):
     clip_x1: bool = setting(False, "images: at each sampling step, clip the image the field points at, "
                             "x_t + (1 - t) v, to the pixel range (DDPM's clipped x0, Ho et al. 2020): no "
                             "sample runs off to infinity")
-    later_fields = ("clip_x1",)
+    # An MLP's hidden width (256) is below an image's dimension (784): v = x1 - x0 carries the noise x0,
+    # full-rank, which a 256-wide net cannot pass through; the clean image x1 lies near a low-dimensional
+    # manifold, which it can. Li & He 2025 ("Back to Basics: Let Denoising Generative Models Denoise",
+    # JiT) predict x1 and convert, v = (x1_hat - x_t) / max(1 - t, 0.05), the loss staying on v.
+    predict: str = setting("v", "what the net outputs: 'v' (the velocity) or 'x' (the clean image, turned into "
+                           "v = (x - x_t) / (1 - t), 1 - t at least 0.05; Li & He 2025)", choices=PREDICTS)
+    later_fields = ("clip_x1", "predict")
 
     def __post_init__(self) -> None:
         self.latent_dim = math.prod(int(s) for s in self.data_shape) if self.data_shape else 1
@@ -94,7 +102,7 @@ class VelocityField(nn.Module):
 
     def __init__(self, c: FlowConfig):
         super().__init__()
-        self.conditional, self.num_classes = c.conditional, c.num_classes
+        self.conditional, self.num_classes, self.predict = c.conditional, c.num_classes, c.predict
         self.net = (UNet(c.data_shape, c.width, c.emb_dim, c.patch) if c.arch == "conv"
                     else VelocityMLP(c.data_shape, c.hidden, c.emb_dim, c.octaves))
         if c.conditional:   # rows 0..K-1: the classes; row K: the null token (no label)
@@ -112,7 +120,11 @@ class VelocityField(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
                 null: torch.Tensor | None = None) -> torch.Tensor:
         c = self.embed(y, null) if self.conditional else None
-        return self.net(x, t, c)
+        out = self.net(x, t, c)
+        if self.predict == "x":       # out is the clean image: the velocity that reaches it from x by t = 1
+            gap = (1 - t).clamp(min=X_PRED_MIN_GAP).view(-1, *[1] * (x.dim() - 1))
+            return (out - x) / gap
+        return out
 
 
 def path_and_target(x1: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

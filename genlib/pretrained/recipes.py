@@ -67,6 +67,8 @@ CGAN = {
 SNGAN_D = _o(**presets.SNGAN_D, ema=0.999)
 # The cross-entropy D the dcgan preset had before it took SNGAN_D, pinned for the files built with it.
 BCE_D = _o(loss="nonsaturating", spectral_norm=False, beta1=0.5, beta2=0.999)
+# The velocity-predicting flow the flow presets were before they took FLOW_IMAGES, pinned likewise.
+V_FLOW = _o(predict="v", time_sampling="uniform", clip_x1=False)
 
 # Issue 13's recipes for the 28x28 unconditional GANs: the presets, which won a search by quality per
 # CPU-second (see genlib.models.presets), trained for ~5-20 CPU-minutes each on one thread (the cards
@@ -173,10 +175,10 @@ RECIPES: tuple[Recipe, ...] = (
     # recall 0.95 / 0.92), 1.8x at 1.3, 4.2x at 1.5, 11.6x at 2 (100 %, recall 0.80); Fashion (floor
     # 1.31) 5.7x at 1 (86.2 %), 3.4x at 1.2 (90.3 %), 2.4x at 1.5 (94.5 %), 3.4x at 2 (97.2 %, recall
     # 0.76). Stronger guidance trades diversity for labels (lesson 16).
-    Recipe("digits-cflow", "digits", "cflow", 4000, batch_size=256, overrides=_o(ema=0.999), n_fixed=100,
+    Recipe("digits-cflow", "digits", "cflow", 4000, batch_size=256, overrides=_o(ema=0.999) + V_FLOW, n_fixed=100,
            why="class-conditional flow matching, MLP velocity net, classifier-free guidance (w = 2), 20 Euler steps"),
     *(Recipe(f"{ds}-cflow", ds, "cflow", 5000, batch_size=128, n_fixed=100,
-             overrides=_o(arch="conv", width=32, patch=2, lr=1e-3, ema=0.999, guidance=w),
+             overrides=_o(arch="conv", width=32, patch=2, lr=1e-3, ema=0.999, guidance=w) + V_FLOW,
              why=f"class-conditional flow matching, small U-Net (width 32, 2x2 patches), guidance w = {w:g}, "
                  "20 Euler steps") for ds, w in (("mnist", 1.2), ("fashion-mnist", 1.5))),
 )
