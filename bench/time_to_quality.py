@@ -95,18 +95,19 @@ def cell(r: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """The README's markdown table from --jsonl rows: one line per (dataset, preset, overrides), a
-    column per checkpoint; a later row for the same cell replaces an earlier one."""
+    """The README's markdown table from --jsonl rows: one line per (dataset, preset, overrides, label),
+    a column per checkpoint; a later row for the same cell replaces an earlier one. A row's optional
+    'label' names it in place of its overrides (e.g. a preset as it was before it changed)."""
     runs: dict[tuple, dict[float, dict]] = {}
     for r in rows:
-        key = (r["dataset"], r["preset"], json.dumps(r.get("overrides") or {}))
+        key = (r["dataset"], r["preset"], json.dumps(r.get("overrides") or {}), r.get("label", ""))
         runs.setdefault(key, {})[r["at"]] = r
     ats = sorted({a for d in runs.values() for a in d})
     out = ["| data, preset | img/s (CPU) | " + " | ".join(f"{a:g} CPU-s" for a in ats) + f" | training wall s ({ats[-1]:g} CPU-s) |",
            "|---|---:|" + "---|" * len(ats) + "---:|"]
-    for (dataset, preset, ov), d in runs.items():
+    for (dataset, preset, ov, label), d in runs.items():
         name = {"mnist": "MNIST", "fashion-mnist": "Fashion"}.get(dataset, dataset) + " " + preset
-        name += "".join(f" `{k}={json.dumps(v)}`" for k, v in json.loads(ov).items())
+        name += f" ({label})" if label else "".join(f" `{k}={json.dumps(v)}`" for k, v in json.loads(ov).items())
         last = d[max(d)]
         cells = [(f"**{cell(d[a])}**" if a == ats[-1] else cell(d[a])) if a in d else "–" for a in ats]
         out.append(f"| {name} | {last['img_per_s']:,.0f} | " + " | ".join(cells) + f" | {last['wall_train_s']:.0f} |")

@@ -38,6 +38,7 @@ EXPECTED_KEYS = {
     "gan": {"d_loss", "g_loss", "d_real", "d_fake"},
     "dcgan": {"d_loss", "g_loss", "d_real", "d_fake"},
     "dcgan-paper": {"d_loss", "g_loss", "d_real", "d_fake"},
+    "sngan": {"d_loss", "g_loss", "d_real", "d_fake"},
     "wgan": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein"},
     "wgan-gp": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
     "wgan-gp-paper": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
