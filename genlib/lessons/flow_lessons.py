@@ -64,8 +64,10 @@ def digits_cflow(fallback_steps: int = 1500):
     from ..files import PRETRAINED_DIR
     if (PRETRAINED_DIR / "digits-cflow.pt").is_file():
         return C.pretrained("digits-cflow").model, "digits-cflow (shipped)"
+    from ..pretrained.recipes import BY_NAME
+    recipe = BY_NAME["digits-cflow"]
     torch.set_num_threads(1)
-    model = train_model(C.dataset("digits").to("cpu"), fallback_steps, 0, preset="cflow", ema=0.999)
+    model = train_model(C.dataset("digits").to("cpu"), fallback_steps, 0, preset=recipe.preset, **recipe.config)
     return model, f"a cflow trained here for {fallback_steps} steps (digits-cflow is not built)"
 
 
