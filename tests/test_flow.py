@@ -253,7 +253,17 @@ def test_an_x_predicting_net_gives_the_velocity_to_its_image(digits_small):
     t = torch.full((4,), 0.5)
     xt, target = path_and_target(x1, x, t)
     torch.testing.assert_close(model.loss_terms(x1, x, t, None), F.mse_loss((0.5 - xt) / 0.5, target))
-    assert FlowConfig().predict == "v"                      # checkpoints saved before 'predict' load as v
+    # Heun's last step is Euler: its second evaluation, at t = 1, would use the clamped gap
+    torch.testing.assert_close(model.sample(4, z=x.flatten(1), sampler="heun", steps=10),
+                               torch.full((4, 1, 8, 8), 0.75))                   # 0.5 in [-1, 1] is 0.75
+    # an image far out of range (what a net that runs away predicts) is clipped to it by clip_x1
+    model = build("flow", digits_small, **SMALL_MLP, predict="x", clip_x1=True, ema=0.0)
+    set_constant_velocity(model, 50.0)
+    torch.testing.assert_close(model.sample(4, z=x.flatten(1)), torch.ones(4, 1, 8, 8))
+    # a checkpoint's config saved before 'predict' and 'clip_x1' existed loads as the model it was
+    old = {k: v for k, v in model.config.to_dict().items() if k not in ("predict", "clip_x1")}
+    loaded = FlowConfig.from_dict(old, require_all=True)
+    assert (loaded.predict, loaded.clip_x1) == ("v", False)
 
 
 def test_encode_round_trip_on_a_trained_toy(ring):

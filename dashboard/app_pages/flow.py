@@ -26,7 +26,10 @@ ui.explain("""
 A **flow-matching** model (Lipman et al. 2023; the straight paths of rectified flow, Liu et al. 2022)
 learns a *velocity field* v(x, t). Training draws a data point x₁, a noise point x₀ ~ N(0, I) and a
 time t, puts x_t = (1 − t)·x₀ + t·x₁ on the straight line between them, and regresses v(x_t, t) onto
-that line's velocity x₁ − x₀: a plain mean-squared error, no adversary and no posterior.
+that line's velocity x₁ − x₀: a plain mean-squared error, no adversary and no posterior. On images
+the presets' network outputs the clean image x̂ instead and the velocity is (x̂ − x_t) / (1 − t)
+(Li & He 2025): a network narrower than the image cannot pass the noise in x₁ − x₀, but it can
+draw an image.
 
 **Sampling** solves the ODE dx/dt = v(x, t) from t = 0 (the noise z) to t = 1 with a fixed number of
 steps (Euler: one network call per step; Heun: two, more accurate). The noise z is the model's

@@ -43,8 +43,8 @@ class Preset:
 #   18x, precision / recall 0.82 / 0.90, confidence 0.95, 10/10 classes (lr 2e-3: 19x; batch 32:
 #   20x; batch 128: 26x; EMA 0.998: 25x; hinge + spectral norm, lr 1e-3 / 4e-4: 63x).
 # - dcgan: width 32, EMA 0.995: lr 2e-4 108x at 60 s; lr 5e-4 84x at 60 s, 44x at 120 s. Then D as
-#   SNGAN's (SNGAN_D; bench/time_to_quality.py, n = 2,000): 99x / 60x / 23x the floor at 30 / 60 / 300 s
-#   against 120x / 95x / 32x with the cross-entropy D, recall 0.90 against 0.72 at 60 s.
+#   SNGAN's (SNGAN_D; bench/time_to_quality.py, n = 2,000): 100x / 65x / 25x the floor at 30 / 60 / 300 s
+#   against 120x / 95x / 32x with the cross-entropy D, recall 0.88 against 0.72 at 60 s.
 # - wgan-gp: conv critic, width 32, 2 critic steps, lr 2e-4, beta1 0.5, EMA: 133x at 60 s, 99x at
 #   120 s; the MLP nets of ``gan`` with 2 critic steps, lr 5e-4, betas (0.5, 0.9), EMA 0.995: 37x
 #   at 30 s (n = 1,000; the conv critic 78x at 60 s): MLPs train ~3x the images per CPU-second.
@@ -66,8 +66,8 @@ PRESETS: dict[str, Preset] = {
     "gan": Preset("gan", {"lr_g": 1e-3, "lr_d": 1e-3, "ema": 0.995},
                   "vanilla MLP GAN, non-saturating loss; Adam lr 1e-3 (DCGAN's 2e-4 is 4x slower to "
                   "good digits on a CPU) and samples from an EMA of G (0.995)"),
-    # The MLP nets of gan with SNGAN_D: about gan's at 60 CPU-s (19x against 21x the floor), but it keeps
-    # improving where gan's classes drift: 4.4x against 28x at 300 s (bench/time_to_quality.py).
+    # The MLP nets of gan with SNGAN_D: about gan's at 60 CPU-s (22x against 21x the floor), but it keeps
+    # improving where gan's classes drift: 4.5x against 28x at 300 s (bench/time_to_quality.py).
     "sngan": Preset("gan", {"lr_g": 1e-3, "lr_d": 1e-3, "ema": 0.995, **SNGAN_D},
                     "MLP GAN with an SNGAN-style D (Miyato et al. 2018): hinge loss, spectral norm on every "
                     "D layer, Adam 1e-3 with betas (0, 0.9), samples from an EMA of G (0.995)"),
@@ -91,16 +91,16 @@ PRESETS: dict[str, Preset] = {
     "cgan": Preset("gan", {"conditional": True}, "conditional MLP GAN: label fed to G and D"),
     # Lipman et al. 2023 / Liu et al. 2022: straight-path flow matching, Euler ODE sampler.
     # On images (bench/time_to_quality.py, MNIST, n = 2,000, one thread): the MLP predicting v stalled
-    # at 244x the floor with 4-5 of 10 classes from 15 to 300 CPU-s (cflow: 172x, label accuracy 45 %);
+    # at 244x the floor with 4-5 of 10 classes from 15 to 300 CPU-s (cflow: 174x, label accuracy 45 %);
     # predicting the clean image (FLOW_IMAGES) took flow to 105x at 60 s, and with logit-normal t to
-    # 49x, 10/10 classes; cflow with both and clip_x1: 3.7x the floor at 60 s, label accuracy 98 %.
+    # 47x, 10/10 classes; cflow with both and clip_x1: 4.0x the floor at 60 s, label accuracy 98 %.
     "flow": Preset("flow", FLOW_IMAGES, "flow matching (rectified, straight path): an MLP that predicts the "
                    "clean image (Li & He 2025), logit-normal t (Esser et al. 2024), 20 Euler steps; each "
                    "step's target image clipped to the pixel range"),
     # Ho & Salimans 2022: label dropped 10 % of the time, guidance w = 2 at sampling.
     "cflow": Preset("flow", {"conditional": True, **FLOW_IMAGES},
                     "class-conditional flow matching, classifier-free guidance (w = 2), 20 Euler steps; the "
-                    "MLP predicts the clean image, logit-normal t, targets clipped to the pixel range"),
+                    "net predicts the clean image, logit-normal t, targets clipped to the pixel range"),
 }
 
 # 2-D toy points: small nets, Gaussian VAE likelihood. Conv presets need arch="mlp" here, said explicitly.
@@ -109,7 +109,8 @@ TOY_DEFAULTS: dict[str, dict[str, Any]] = {
     "gan": {"hidden": (128, 128), "latent_dim": 8, "ema": 0.0},
     # flow: a smaller net with Fourier input features (sharp 25-mode fields); its EMA (0.99, with
     # warm-up) stays: it averages a regression's noise, not a GAN's mode hopping (bench/flow_explore.py)
-    "flow": {"hidden": (128, 128, 128, 128), "emb_dim": 64, "octaves": 6, "predict": "v", "time_sampling": "uniform"},
+    "flow": {"hidden": (128, 128, 128, 128), "emb_dim": 64, "octaves": 6, "predict": "v", "time_sampling": "uniform",
+             "clip_x1": False},
 }
 # EMA was chosen on images; on the toys the lessons show G's own mode hopping, which an average hides.
 
