@@ -73,11 +73,11 @@ PRESETS: dict[str, Preset] = {
                     "D layer, Adam 1e-3 with betas (0, 0.9), samples from an EMA of G (0.995)"),
     "dcgan": Preset("gan", {"arch": "conv", "width": 32, "lr_g": 5e-4, "lr_d": 5e-4, "ema": 0.995, **SNGAN_D},
                     "DCGAN's strided-conv nets (batch norm in G) with an SNGAN-style D: hinge loss, spectral "
-                    "norm on every D layer, Adam betas (0, 0.9) (paper: cross-entropy, batch norm in D, "
-                    "betas (0.5, 0.999)); width 32 and lr 5e-4 (paper: 2e-4) for a CPU budget; samples "
+                    "norm on every D layer, Adam betas (0, 0.9) (paper: cross-entropy, betas (0.5, 0.999)); "
+                    "width 32 and lr 5e-4 (paper: 2e-4) for a CPU budget; samples "
                     "from an EMA of G (0.995)"),
-    "dcgan-paper": Preset("gan", PAPER_DCGAN, "DCGAN with the paper's settings: cross-entropy, batch norm in "
-                          "G, Adam 2e-4, betas (0.5, 0.999), no EMA"),
+    "dcgan-paper": Preset("gan", PAPER_DCGAN, "DCGAN with the paper's training settings: cross-entropy, Adam "
+                          "2e-4, betas (0.5, 0.999), no EMA (these nets' D has no batch norm, the paper's has)"),
     # Arjovsky et al. 2017: RMSprop, lr 5e-5, clip 0.01, 5 critic steps per G step.
     "wgan": Preset("gan", {"arch": "conv", "loss": "wgan", "n_critic": 5, "optimizer": "rmsprop",
                            "lr_g": 5e-5, "lr_d": 5e-5}, "WGAN with weight clipping (conv critic)"),
