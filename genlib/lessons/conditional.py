@@ -20,7 +20,7 @@ def models_for(dataset: str) -> tuple[str, ...]:
 
 
 def run(seed: int = 0, dataset: str = "mnist", cls: int = 8, between: tuple[int, int] = (2, 5),
-        n: int = 100, steps: int = 9) -> Outcome:
+        n: int = 400, steps: int = 9) -> Outcome:
     name = C.pick_dataset(dataset, models_for)
     m = C.pretrained(models_for(name)[0]).model
     clf = C.classifier(name)
@@ -71,4 +71,4 @@ LESSON = Lesson(
     "A conditional GAN told '8' draws 8s (the classifier agrees), and told 'half 2, half 5' draws digits "
     "the classifier splits between 2 and 5.",
     page="conditional.py", effect="share of class-8 samples classified 8", unit="", threshold=0.9,
-    settings={"dataset": "mnist", "cls": 8, "between": (2, 5), "n": 100, "steps": 9}, runner=run)
+    settings={"dataset": "mnist", "cls": 8, "between": (2, 5), "n": 400, "steps": 9}, runner=run)
