@@ -334,7 +334,8 @@ def load_checkpoint(source: Source, *, device: str | torch.device = "cpu", max_b
         meta = meta_model(family, config)
     except (TypeError, ValueError, OverflowError) as e:
         raise CheckpointError(f"{name}: invalid {family} config: {str(e)[:200]}") from None
-    _check_weights(name, meta, payload.get("model"))
+    weights = meta.complete_state(payload.get("model"))      # e.g. a shipped GAN's live G, from its average
+    _check_weights(name, meta, weights)
     _check_optimizers(name, meta, payload.get("optimizers") or {})
     samples = _check_samples(name, payload, config)
     fixed_z, fixed_labels = _check_fixed(name, payload, config)
@@ -359,7 +360,7 @@ def load_checkpoint(source: Source, *, device: str | torch.device = "cpu", max_b
     model = build_model(family, config)
     model.to(device)   # before the optimisers load, so their state lands on the same device
     try:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(weights)
         optimizers = payload.get("optimizers") or {}
         for k, opt in model.optimizers().items():
             if k in optimizers:

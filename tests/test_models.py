@@ -43,6 +43,7 @@ EXPECTED_KEYS = {
     "wgan-gp": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
     "wgan-gp-paper": {"d_loss", "g_loss", "d_real", "d_fake", "wasserstein", "gp"},
     "cgan": {"d_loss", "g_loss", "d_real", "d_fake"},
+    "scgan": {"d_loss", "g_loss", "d_real", "d_fake"},
     "flow": {"loss"},
     "cflow": {"loss"},
 }
@@ -316,12 +317,15 @@ def test_vae_neg_elbo_falls(preset, digits):
     assert last < 0.85 * first, (first, last)   # measured: about 45 -> 33 nats
 
 
-def _gan_scores(model, real, labels, z) -> tuple[float, float, float]:
+def _gan_scores(model, real, y, z) -> tuple[float, float, float]:
     """Mean raw D output (logit or critic score) on a fixed real batch and on G(fixed z), and the
-    mean |output| as the scale; no weights change. Independent of the loss function's definition."""
+    mean |output| as the scale; no weights change. Independent of the loss function's definition.
+    The networks' condition: the labels y (conditional), the clusters (self-conditioned) or none."""
     with torch.no_grad():
-        real_out = model.discriminator(model.to_net_range(real), labels)
-        fake_out = model.discriminator(model.generator(z, labels), labels)
+        real_labels = model._condition(real, y)
+        fake_labels = y if model.config.conditional else model._cluster_of(z)
+        real_out = model.discriminator(model.to_net_range(real), real_labels)
+        fake_out = model.discriminator(model.generator(z, fake_labels), fake_labels)
     scale = torch.cat([real_out, fake_out]).abs().mean()
     return float(real_out.mean()), float(fake_out.mean()), float(scale)
 
@@ -337,15 +341,15 @@ def test_gan_each_phase_learns(preset, phase, digits, monkeypatch):
     model = build(preset, digits, hidden=(128,), width=16, **({"n_critic": 1} if phase == "g" else {}))
     frozen = model.opt_g if phase == "d" else model.opt_d
     monkeypatch.setattr(frozen, "step", lambda *a, **k: None)
+    model.fit_data(digits)                  # a self-conditioned GAN's clusters (a no-op for the others)
     real, y = batch(digits, 64)
-    labels = y if model.config.conditional else None
     z = model.prior(64, generator=torch.Generator().manual_seed(2))
     batches = digits.batches(32, generator=torch.Generator().manual_seed(1))
     model.training_step(*next(batches))     # WGAN clips D's weights on its first step: start after it
-    real0, fake0, scale = _gan_scores(model, real, labels, z)
+    real0, fake0, scale = _gan_scores(model, real, y, z)
     for _ in range(25):
         model.training_step(*next(batches))
-    real1, fake1, _ = _gan_scores(model, real, labels, z)
+    real1, fake1, _ = _gan_scores(model, real, y, z)
     gain = (real1 - fake1) - (real0 - fake0) if phase == "d" else fake1 - fake0
     # The WGAN critic's scores are ~1e-2 (weights clipped to 0.01), hence a margin relative to their size.
     assert gain > 0.01 * scale, (gain, scale)   # measured (seeds 0, 1): WGAN-clip 0.02-0.045, others 0.4-14
@@ -519,8 +523,8 @@ def test_validation_follows_the_metadata_at_each_bound(cls):
     for s in field_specs(cls):
         if s.from_data:
             continue
-        shape = {k: v for k, v in (("data_shape", (1, 8, 8)), ("conditional", True), ("arch", "conv"))
-                 if k != s.name}                                      # every cross-field rule holds
+        shape = {k: v for k, v in (("data_shape", (1, 8, 8)), ("conditional", s.name != "clusters"),
+                                   ("arch", "conv")) if k != s.name}   # every cross-field rule holds
         for bound, is_open, inward in ((s.low, s.low_open, 1), (s.high, s.high_open, -1)):
             if bound is None:
                 continue

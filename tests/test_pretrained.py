@@ -43,7 +43,7 @@ def test_recipe_table_is_consistent():
     assert {r.preset for r in RECIPES if r.dataset == "digits"} == {"vae", "gan", "dcgan", "cgan", "cflow"}
     for dataset in ("mnist", "fashion-mnist"):
         presets = {r.preset for r in RECIPES if r.dataset == dataset}
-        assert presets == {"vae", "conv-vae", "gan", "dcgan", "wgan-gp", "cgan", "cflow"}
+        assert presets == {"vae", "conv-vae", "gan", "scgan", "dcgan", "wgan-gp", "cgan", "cflow"}
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -198,6 +198,20 @@ class GenerativeModel(nn.Module):
         """Identity; image families override (sigmoid or tanh) to return [0, 1]."""
         return out
 
+    def compact_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` (this model's state dict) without what ``complete_state`` can rebuild: a shipped
+        file stores only what sampling uses (default: everything)."""
+        return state
+
+    def complete_state(self, state: Any) -> Any:
+        """A stored state dict with what ``compact_state`` left out put back (anything else as it is)."""
+        return state
+
+    def fit_data(self, data) -> None:
+        """Learn what the model takes from its training data (a ``genlib.data.Dataset``) before the
+        first step; the Trainer calls it. A no-op unless a family needs it (a self-conditioned GAN
+        finds its image clusters); a model that has it already, e.g. one loaded from a file, keeps it."""
+
     def prepare_sampling(self) -> None:
         """Bring state that sampling derives from training up to date (e.g. a GAN's averaged
         generator's batch-norm statistics). A no-op unless a family needs it; called by ``sample``

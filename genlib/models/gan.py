@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from torch import nn
 
 from ..sampling import eval_mode, seeded_generator
 from .base import CRITIC, STANDING_STATS, GenerativeModel
+from .clusters import DataClusters
 from .config import BaseConfig, check, inherit, setting
 from .gan_objectives import OBJECTIVES, GANObjective, objective
 from .nets import Decoder, MinibatchStd, Trunk, apply_spectral_norm, count_parameters, one_hot
@@ -38,7 +40,7 @@ def grad_norm(module: nn.Module) -> torch.Tensor:
 
 @dataclasses.dataclass
 class GANConfig(BaseConfig):
-    later_fields = ("aux_weight", "minibatch_std")
+    later_fields = ("aux_weight", "minibatch_std", "clusters")
 
     latent_dim: int = inherit(BaseConfig, "latent_dim", 64)   # 64 is plenty for 28x28; DCGAN used 100
     loss: str = setting("nonsaturating", "the GAN objective (genlib.models.gan_objectives)", choices=LOSSES)
@@ -63,11 +65,23 @@ class GANConfig(BaseConfig):
                          ge=0, lt=1)
     aux_weight: float = setting(0.0, "conditional conv D: weight of an auxiliary classifier (AC-GAN); 0 = off",
                                 ge=0, typical=(0.0, 2.0))
+    clusters: int = setting(0, "> 0: self-conditioned (after Liu et al. 2020): G and D are conditioned on this many "
+                               "k-means clusters of the training data, found before the first step (no labels "
+                               "used); z's first coordinate picks the cluster when sampling. 0 = off",
+                            ge=0, typical=(0, 100))
 
     def validate(self) -> None:
         super().validate()
         check(not self.aux_weight or (self.conditional and self.arch == "conv"), "aux_weight", self.aux_weight,
               "0 unless conditional with arch='conv' (the MLP D reads the label, so a classifier on it could copy it)")
+        check(not (self.clusters and self.conditional), "clusters", self.clusters,
+              "0 for a conditional model (it is conditioned on the labels already)")
+
+    @property
+    def cond_classes(self) -> int:
+        """How many values the networks' condition takes: the classes (conditional), the clusters
+        (self-conditioned), else 0."""
+        return self.num_classes if self.conditional else self.clusters
 
     @property
     def objective(self) -> GANObjective:
@@ -91,14 +105,14 @@ class Discriminator(nn.Module):
 
     def __init__(self, c: GANConfig):
         super().__init__()
-        self.conditional, self.arch = c.conditional, c.arch
-        k = c.num_classes if c.conditional and c.arch == "mlp" else 0
+        self.conditional, self.arch = c.cond_classes > 0, c.arch
+        k = c.cond_classes if c.arch == "mlp" else 0
         self.trunk = Trunk(c.arch, c.data_shape, c.hidden, c.width, in_extra=k)
         self.spread = MinibatchStd() if c.minibatch_std else nn.Identity()
         self.head = nn.Linear(self.trunk.out_dim + bool(c.minibatch_std), 1)
-        self.num_classes = c.num_classes
-        if c.conditional and c.arch == "conv":
-            self.embed = nn.Embedding(c.num_classes, self.trunk.out_dim)
+        self.num_classes = c.cond_classes
+        if self.conditional and c.arch == "conv":
+            self.embed = nn.Embedding(c.cond_classes, self.trunk.out_dim)
             nn.init.normal_(self.embed.weight, std=0.02)
         self.aux = nn.Linear(self.trunk.out_dim, c.num_classes) if c.aux_weight else None
 
@@ -129,9 +143,8 @@ class Generator(nn.Module):
 
     def __init__(self, c: GANConfig):
         super().__init__()
-        self.conditional, self.num_classes, self.is_image = c.conditional, c.num_classes, c.is_image
-        k = c.num_classes if c.conditional else 0
-        self.net = Decoder(c.arch, c.latent_dim + k, c.data_shape, c.hidden, c.width, batch_norm=True)
+        self.conditional, self.num_classes, self.is_image = c.cond_classes > 0, c.cond_classes, c.is_image
+        self.net = Decoder(c.arch, c.latent_dim + c.cond_classes, c.data_shape, c.hidden, c.width, batch_norm=True)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditional:
@@ -152,6 +165,8 @@ class GAN(GenerativeModel):
         c = config
         self.generator = Generator(c)
         self.discriminator = Discriminator(c)
+        # Self-conditioned: the clusters its networks are conditioned on (fit_data finds them).
+        self.data_clusters = DataClusters(c.clusters, math.prod(c.data_shape)) if c.clusters else None
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
         # A frozen moving average of G, used for sampling when ema > 0 (Yazici et al. 2019).
@@ -178,13 +193,47 @@ class GAN(GenerativeModel):
     def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
         return self.config.objective.g_loss(fake_out)
 
+    def compact_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """With an averaged G, the live G's weights are left out (sampling uses the average); a model
+        loaded from such a file resumes training from the average."""
+        if self.generator_ema is None:
+            return state
+        return {k: v for k, v in state.items() if not k.startswith("generator.")}
+
+    def complete_state(self, state):
+        if self.generator_ema is None or not isinstance(state, dict) or \
+                any(isinstance(k, str) and k.startswith("generator.") for k in state):
+            return state
+        live = {"generator." + k.removeprefix("generator_ema."): v for k, v in state.items()
+                if isinstance(k, str) and k.startswith("generator_ema.")}
+        return {**state, **live}
+
+    def fit_data(self, data) -> None:
+        """Self-conditioned: find the clusters of ``data`` (once; a loaded model keeps its own)."""
+        if self.data_clusters is not None and not bool(self.data_clusters.fitted):
+            self.data_clusters.fit(data.x)
+
+    def _condition(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
+        """What the networks are conditioned on for data x (images in [0, 1]): the labels y (conditional),
+        x's clusters (self-conditioned), or None."""
+        if self.config.conditional:
+            return y
+        return self.data_clusters.assign(x) if self.data_clusters is not None else None
+
+    def _z(self, n: int, labels: torch.Tensor | None, device) -> torch.Tensor:
+        """Training noise; self-conditioned, its first coordinate picks ``labels``' clusters as sampling would."""
+        z = torch.randn(n, self.config.latent_dim, device=device)
+        if self.data_clusters is not None:
+            z[:, 0] = self.data_clusters.z_for(labels)
+        return z
+
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        labels = y if self.config.conditional else None
+        labels = self._condition(x, y)
         real = self.to_net_range(x)
         # G moves on the first step, then every n_critic steps. (Arjovsky et al.'s Algorithm 1 trains
         # the critic n_critic times first; starting with G keeps g_loss defined from step 1.)
         update_g = self.steps % self.config.n_critic == 0
-        z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device)
+        z = self._z(x.shape[0], labels, x.device)
         with torch.set_grad_enabled(update_g):   # the fake's graph is only needed for G's update
             fake = self.generator(z, labels)
         d_terms, real_out, fake_out = self._update_discriminator(real, fake.detach(), labels)
@@ -320,10 +369,10 @@ class GAN(GenerativeModel):
         gen = seeded_generator(seed)   # the one seeding rule: drawn on the CPU, then moved (same on any device)
         g.train()
         for _ in range(batches):
-            z = torch.randn(batch_size, *self.latent_shape, generator=gen)                # (B, latent_dim)
-            labels = torch.randint(self.config.num_classes, (batch_size,), generator=gen) if self.config.conditional \
-                else None
-            g(z.to(self.device), None if labels is None else labels.to(self.device))
+            z = torch.randn(batch_size, *self.latent_shape, generator=gen).to(self.device)   # (B, latent_dim)
+            labels = torch.randint(self.config.num_classes, (batch_size,), generator=gen).to(self.device) \
+                if self.config.conditional else self._cluster_of(z)
+            g(z, labels)
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         g.train(was_training)
@@ -332,9 +381,15 @@ class GAN(GenerativeModel):
     def sampler(self) -> Generator:
         return self.generator_ema if self.generator_ema is not None else self.generator
 
+    def _cluster_of(self, z: torch.Tensor) -> torch.Tensor | None:
+        """Self-conditioned: the clusters z (B, latent_dim) picks, else None."""
+        return self.data_clusters.of_z(z[:, 0]) if self.data_clusters is not None else None
+
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
         z, labels = self._check_sample_args(n, labels, z)
+        if labels is None:
+            labels = self._cluster_of(z)
         self.prepare_sampling()
         g = self.sampler
         with eval_mode(g):
@@ -343,11 +398,14 @@ class GAN(GenerativeModel):
     @torch.no_grad()
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """D's output on data in the data range: P(real) for probabilistic losses, else the score."""
+        x = x.to(self.device)
         if self.config.conditional:
             if labels is None:
                 raise ValueError("a conditional discriminator needs labels")
             labels = labels.to(self.device).long()
-        out = self.discriminator(self.to_net_range(x.to(self.device)), labels if self.config.conditional else None)
+        else:
+            labels = self._condition(x, None)    # self-conditioned: D judges each image within its cluster
+        out = self.discriminator(self.to_net_range(x), labels)
         return torch.sigmoid(out) if self.config.probabilistic else out
 
     def network_sizes(self) -> dict[str, int]:

@@ -89,6 +89,17 @@ PRESETS: dict[str, Preset] = {
     "wgan-gp-paper": Preset("gan", PAPER_WGAN_GP,
                             "WGAN-GP with the paper's settings: conv critic, 5 critic steps, Adam 1e-4, betas (0, 0.9)"),
     "cgan": Preset("gan", {"conditional": True}, "conditional MLP GAN: label fed to G and D"),
+    # gan's nets and settings with ProGAN's minibatch std in D (as the mnist-gan recipe), G and D
+    # conditioned on 100 k-means clusters of the images instead of labels (GANConfig.clusters). MNIST,
+    # n = 2,000 (bench/time_to_quality.py): 20x the floor at 60 CPU-s (gan 21x), 2.1x at 300 s (gan 28x,
+    # sngan 4.5x). Builds (n = 5,000, 20k steps, EMA 0.999): MNIST 1.35x the floor, Fashion 8.3x. With
+    # cgan's settings instead (lr 2e-4, batch 128, 18k steps): MNIST 2.4x, Fashion 14.1x (recall 0.41);
+    # a first probe of those settings (k-means on all 10k MNIST images, the cluster drawn apart from z):
+    # 10 / 50 / 100 clusters 8.7x / 3.8x / 3.0x.
+    "scgan": Preset("gan", {"lr_g": 1e-3, "lr_d": 1e-3, "ema": 0.995, "minibatch_std": True, "clusters": 100},
+                    "self-conditioned MLP GAN (after Liu et al. 2020): G and D conditioned on 100 k-means "
+                    "clusters of the training data, no labels used, z picks the cluster; otherwise gan's "
+                    "settings, with minibatch std in D"),
     # Lipman et al. 2023 / Liu et al. 2022: straight-path flow matching, Euler ODE sampler.
     # On images (bench/time_to_quality.py, MNIST, n = 2,000, one thread): the MLP predicting v stalled
     # at 244x the floor with 4-5 of 10 classes from 15 to 300 CPU-s (cflow: 174x, label accuracy 45 %);

@@ -98,6 +98,7 @@ class Trainer:
         for opt in model.optimizers().values():   # re-cast optimiser state onto the new device
             opt.load_state_dict(opt.state_dict())
         self.data = data.to(self.device)
+        self.model.fit_data(self.data)
         self.callbacks = list(callbacks or [])
         self.metric_fn = metric_fn
         self.step = 0
