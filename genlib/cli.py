@@ -198,6 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _bounded("--epochs (in steps)", steps, "steps")
     tcfg = TrainConfig(steps=steps, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
                        sample_every=args.sample_every, threads=args.threads)
+    model.fit_data(data)       # on the whole dataset, before any sharding: every rank finds the same clusters
     if dist:                                     # this rank's shard and share of the global batch; DDP
         data, tcfg = dist.prepare(model, data, tcfg)
     quiet = args.quiet or (dist is not None and not dist.is_main)

@@ -68,7 +68,9 @@ def ring():
 
 def build(preset: str, data, seed: int = 0, **overrides):
     torch.manual_seed(seed)
-    return make_model(preset, data, **{**SMALL, **overrides})
+    model = make_model(preset, data, **{**SMALL, **overrides})
+    model.fit_data(data)     # what the Trainer does first (a self-conditioned GAN's clusters)
+    return model
 
 
 def batch(data, n: int = 16, start: int = 0):
@@ -341,7 +343,6 @@ def test_gan_each_phase_learns(preset, phase, digits, monkeypatch):
     model = build(preset, digits, hidden=(128,), width=16, **({"n_critic": 1} if phase == "g" else {}))
     frozen = model.opt_g if phase == "d" else model.opt_d
     monkeypatch.setattr(frozen, "step", lambda *a, **k: None)
-    model.fit_data(digits)                  # a self-conditioned GAN's clusters (a no-op for the others)
     real, y = batch(digits, 64)
     z = model.prior(64, generator=torch.Generator().manual_seed(2))
     batches = digits.batches(32, generator=torch.Generator().manual_seed(1))

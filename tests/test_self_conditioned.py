@@ -47,6 +47,7 @@ def test_z_picks_each_cluster_with_its_share_and_back(digits):
     picked = torch.bincount(c.of_z(z0), minlength=8).float() / len(z0)
     assert torch.allclose(picked, c.share, atol=0.005)
     labels = torch.randint(8, (10_000,), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(2)                     # z_for draws within each slice from the global RNG
     z = c.z_for(labels)
     assert torch.equal(c.of_z(z), labels)
     # Drawn over all labels by their shares, the slices add up to N(0, 1).
@@ -81,11 +82,63 @@ def test_it_is_unconditional_outside(digits):
     a, b = m.sample(32, z=z), m.sample(32, z=z)
     assert torch.equal(a, b) and a.shape == (32, 1, 8, 8)
     assert torch.equal(m.sample(32, z=z, labels=torch.zeros(32, dtype=torch.long)), a)
-    # Moving only z's first coordinate across a cluster boundary changes the cluster, so the image.
-    z2 = z.clone()
-    z2[:, 0] = m.data_clusters.z_for((m.data_clusters.of_z(z[:, 0]) + 1) % 8)
-    assert not torch.allclose(m.sample(32, z=z2), a)
+    # The cluster z picks is an input of G of its own: the same z told another cluster draws another image.
+    c = m.data_clusters.of_z(z[:, 0])
+    with torch.no_grad():
+        g = m.sampler.eval()
+        assert torch.allclose(m.to_data_range(g(z, c)), a)
+        assert not torch.allclose(m.to_data_range(g(z, (c + 1) % 8)), a)
     assert m.discriminate(a).shape == (32,)
+
+
+def test_training_pairs_each_image_with_its_cluster(digits, monkeypatch):
+    """Real images are judged within their own cluster; each fake is drawn for the cluster of the real
+    image beside it, with a z whose first coordinate picks that cluster, as sampling will."""
+    m = make_model("scgan", digits, **SMALL)
+    m.fit_data(digits)
+    seen = {}
+    g_forward, d_forward = m.generator.forward, m.discriminator.forward
+    monkeypatch.setattr(m.generator, "forward", lambda z, labels=None: seen.setdefault("g", (z, labels)) and
+                        g_forward(z, labels))
+    monkeypatch.setattr(m.discriminator, "forward", lambda x, labels=None, classes=False:
+                        seen.setdefault("d", []).append(labels) or d_forward(x, labels, classes))
+    x, y = digits.get(torch.arange(64))
+    m.training_step(x, y)
+    z, g_labels = seen["g"]
+    want = m.data_clusters.assign(x)
+    assert torch.equal(g_labels, want) and torch.equal(m.data_clusters.of_z(z[:, 0]), want)
+    assert all(torch.equal(labels, want) for labels in seen["d"])       # D on the reals and the fakes
+    assert not torch.equal(want, y)                                     # the clusters, not the labels
+
+
+def test_it_will_not_train_before_its_clusters_are_found(digits):
+    m = make_model("scgan", digits, **SMALL)
+    x, y = digits.get(torch.arange(16))
+    with pytest.raises(RuntimeError, match="fit_data"):
+        m.training_step(x, y)
+
+
+def test_a_shipped_file_holds_only_the_averaged_generator(digits, tmp_path):
+    """half_weights leaves the live G out (compact_state); load_checkpoint rebuilds it from the average
+    (complete_state), so the file samples as before and trains on from the average."""
+    from genlib.pretrained.build import half_weights
+
+    m = make_model("scgan", digits, **SMALL)
+    trainer = Trainer(m, digits, TrainConfig(steps=30, batch_size=32, threads=1))
+    trainer.run()
+    path = tmp_path / "shipped.pt"
+    save_checkpoint(path, m, trainer, optimizer_state=False)
+    full = load_checkpoint(path).model
+    half_weights(path)
+    stored = torch.load(path, weights_only=True)["model"]
+    assert not any(k.startswith("generator.") for k in stored) and any(k.startswith("generator_ema.") for k in stored)
+    shipped = load_checkpoint(path).model
+    for (k, live), (_, avg) in zip(shipped.generator.state_dict().items(), shipped.generator_ema.state_dict().items()):
+        assert torch.equal(live, avg), k
+    z = torch.randn(16, m.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    assert (shipped.sample(16, z=z) - full.sample(16, z=z)).abs().max() < 2e-3     # float16 weights
+    x, y = digits.get(torch.arange(32))
+    assert torch.isfinite(torch.stack(list(shipped.training_step(x, y).values()))).all()
 
 
 @pytest.mark.parametrize("overrides", [{"conditional": True}])

@@ -4,8 +4,8 @@ falls in, found without labels, so one hard adversarial game becomes k easier on
 image against images like it.
 
 Liu et al. cluster D's features and re-cluster as training goes; here the clusters are k-means on the
-images' first principal components, found once before the first step (scikit-learn; about a second on
-the 10,000 images it looks at), what a CPU budget affords.
+images' first principal components, found once before the first step (scikit-learn; 1-3 CPU-seconds on
+one thread for the 10,000 images it looks at, 100 clusters), what a CPU budget affords.
 
 The cluster is a function of z, so the model stays an ordinary unconditional generator x = G(z) with
 z ~ N(0, I), and the latent tools work on it unchanged: z's first coordinate, through the normal CDF,
@@ -48,13 +48,17 @@ class DataClusters(nn.Module):
         genlib's seeding rule."""
         from sklearn.cluster import KMeans
         from sklearn.decomposition import PCA
+        from threadpoolctl import threadpool_limits
 
-        if len(images) < self.k:
-            raise ValueError(f"{self.k} clusters need at least {self.k} images, got {len(images)}")
+        need = max(self.k, self.basis.shape[1])
+        if len(images) < need:
+            raise ValueError(f"{self.k} clusters in {self.basis.shape[1]} principal components need at least "
+                             f"{need} examples, got {len(images)}")
         x = images[seeded_subset(len(images), max_images, seed).to(images.device)].cpu()
         x = (x.float() / 255 if x.dtype == torch.uint8 else x.float()).flatten(1).numpy()   # (n, D)
-        pca = PCA(self.basis.shape[1], random_state=seed).fit(x)
-        km = KMeans(self.k, n_init=3, random_state=seed).fit(pca.transform(x))
+        with threadpool_limits(torch.get_num_threads()):      # torch's thread budget, not every core
+            pca = PCA(self.basis.shape[1], random_state=seed).fit(x)
+            km = KMeans(self.k, n_init=3, random_state=seed).fit(pca.transform(x))
         dev = self.mean.device
         self.mean.copy_(torch.as_tensor(pca.mean_, device=dev))
         self.basis.copy_(torch.as_tensor(pca.components_.T, device=dev))
@@ -70,7 +74,7 @@ class DataClusters(nn.Module):
         return torch.cdist(f, self.centres).argmin(1)
 
     def _cdf(self) -> torch.Tensor:
-        share = self.share.float().clamp_min(0)
+        share = self.share.float().clamp_min(0) + 1e-12    # a crafted file's zeros cannot make it NaN
         return share.cumsum(0) / share.sum()                                      # (k,), ends at 1
 
     @torch.no_grad()

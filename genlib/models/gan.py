@@ -68,7 +68,7 @@ class GANConfig(BaseConfig):
     clusters: int = setting(0, "> 0: self-conditioned (after Liu et al. 2020): G and D are conditioned on this many "
                                "k-means clusters of the training data, found before the first step (no labels "
                                "used); z's first coordinate picks the cluster when sampling. 0 = off",
-                            ge=0, typical=(0, 100))
+                            ge=0, le=1000, typical=(0, 100))
 
     def validate(self) -> None:
         super().validate()
@@ -218,7 +218,12 @@ class GAN(GenerativeModel):
         x's clusters (self-conditioned), or None."""
         if self.config.conditional:
             return y
-        return self.data_clusters.assign(x) if self.data_clusters is not None else None
+        if self.data_clusters is None:
+            return None
+        if not int(self.data_clusters.fitted):
+            raise RuntimeError("a self-conditioned GAN needs its clusters first: model.fit_data(data) "
+                               "(the Trainer calls it)")
+        return self.data_clusters.assign(x)
 
     def _z(self, n: int, labels: torch.Tensor | None, device) -> torch.Tensor:
         """Training noise; self-conditioned, its first coordinate picks ``labels``' clusters as sampling would."""

@@ -136,8 +136,8 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
     metric_cpu = [0.0]                   # process CPU seconds spent in the live metric, kept out of training's
     if metric_fn is not None:
         metric_fn = _cpu_counted(metric_fn, metric_cpu)
+    cpu0 = time.process_time()           # from before the Trainer, which fits what the model takes from the data
     trainer = Trainer(model, data, cfg, device=device, callbacks=callbacks, metric_fn=metric_fn)
-    cpu0 = time.process_time()
     if trainer.run() != "done":
         raise RuntimeError(f"{recipe.name}: training ended in state {trainer.state!r}: {trainer.message}")
     # CPU seconds of training (all of this process's threads, the live metric's excluded, as wall_time_s
