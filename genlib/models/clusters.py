@@ -41,6 +41,10 @@ class DataClusters(nn.Module):
         self.register_buffer("share", torch.full((k,), 1.0 / k))    # each cluster's share of the images
         self.register_buffer("fitted", torch.tensor(0))             # 1 once fit (an int: files hold no bools)
 
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.fitted)
+
     @torch.no_grad()
     def fit(self, images: torch.Tensor, seed: int = 0, max_images: int = FIT_IMAGES) -> None:
         """k-means (k-means++ start, best of 3) on the first principal components of up to

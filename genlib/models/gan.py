@@ -210,7 +210,7 @@ class GAN(GenerativeModel):
 
     def fit_data(self, data) -> None:
         """Self-conditioned: find the clusters of ``data`` (once; a loaded model keeps its own)."""
-        if self.data_clusters is not None and not bool(self.data_clusters.fitted):
+        if self.data_clusters is not None and not self.data_clusters.is_fitted:
             self.data_clusters.fit(data.x)
 
     def _condition(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
@@ -220,7 +220,7 @@ class GAN(GenerativeModel):
             return y
         if self.data_clusters is None:
             return None
-        if not int(self.data_clusters.fitted):
+        if not self.data_clusters.is_fitted:
             raise RuntimeError("a self-conditioned GAN needs its clusters first: model.fit_data(data) "
                                "(the Trainer calls it)")
         return self.data_clusters.assign(x)

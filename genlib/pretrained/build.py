@@ -160,7 +160,7 @@ def build(recipe: Recipe, *, out_dir: str | os.PathLike | None = None, root=None
                 cpu_time_s=round(cpu_s, 1),
                 weights_dtype="float16", metrics=None, recorded_metric=recorded)
     save_checkpoint(path, model, trainer, optimizer_state=False, **card)
-    half_weights(path)
+    half_weights(path, model)
     shipped = load_checkpoint(path)          # measured as shipped: float16 weights, read back
     if evaluate:
         update_card(path, metrics=measure(shipped.model, recipe, root))
@@ -228,13 +228,13 @@ def update_card(path: str | os.PathLike, **fields: Any) -> None:
     _rewrite(path, lambda p: p.update(card={**p.get("card", {}), **{k: _plain(v) for k, v in fields.items()}}))
 
 
-def half_weights(path: str | os.PathLike) -> None:
+def half_weights(path: str | os.PathLike, model=None) -> None:
     """Store a checkpoint's weights as shipped: only what sampling uses (``compact_state``: a GAN with
     an averaged G drops the live G, ~1.1 MB of an MLP GAN's file), and float32 as float16: half the
     bytes. ``load_checkpoint`` puts back what was left out and copies the weights into float32
     parameters; on digits-gan the samples moved by at most 0.0009 (of 1), under a quarter of one grey
-    level."""
-    model = load_checkpoint(path).model
+    level. ``model``: the file's model if at hand (else the file is loaded to learn what it can leave out)."""
+    model = model if model is not None else load_checkpoint(path).model
 
     def change(p: dict[str, Any]) -> None:
         state = model.compact_state(p["model"])
